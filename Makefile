@@ -1,0 +1,37 @@
+# promptsim: `make demo` runs the main job on the bundled data, `make test` runs the tests.
+# Both create .venv when missing and install what they need (torch first: a pinned CPU build).
+
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: help demo test check lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/ -/'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## ingest data/demo and search an example campaign prompt
+	$(VENV)/bin/promptsim demo
+
+test: $(STAMP)  ## run the test suite (real model, real SQLite, subprocess kills)
+	$(PY) -m pytest
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check search indexer api tests bench
+
+check: lint test  ## lint and test
+
+bench: $(STAMP)  ## core benchmarks at 10k and 100k prompts (slow)
+	$(PY) bench/core.py --sizes 10000 100000
+
+clean:  ## remove the virtualenv and demo index
+	rm -rf $(VENV) .promptsim-demo

@@ -1,0 +1,1 @@
+"""Edges only: the promptsim CLI (and later the HTTP API and UI)."""

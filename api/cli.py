@@ -1,0 +1,276 @@
+"""The promptsim command line: ingest, search, delete, stats, rebuild, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from search.embedding import SentenceTransformerEncoder
+from search.engine import SearchEngine, SearchFilters, SearchResult
+from search.errors import PromptSimError
+from search.index import PromptIndex
+from search.manifest import IndexSettings, read_manifest
+from search.records import parse_timestamp, to_iso
+
+from . import output
+
+DEMO_DATA = Path("data/demo/prompts.jsonl")
+DEMO_QUERIES = Path("data/demo/queries.jsonl")
+
+
+class _Group(click.Group):
+    """Converts promptsim's errors into one clear message and exit code 1, once, here."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (PromptSimError, ValueError, FileNotFoundError) as err:
+            raise click.ClickException(str(err)) from err
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.version_option(package_name="promptsim")
+def main(verbose: bool) -> None:
+    """promptsim: find near-duplicate and templated prompts spread across accounts.
+
+    \b
+    Example:
+        promptsim ingest data/demo/prompts.jsonl --index idx
+        promptsim search --index idx "Before answering, write out your reasoning..."
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def index_option(func: Any) -> Any:
+    return click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                        help="Index directory.")(func)
+
+
+def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = False) -> PromptIndex:
+    """Open an existing index with the model recorded in its manifest."""
+    manifest = read_manifest(index_dir)
+    encoder = SentenceTransformerEncoder(manifest.settings.model) if with_encoder else None
+    return PromptIndex.open(index_dir, encoder, writable=writable)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_option
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Input format (default: from the file name).")
+@click.option("--id-field", default="id", show_default=True, help="Column holding the prompt id.")
+@click.option("--text-field", default="text", show_default=True, help="Column holding the prompt text.")
+@click.option("--account-field", default="account_id", show_default=True, help="Column holding the account id.")
+@click.option("--time-field", default="timestamp", show_default=True, help="Column holding ISO-8601 or epoch seconds.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad record instead of skipping it.")
+@click.option("--model", help="Embedding model for a new index: local path or hub name [default: all-MiniLM-L6-v2, bundled].")
+@click.option("--num-perm", type=int, help="MinHash permutations for a new index [default: 128].")
+@click.option("--lsh-threshold", type=float, help="LSH Jaccard threshold for a new index [default: 0.5].")
+@click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf"]), help="FAISS index kind [default: auto].")
+@click.option("--batch-size", default=256, show_default=True, help="Prompts per stored batch (one transaction).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def ingest(paths: tuple[Path, ...], index_dir: Path, fmt: str | None, id_field: str, text_field: str,
+           account_field: str, time_field: str, strict: bool, model: str | None, num_perm: int | None,
+           lsh_threshold: float | None, vector_index: str | None, batch_size: int, as_json: bool) -> None:
+    """Add prompt logs (JSONL, CSV, Parquet) to an index, creating it if needed.
+
+    Re-ingesting a file changes nothing (upsert by id). Bad records are reported with
+    file and line, and skipped.
+
+    \b
+    Example:
+        promptsim ingest logs/2026-11-*.jsonl --index idx
+        promptsim ingest dump.csv --index idx --text-field prompt --time-field created_at
+    """
+    from indexer.ingest import ingest_files
+    from indexer.reader import FieldMap
+
+    settings = _settings(index_dir, model=model, num_perm=num_perm, lsh_threshold=lsh_threshold, vector_index=vector_index)
+    encoder = SentenceTransformerEncoder(settings.model)
+    with PromptIndex.open(index_dir, encoder, settings=settings, writable=True, create=True) as index:
+        report = ingest_files(index, list(paths), fmt=fmt, fields=FieldMap(id_field, text_field, account_field, time_field),
+                              strict=strict, batch_size=batch_size, progress=sys.stderr.isatty() or not as_json)
+        body = {**report.to_json(), **index.counts()}
+    if as_json:
+        output.echo_json(body)
+    else:
+        output.ingest_report(body)
+
+
+def _settings(index_dir: Path, **given: Any) -> IndexSettings:
+    """The manifest's settings (or the defaults), with the options the user gave."""
+    base = read_manifest(index_dir).settings if (index_dir / "manifest.json").exists() else IndexSettings()
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+@main.command()
+@index_option
+@click.argument("text", required=False)
+@click.option("-k", default=20, show_default=True, help="How many hits.")
+@click.option("--id", "prompt_id", help="Search with a stored prompt instead of TEXT.")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSONL file of {"id", "text"} queries; prints one JSON line per query.')
+@click.option("--min-score", default=0.0, show_default=True, help="Drop hits scoring below this.")
+@click.option("--threshold", default=0.8, show_default=True, help="Score at which a hit counts as a sibling in the summary.")
+@click.option("--account", "accounts", multiple=True, help="Only prompts from this account (repeatable).")
+@click.option("--exclude-account", "excluded", multiple=True, help="Never prompts from this account (repeatable).")
+@click.option("--since", help="Only prompts at or after this time (ISO-8601 or epoch).")
+@click.option("--until", help="Only prompts before this time (ISO-8601 or epoch).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def search(index_dir: Path, text: str | None, k: int, prompt_id: str | None, queries: Path | None, min_score: float,
+           threshold: float, accounts: tuple[str, ...], excluded: tuple[str, ...], since: str | None,
+           until: str | None, as_json: bool) -> None:
+    """Find the stored siblings of a prompt: who sent them and when.
+
+    TEXT is the prompt; '-' reads it from stdin.
+
+    \b
+    Example:
+        promptsim search --index idx "Think step by step and show all reasoning. Q: ..."
+        echo "some prompt" | promptsim search --index idx - --json
+        promptsim search --index idx --queries suspicious.jsonl -k 50 --json
+    """
+    if sum(x is not None for x in (text, prompt_id, queries)) != 1:
+        raise click.UsageError("give exactly one of TEXT, --id or --queries")
+    filters = SearchFilters(tuple(accounts), tuple(excluded), _time(since), _time(until))
+    with open_index(index_dir) as index:
+        engine = SearchEngine(index, sibling_threshold=threshold)
+        if queries is not None:
+            _search_batch(engine, queries, k, min_score, filters)
+            return
+        if prompt_id is not None:
+            result = engine.similar_to_id(prompt_id, k, min_score=min_score, filters=filters)
+        else:
+            query = sys.stdin.read() if text == "-" else str(text)
+            result = engine.similar(query, k, min_score=min_score, filters=filters)
+    if as_json:
+        output.echo_json(result.to_json())
+    else:
+        output.search_table(result)
+
+
+def _search_batch(engine: SearchEngine, path: Path, k: int, min_score: float, filters: SearchFilters) -> None:
+    """One JSON line per query line, in input order, searched 64 at a time."""
+    from indexer.ingest import batched
+
+    def queries() -> Any:
+        with open(path, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if line.strip():
+                    row = json.loads(line)
+                    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                        raise ValueError(f"{path}:{line_no}: each line needs a string 'text'")
+                    yield row.get("id", str(line_no)), row["text"]
+
+    for chunk in batched(queries(), 64):
+        results: list[SearchResult] = engine.similar_batch([t for _, t in chunk], k, min_score=min_score, filters=filters)
+        for (query_id, _), result in zip(chunk, results):
+            output.echo_json({"query_id": query_id, **result.to_json()}, indent=None)
+
+
+def _time(value: str | None) -> float | None:
+    return None if value is None else parse_timestamp(value)
+
+
+@main.command()
+@index_option
+@click.option("--id", "ids", multiple=True, help="Prompt id to delete (repeatable).")
+@click.option("--account", help="Delete every prompt of this account.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def delete(index_dir: Path, ids: tuple[str, ...], account: str | None, as_json: bool) -> None:
+    """Remove prompts by id or by account from the store, FAISS and the LSH.
+
+    \b
+    Example:
+        promptsim delete --index idx --id p000123 --id p000124
+        promptsim delete --index idx --account acct-0042
+    """
+    if bool(ids) == bool(account):
+        raise click.UsageError("give --id ID... or --account ACCOUNT")
+    with open_index(index_dir, with_encoder=False, writable=True) as index:
+        removed = index.delete_ids(list(ids)) if ids else index.delete_account(str(account))
+        index.checkpoint()
+        body = {"deleted": removed, **index.counts()}
+    if as_json:
+        output.echo_json(body)
+    else:
+        click.echo(f"deleted {removed} prompts; {body['prompts']} remain")
+
+
+@main.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stats(index_dir: Path, as_json: bool) -> None:
+    """Counts, accounts, time range and settings of an index.
+
+    `vectors` and `signatures` count what FAISS and the LSH actually hold.
+
+    \b
+    Example:
+        promptsim stats --index idx --json
+    """
+    with open_index(index_dir, with_encoder=False) as index:
+        store = index.store.stats()
+        settings = index.manifest.settings
+        body = {**index.counts(),
+                "first_seen": None if store["first_seen"] is None else to_iso(store["first_seen"]),
+                "last_seen": None if store["last_seen"] is None else to_iso(store["last_seen"]),
+                "model": settings.model, "dim": index.manifest.dim, "num_perm": settings.num_perm,
+                "lsh_threshold": settings.lsh_threshold, "lsh_bands": list(index.duplicates.bands),
+                "vector_index": index.vectors.kind, "format_version": index.manifest.format_version}
+    if as_json:
+        output.echo_json(body)
+    else:
+        output.key_values(body)
+
+
+@main.command()
+@index_option
+def rebuild(index_dir: Path) -> None:
+    """Regenerate the FAISS and LSH files from the store (after corruption or a crash).
+
+    \b
+    Example:
+        promptsim rebuild --index idx
+    """
+    with open_index(index_dir, with_encoder=False, writable=True) as index:
+        index.rebuild()
+        click.echo(f"rebuilt: {index.counts()}")
+
+
+@main.command()
+@click.option("--index", "index_dir", default=Path(".promptsim-demo"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where to build the demo index.")
+@click.option("--data", default=DEMO_DATA, show_default=True, type=click.Path(path_type=Path), help="Demo prompts.")
+@click.option("--query", help="Prompt to search for [default: a fresh campaign prompt from data/demo/queries.jsonl].")
+@click.option("-k", default=10, show_default=True, help="How many hits to show.")
+def demo(index_dir: Path, data: Path, query: str | None, k: int) -> None:
+    """Ingest the bundled demo prompts, then search an example suspicious prompt.
+
+    \b
+    Example:
+        promptsim demo
+        promptsim demo --query "Act as a senior tax lawyer and ..."
+    """
+    from indexer.ingest import ingest_files
+
+    if not data.exists():
+        raise click.ClickException(f"demo data {data} not found; run this from the promptsim repository")
+    encoder = SentenceTransformerEncoder()
+    with PromptIndex.open(index_dir, encoder, writable=True, create=True) as index:
+        report = ingest_files(index, [data])
+        click.echo(f"indexed {index.counts()['prompts']} prompts ({report.added} new) into {index_dir}\n")
+        text = query or _demo_query()
+        click.echo(f"query: {text[:300]}\n")
+        output.search_table(SearchEngine(index).similar(text, k))
+
+
+def _demo_query() -> str:
+    with open(DEMO_QUERIES, encoding="utf-8") as handle:
+        return str(json.loads(handle.readline())["text"])

@@ -1,0 +1,186 @@
+"""Stream prompt records from JSONL, CSV or Parquet files, validating each one.
+
+Files are read a line (or a Parquet batch) at a time, so input size never matters for
+memory. A bad record is reported with its file and line, counted and skipped; in strict
+mode the first one raises BadRecord. Valid records are never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from search.errors import BadRecord
+from search.normalize import normalize
+from search.records import Prompt, parse_timestamp
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("jsonl", "csv", "parquet")
+MAX_TEXT_CHARS = 100_000
+_MAX_PROBLEMS_KEPT = 1000
+csv.field_size_limit(16 * MAX_TEXT_CHARS)
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which input column holds each required field."""
+
+    id: str = "id"
+    text: str = "text"
+    account_id: str = "account_id"
+    timestamp: str = "timestamp"
+
+
+@dataclass
+class ReadReport:
+    """What was read: counts, reasons, and the first problems with their locations."""
+
+    records: int = 0
+    valid: int = 0
+    skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    problems: list[BadRecord] = field(default_factory=list)
+
+    def bad(self, problem: BadRecord) -> None:
+        self.skipped += 1
+        self.reasons[problem.reason.split(":")[0]] += 1
+        if len(self.problems) < _MAX_PROBLEMS_KEPT:
+            self.problems.append(problem)
+        logger.info("skipped %s", problem)
+
+
+def detect_format(path: Path) -> str:
+    """jsonl, csv or parquet from the file name (.gz allowed for jsonl and csv)."""
+    name = path.name.lower().removesuffix(".gz")
+    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
+                        (".parquet", "parquet"), (".pq", "parquet")):
+        if name.endswith(suffix):
+            return fmt
+    raise ValueError(f"cannot tell the format of {path}; pass --format {'|'.join(FORMATS)}")
+
+
+def read_records(paths: list[Path], report: ReadReport, *, fmt: str | None = None, fields: FieldMap = FieldMap(),
+                 strict: bool = False) -> Iterator[Prompt]:
+    """Yield every valid record of every file, in order; problems go to report (or raise if strict)."""
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"input file {path} does not exist")
+        kind = fmt or detect_format(path)
+        rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[kind](path)
+        for line, row in rows:
+            report.records += 1
+            try:
+                if isinstance(row, BadRecord):
+                    raise row
+                prompt = to_prompt(row, fields, str(path), line)
+            except BadRecord as problem:
+                if strict:
+                    raise
+                report.bad(problem)
+                continue
+            report.valid += 1
+            yield prompt
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
+    with _open_binary(path) as handle:
+        for line, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                yield line, BadRecord(str(path), line, f"invalid UTF-8: byte {err.start}")
+                continue
+            except json.JSONDecodeError as err:
+                yield line, BadRecord(str(path), line, f"invalid JSON: {err.msg}")
+                continue
+            yield line, row if isinstance(row, dict) else BadRecord(str(path), line, "wrong type: not a JSON object")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
+    with _open_binary(path) as raw:
+        # surrogateescape keeps bad bytes visible as lone surrogates, reported per record below.
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.DictReader(text)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                yield reader.line_num, BadRecord(str(path), reader.line_num, f"invalid CSV: {err}")
+                continue
+            if None in row:
+                yield reader.line_num, BadRecord(str(path), reader.line_num, "invalid CSV: more fields than the header")
+                continue
+            yield reader.line_num, row
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
+    import pyarrow.parquet as pq
+
+    line = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            line += 1
+            yield line, row
+
+
+def to_prompt(row: dict[str, Any], fields: FieldMap, source: str, line: int) -> Prompt:
+    """Validate one input row into a Prompt, or raise BadRecord saying what is wrong."""
+
+    def bad(reason: str) -> BadRecord:
+        return BadRecord(source, line, reason)
+
+    prompt_id = _identifier(row.get(fields.id), fields.id, bad)
+    account = _identifier(row.get(fields.account_id), fields.account_id, bad)
+    text = row.get(fields.text)
+    if text is None:
+        raise bad(f"missing text: no '{fields.text}' field")
+    if not isinstance(text, str):
+        raise bad(f"wrong type: '{fields.text}' must be a string, got {type(text).__name__}")
+    _check_clean(text, fields.text, bad)
+    if len(text) > MAX_TEXT_CHARS:
+        raise bad(f"text too long: {len(text)} characters (limit {MAX_TEXT_CHARS})")
+    if not normalize(text):
+        raise bad("empty text: nothing left after removing whitespace and invisible characters")
+    try:
+        timestamp = parse_timestamp(row.get(fields.timestamp))
+    except ValueError as err:
+        raise bad(f"bad timestamp: {err}") from None
+    taken = {fields.id, fields.text, fields.account_id, fields.timestamp}
+    metadata = {k: v for k, v in row.items() if k not in taken}
+    return Prompt(prompt_id, text, account, timestamp, metadata)
+
+
+def _identifier(value: Any, name: str, bad: Any) -> str:
+    if value is None or value == "":
+        raise bad(f"missing {name}")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise bad(f"wrong type: '{name}' must be a string, got {type(value).__name__}")
+    text = str(value)
+    _check_clean(text, name, bad)
+    return text
+
+
+def _check_clean(text: str, name: str, bad: Any) -> None:
+    if "\x00" in text:
+        raise bad(f"NUL byte in '{name}'")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad(f"invalid UTF-8 in '{name}' (undecodable bytes or a lone surrogate)") from None

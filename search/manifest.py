@@ -1,0 +1,114 @@
+"""The index directory's layout and manifest: what built it, so mismatches fail loudly."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from .minhash import MINHASH_VERSION, SHINGLING
+from .normalize import NORMALIZATION_VERSION
+from .snapshot import fsync_dir
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+STORE = "prompts.sqlite"
+VECTORS = "vectors.faiss"
+LEXICAL = "lsh.pickle"
+LOCK = "write.lock"
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Choices fixed when an index is created; every signal depends on them."""
+
+    model: str = "all-MiniLM-L6-v2"
+    num_perm: int = 128
+    seed: int = 1
+    lsh_threshold: float = 0.5
+    vector_index: str = "auto"
+
+
+@dataclass
+class Manifest:
+    """manifest.json: format, model, dimension, MinHash settings and counts."""
+
+    settings: IndexSettings
+    dim: int
+    model_checksum: str
+    minhash_fingerprint: str
+    format_version: int = FORMAT_VERSION
+    normalization_version: int = NORMALIZATION_VERSION
+    minhash_version: int = MINHASH_VERSION
+    shingling: str = SHINGLING
+    scheme: str = "affine32"
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["settings"] = asdict(self.settings)
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Manifest:
+        body = dict(body)
+        body["settings"] = IndexSettings(**body["settings"])
+        return cls(**body)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Load DIR/manifest.json, or explain what is wrong with it."""
+    path = directory / MANIFEST
+    if not path.exists():
+        raise IndexNotFound(f"no promptsim index at {directory}; create one with 'promptsim ingest FILE --index {directory}'")
+    try:
+        manifest = Manifest.from_json(json.loads(path.read_text("utf-8")))
+    except (ValueError, TypeError, KeyError) as err:
+        raise IndexCorrupt(f"{path} is not a promptsim manifest ({err}); rebuild the index from its source files") from err
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"{directory} has index format {manifest.format_version}, this promptsim reads {FORMAT_VERSION}; "
+            "ingest the source files into a new --index directory"
+        )
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Replace DIR/manifest.json atomically."""
+    manifest.updated_at = time.time()
+    tmp = directory / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n", "utf-8")
+    os.replace(tmp, directory / MANIFEST)
+    fsync_dir(directory)
+
+
+def check_compatible(manifest: Manifest, wanted: IndexSettings | None, *, dim: int | None,
+                     model_checksum: str | None, minhash_fingerprint: str, directory: Path) -> None:
+    """Raise IndexMismatch, saying how to fix it, if the index was built differently."""
+    have = manifest.settings
+    problems = []
+    if wanted is not None:
+        for name in ("model", "num_perm", "seed", "lsh_threshold"):
+            if getattr(have, name) != getattr(wanted, name):
+                flag = "--" + name.replace("_", "-")
+                problems.append(f"{name}={getattr(have, name)!r} (asked for {getattr(wanted, name)!r}; pass {flag} "
+                                f"{getattr(have, name)} or leave it out)")
+    if dim is not None and dim != manifest.dim:
+        problems.append(f"dim={manifest.dim} but the encoder gives {dim}")
+    if model_checksum is not None and model_checksum != manifest.model_checksum:
+        problems.append(f"model weights checksum {manifest.model_checksum}, the loaded model has {model_checksum}")
+    if minhash_fingerprint != manifest.minhash_fingerprint or manifest.minhash_version != MINHASH_VERSION:
+        problems.append("MinHash signatures were made by another promptsim release (shingling or permutations differ)")
+    if manifest.normalization_version != NORMALIZATION_VERSION:
+        problems.append(f"normalization v{manifest.normalization_version}, this release uses v{NORMALIZATION_VERSION}")
+    if problems:
+        raise IndexMismatch(
+            f"index {directory} was built with " + "; ".join(problems)
+            + f". Use matching settings, or ingest into a new --index directory (or 'promptsim rebuild --index {directory}')"
+        )

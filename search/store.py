@@ -1,0 +1,279 @@
+"""PromptStore: the SQLite file that is the source of truth for prompts and their signals.
+
+Every prompt lives in one row (`row` never reused) with its raw text, account, time,
+metadata, a content digest (for idempotent upserts) and its signals (vector and MinHash
+signature as blobs), so FAISS and the LSH can always be regenerated from here. Deleted
+rows are logged in `deletions`; the derived structures record the highest row and
+deletion they reflect (the watermark) and replay the rest when opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .records import Prompt
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS prompts (
+    row        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    text       TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    ts         REAL NOT NULL,
+    metadata   TEXT NOT NULL,
+    digest     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS prompts_account ON prompts (account_id, ts);
+CREATE INDEX IF NOT EXISTS prompts_ts ON prompts (ts);
+CREATE TABLE IF NOT EXISTS signals (
+    row       INTEGER PRIMARY KEY,
+    vector    BLOB NOT NULL,
+    signature BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deletions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    row INTEGER NOT NULL
+);
+"""
+# SQLite limits host parameters per statement; stay well under the 32,766 default.
+_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The last store row and deletion a derived structure reflects."""
+
+    row: int
+    deletion: int
+
+    def as_list(self) -> list[int]:
+        return [self.row, self.deletion]
+
+
+@dataclass(frozen=True)
+class StoredPrompt:
+    """A prompt as stored, with its row id."""
+
+    row: int
+    id: str
+    text: str
+    account_id: str
+    timestamp: float
+    metadata: dict[str, Any]
+
+
+def content_digest(prompt: Prompt) -> str:
+    """Digest of everything a record carries; equal digests mean re-ingest changes nothing."""
+    body = json.dumps([prompt.text, prompt.account_id, prompt.timestamp, prompt.metadata], sort_keys=True, default=str)
+    return hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+class PromptStore:
+    """SQLite store in WAL mode; writes happen in one transaction per batch."""
+
+    def __init__(self, path: Path, *, readonly: bool = False):
+        self.path = path
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # FULL: an acknowledged batch survives power loss too, not only a killed process.
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writes -------------------------------------------------------------------------
+
+    def digests(self, ids: Sequence[str]) -> dict[str, str]:
+        """Stored content digest of each id that exists."""
+        found: dict[str, str] = {}
+        for part in _chunks(ids):
+            marks = ",".join("?" * len(part))
+            found.update(self._db.execute(f"SELECT id, digest FROM prompts WHERE id IN ({marks})", part).fetchall())
+        return found
+
+    def upsert(self, prompts: Sequence[Prompt], vectors: np.ndarray, signatures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Insert or replace prompts by id in one transaction; returns (new rows, removed rows)."""
+        with self._transaction():
+            removed = self._delete_where_ids([p.id for p in prompts])
+            rows = []
+            for prompt, vector, signature in zip(prompts, vectors, signatures, strict=True):
+                cursor = self._db.execute(
+                    "INSERT INTO prompts (id, text, account_id, ts, metadata, digest) VALUES (?, ?, ?, ?, ?, ?)",
+                    (prompt.id, prompt.text, prompt.account_id, prompt.timestamp,
+                     json.dumps(prompt.metadata, default=str), content_digest(prompt)),
+                )
+                rows.append(cursor.lastrowid)
+            self._db.executemany(
+                "INSERT INTO signals (row, vector, signature) VALUES (?, ?, ?)",
+                [(r, v.astype(np.float32).tobytes(), s.astype(np.uint32).tobytes())
+                 for r, v, s in zip(rows, vectors, signatures, strict=True)],
+            )
+        return np.asarray(rows, dtype=np.int64), removed
+
+    def delete_ids(self, ids: Sequence[str]) -> np.ndarray:
+        """Delete prompts by id; returns the removed rows."""
+        with self._transaction():
+            return self._delete_where_ids(ids)
+
+    def delete_account(self, account_id: str) -> np.ndarray:
+        """Delete every prompt of an account; returns the removed rows."""
+        with self._transaction():
+            rows = [r for (r,) in self._db.execute("SELECT row FROM prompts WHERE account_id = ?", (account_id,))]
+            return self._delete_rows(rows)
+
+    def _delete_where_ids(self, ids: Sequence[str]) -> np.ndarray:
+        rows: list[int] = []
+        for part in _chunks(list(ids)):
+            marks = ",".join("?" * len(part))
+            rows += [r for (r,) in self._db.execute(f"SELECT row FROM prompts WHERE id IN ({marks})", part)]
+        return self._delete_rows(rows)
+
+    def _delete_rows(self, rows: list[int]) -> np.ndarray:
+        for part in _chunks(rows):
+            marks = ",".join("?" * len(part))
+            self._db.execute(f"DELETE FROM prompts WHERE row IN ({marks})", part)
+            self._db.execute(f"DELETE FROM signals WHERE row IN ({marks})", part)
+        self._db.executemany("INSERT INTO deletions (row) VALUES (?)", [(r,) for r in rows])
+        return np.asarray(rows, dtype=np.int64)
+
+    def _transaction(self):  # type: ignore[no-untyped-def]
+        return _Transaction(self._db)
+
+    # -- change log ---------------------------------------------------------------------
+
+    def watermark(self) -> Watermark:
+        """The newest row ever inserted and the newest deletion."""
+        seqs = dict(self._db.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+        return Watermark(int(seqs.get("prompts", 0)), int(seqs.get("deletions", 0)))
+
+    def changes_since(self, mark: Watermark) -> tuple[np.ndarray, np.ndarray]:
+        """Rows added after mark that still exist, and rows (at or before mark) deleted after it."""
+        added = [r for (r,) in self._db.execute("SELECT row FROM prompts WHERE row > ? ORDER BY row", (mark.row,))]
+        deleted = [r for (r,) in self._db.execute(
+            "SELECT row FROM deletions WHERE seq > ? AND row <= ?", (mark.deletion, mark.row))]
+        return np.asarray(added, dtype=np.int64), np.asarray(deleted, dtype=np.int64)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def signals(self, rows: Sequence[int], dim: int, num_perm: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows found, vectors, signatures) for the given rows, in row order."""
+        found, vecs, sigs = [], [], []
+        for part in _chunks(sorted(int(r) for r in rows)):
+            marks = ",".join("?" * len(part))
+            for row, vec, sig in self._db.execute(
+                f"SELECT row, vector, signature FROM signals WHERE row IN ({marks}) ORDER BY row", part
+            ):
+                found.append(row)
+                vecs.append(vec)
+                sigs.append(sig)
+        vectors = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(found), dim)
+        signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(found), num_perm)
+        return np.asarray(found, dtype=np.int64), vectors, signatures
+
+    def iter_signals(self, dim: int, num_perm: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Every stored (rows, vectors, signatures), in row order, a batch at a time."""
+        last = 0
+        while True:
+            chunk = self._db.execute(
+                "SELECT row, vector, signature FROM signals WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
+            ).fetchall()
+            if not chunk:
+                return
+            rows = np.asarray([c[0] for c in chunk], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(c[1] for c in chunk), dtype=np.float32).reshape(len(chunk), dim)
+            sigs = np.frombuffer(b"".join(c[2] for c in chunk), dtype=np.uint32).reshape(len(chunk), num_perm)
+            last = int(rows[-1])
+            yield rows, vectors, sigs
+
+    def fetch(self, rows: Iterable[int]) -> dict[int, StoredPrompt]:
+        """Stored prompts by row."""
+        out: dict[int, StoredPrompt] = {}
+        for part in _chunks(sorted({int(r) for r in rows})):
+            marks = ",".join("?" * len(part))
+            for rec in self._db.execute(
+                f"SELECT row, id, text, account_id, ts, metadata FROM prompts WHERE row IN ({marks})", part
+            ):
+                out[rec[0]] = StoredPrompt(rec[0], rec[1], rec[2], rec[3], rec[4], json.loads(rec[5]))
+        return out
+
+    def row_of(self, prompt_id: str) -> int | None:
+        hit = self._db.execute("SELECT row FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
+        return int(hit[0]) if hit else None
+
+    def rows_matching(self, *, account_ids: Sequence[str] = (), exclude_account_ids: Sequence[str] = (),
+                      since: float | None = None, until: float | None = None) -> np.ndarray:
+        """Rows passing the filters (for filtered search)."""
+        clauses, params = [], []
+        if account_ids:
+            clauses.append(f"account_id IN ({','.join('?' * len(account_ids))})")
+            params += list(account_ids)
+        if exclude_account_ids:
+            clauses.append(f"account_id NOT IN ({','.join('?' * len(exclude_account_ids))})")
+            params += list(exclude_account_ids)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(until)
+        where = " AND ".join(clauses) or "1"
+        rows = self._db.execute(f"SELECT row FROM prompts WHERE {where}", params).fetchall()
+        return np.asarray([r for (r,) in rows], dtype=np.int64)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and time range of what is stored."""
+        prompts, accounts, first, last = self._db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT account_id), MIN(ts), MAX(ts) FROM prompts"
+        ).fetchone()
+        return {"prompts": prompts, "accounts": accounts, "first_seen": first, "last_seen": last}
+
+    def aggregate(self, rows: Sequence[int], top: int = 5) -> dict[str, Any]:
+        """Count, distinct accounts, time range and busiest accounts of a set of rows."""
+        counts: dict[str, int] = {}
+        first = last = None
+        for part in _chunks(list(rows)):
+            marks = ",".join("?" * len(part))
+            for account, n, lo, hi in self._db.execute(
+                f"SELECT account_id, COUNT(*), MIN(ts), MAX(ts) FROM prompts WHERE row IN ({marks}) GROUP BY account_id",
+                part,
+            ):
+                counts[account] = counts.get(account, 0) + n
+                first = lo if first is None else min(first, lo)
+                last = hi if last is None else max(last, hi)
+        busiest = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
+        return {"prompts": sum(counts.values()), "accounts": len(counts), "first_seen": first, "last_seen": last,
+                "top_accounts": [{"account_id": a, "prompts": n} for a, n in busiest]}
+
+    def duplicate_ids(self) -> int:
+        """How many ids appear more than once (always 0 unless the file was tampered with)."""
+        return int(self._db.execute("SELECT COUNT(*) - COUNT(DISTINCT id) FROM prompts").fetchone()[0])
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,78 @@
+"""Shared fixtures: the real bundled model (loaded once) and a fake encoder for plumbing tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+class FakeEncoder:
+    """Deterministic hashing bag-of-words encoder, for tests where the model is beside the point."""
+
+    name = "fake-bow"
+    checksum = "fake0001"
+
+    def __init__(self, dim: int = 64):
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.split():
+                bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+                out[i, bucket % self._dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture(scope="session")
+def real_encoder():
+    """The bundled all-MiniLM-L6-v2, loaded once per session."""
+    from search.embedding import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder()
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+def background_texts(n: int = 400) -> list[str]:
+    """Real, diverse prompts (arena-hard + self-instruct) for realistic fixtures."""
+    texts: list[str] = []
+    for name in ("arena_hard_questions.jsonl", "self_instruct_instructions.jsonl"):
+        with open(SHARED_DATA / name, encoding="utf-8") as handle:
+            texts += [json.loads(line)["text"] for line in handle]
+    seen, unique = set(), []
+    for t in texts:
+        if t not in seen and len(t.split()) >= 4:
+            seen.add(t)
+            unique.append(t)
+    return unique[:n]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def make_rows(texts: list[str], *, accounts: int = 20, start: float = 1_763_000_000.0, prefix: str = "p") -> list[dict]:
+    return [{"id": f"{prefix}{i:05d}", "text": t, "account_id": f"acct-{i % accounts:03d}", "timestamp": start + 60 * i}
+            for i, t in enumerate(texts)]

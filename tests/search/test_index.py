@@ -1,0 +1,140 @@
+"""The index directory: upserts, deletes, reopen, crash replay, corruption and mismatch."""
+
+import numpy as np
+import pytest
+
+from search.errors import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound
+from search.index import PromptIndex
+from search.manifest import LEXICAL, VECTORS, IndexSettings
+from search.records import Prompt
+from tests.conftest import FakeEncoder, background_texts
+
+
+def prompts(texts, prefix="p", account="a"):
+    return [Prompt(f"{prefix}{i}", t, f"{account}{i % 5}", 1_763_000_000.0 + i) for i, t in enumerate(texts)]
+
+
+def add(index, batch):
+    vectors, signatures = index.signals([p.text for p in batch])
+    index.upsert(batch, vectors, signatures)
+
+
+@pytest.fixture
+def index_dir(tmp_path):
+    path = tmp_path / "idx"
+    with PromptIndex.open(path, FakeEncoder(), writable=True, create=True) as index:
+        add(index, prompts(background_texts(200)))
+        index.checkpoint()
+    return path
+
+
+def test_structures_agree_after_ingest(index_dir):
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        assert index.counts() == {"prompts": 200, "vectors": 200, "signatures": 200, "accounts": 5}
+        assert index.verify()["consistent"]
+
+
+def test_upsert_replaces_by_id_everywhere(index_dir):
+    with PromptIndex.open(index_dir, FakeEncoder(), writable=True) as index:
+        add(index, [Prompt("p3", "a completely different prompt about gardening tomatoes", "z", 1.0)])
+        index.checkpoint()
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        assert index.counts()["prompts"] == 200
+        assert index.verify()["consistent"]
+        row = index.store.row_of("p3")
+        assert index.store.fetch([row])[row].text.startswith("a completely different")
+
+
+def test_delete_by_id_and_account(index_dir):
+    with PromptIndex.open(index_dir, FakeEncoder(), writable=True) as index:
+        assert index.delete_ids(["p0", "p1", "missing"]) == 2
+        assert index.delete_account("a4") == 40
+        index.checkpoint()
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        assert index.counts()["prompts"] == 158
+        assert index.verify()["consistent"]
+        assert index.store.row_of("p0") is None
+
+
+def test_unsaved_batches_are_replayed_from_the_store(index_dir):
+    """A writer that dies after committing to SQLite but before saving snapshots loses nothing."""
+    with PromptIndex.open(index_dir, FakeEncoder(), writable=True) as index:
+        add(index, prompts(["late prompt number one here", "late prompt number two here"], prefix="late"))
+        index.delete_ids(["p7"])
+        # no checkpoint: the FAISS and LSH files on disk are now stale
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        assert index.counts() == {"prompts": 201, "vectors": 201, "signatures": 201, "accounts": 5}
+        assert index.verify()["consistent"]
+
+
+def test_reopen_gives_identical_neighbours(index_dir):
+    from search.engine import SearchEngine
+
+    queries = background_texts(230)[200:]
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        before = [r.to_json() for r in SearchEngine(index).similar_batch(queries, 10)]
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        after = [r.to_json() for r in SearchEngine(index).similar_batch(queries, 10)]
+    assert before == after
+
+
+def test_mismatched_settings_are_refused_with_a_fix(index_dir):
+    with pytest.raises(IndexMismatch, match=r"num_perm=128 .*pass --num-perm 128"):
+        PromptIndex.open(index_dir, FakeEncoder(), settings=IndexSettings(model="fake-bow", num_perm=64))
+    with pytest.raises(IndexMismatch, match="dim=64 but the encoder gives 32"):
+        PromptIndex.open(index_dir, FakeEncoder(dim=32))
+
+
+def test_other_model_weights_are_refused(index_dir):
+    other = FakeEncoder()
+    other.checksum = "retrained"
+    with pytest.raises(IndexMismatch, match="checksum"):
+        PromptIndex.open(index_dir, other)
+
+
+@pytest.mark.parametrize("name", [VECTORS, LEXICAL])
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_files_are_refused_with_recovery_advice(index_dir, name, damage):
+    path = index_dir / name
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[-10] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="promptsim rebuild"):
+        PromptIndex.open(index_dir, FakeEncoder())
+    with pytest.raises(IndexCorrupt):
+        PromptIndex.open(index_dir, None, writable=True)  # the writer refuses too...
+    path.unlink()  # ...but with the file gone, opening regenerates it from the store
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        assert index.verify()["consistent"] and index.counts()["vectors"] == 200
+
+
+def test_one_writer_at_a_time(index_dir):
+    with PromptIndex.open(index_dir, FakeEncoder(), writable=True):
+        with pytest.raises(IndexLocked, match="another promptsim process"):
+            PromptIndex.open(index_dir, FakeEncoder(), writable=True)
+        with PromptIndex.open(index_dir, FakeEncoder()) as reader:  # readers never wait
+            assert reader.counts()["prompts"] == 200
+
+
+def test_missing_index_says_how_to_create_one(tmp_path):
+    with pytest.raises(IndexNotFound, match="promptsim ingest"):
+        PromptIndex.open(tmp_path / "nothing", FakeEncoder())
+
+
+def test_ivf_past_the_threshold(tmp_path, monkeypatch):
+    import search.vectors as vectors
+
+    monkeypatch.setattr(vectors, "IVF_THRESHOLD", 150)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True, create=True) as index:
+        add(index, prompts(background_texts(100)))
+        index.checkpoint()
+        assert index.vectors.kind == "flat"
+        add(index, prompts(background_texts(300)[100:], prefix="q"))
+        index.checkpoint()
+        assert index.vectors.kind == "ivf"
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        assert index.vectors.kind == "ivf" and index.verify()["consistent"]
+        assert np.array_equal(np.sort(index.vectors.ids()), np.sort(index.store.rows_matching()))

@@ -1,0 +1,81 @@
+import faiss
+import numpy as np
+import pytest
+
+from search.vectors import IVF_THRESHOLD, VectorIndex, choose_kind, faiss_threads
+
+
+def unit(rng, n, d=32):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clustered(rng, n, d=32, centers=40):
+    """Unit vectors around a few centres, like sentence embeddings (uniform noise has no structure for IVF)."""
+    c = unit(rng, centers, d)
+    x = c[rng.integers(centers, size=n)] + 0.35 * rng.standard_normal((n, d)).astype(np.float32) / np.sqrt(d)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def brute_force(x, q, k):
+    scores = q @ x.T
+    return np.argsort(-scores, axis=1)[:, :k], np.sort(scores, axis=1)[:, ::-1][:, :k]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_hits_match_exact_brute_force(kind):
+    rng = np.random.default_rng(0)
+    x = clustered(rng, 2050)
+    x, q = x[:2000], x[2000:]
+    ids = np.arange(1000, 3000)
+    with faiss_threads(1):
+        index = VectorIndex.build(x, ids, kind)
+        found = index.search(q, 10)
+    ref_ids, ref_scores = brute_force(x, q, 10)
+    # scores agree to float precision wherever the ids agree; ids may differ only at ties
+    recall = np.mean([len(set(found.ids[i]) & set(ref_ids[i] + 1000)) / 10 for i in range(len(q))])
+    assert recall >= (1.0 if kind == "flat" else 0.95)
+    if kind == "flat":
+        np.testing.assert_allclose(found.scores, ref_scores, atol=1e-5)
+
+
+def test_remove_and_filtered_search():
+    rng = np.random.default_rng(1)
+    x = unit(rng, 500)
+    index = VectorIndex.build(x, np.arange(500), "flat")
+    assert index.remove(np.array([0, 1, 999])) == 2
+    assert len(index) == 498
+    found = index.search(x[:1], 5)
+    assert 0 not in found.ids[0]
+    allowed = np.array([10, 20, 30])
+    found = index.search(x[:1], 5, allowed=allowed)
+    assert set(found.ids[0][found.ids[0] >= 0]) == {10, 20, 30}
+
+
+def test_range_search_returns_everything_above_the_radius():
+    rng = np.random.default_rng(2)
+    x = unit(rng, 800)
+    index = VectorIndex.build(x, np.arange(800), "flat")
+    lims, scores, ids = index.range_search(x[:3], 0.3)
+    for i in range(3):
+        expected = set(np.flatnonzero(x @ x[i] >= 0.3).tolist())
+        assert set(ids[lims[i] : lims[i + 1]].tolist()) == expected
+
+
+def test_index_kind_switches_at_the_documented_size():
+    assert choose_kind("auto", IVF_THRESHOLD - 1) == "flat"
+    assert choose_kind("auto", IVF_THRESHOLD) == "ivf"
+    assert choose_kind("flat", 10**7) == "flat"
+    with pytest.raises(ValueError, match="unknown"):
+        choose_kind("hnsw", 10)
+
+
+def test_round_trip_bytes():
+    rng = np.random.default_rng(3)
+    x = unit(rng, 300)
+    index = VectorIndex.build(x, np.arange(300), "ivf")
+    copy = VectorIndex.from_bytes(bytes(index.to_bytes()), "ivf")
+    assert len(copy) == 300
+    assert np.array_equal(np.sort(copy.ids()), np.arange(300))
+    assert np.array_equal(copy.search(x[:4], 3).ids, index.search(x[:4], 3).ids)
+    assert faiss is not None
