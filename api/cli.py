@@ -45,12 +45,15 @@ def main(verbose: bool) -> None:
         promptsim ingest data/demo/prompts.jsonl --index idx
         promptsim search --index idx "Before answering, write out your reasoning..."
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def index_option(func: Any) -> Any:
-    return click.option("--index", "index_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-                        help="Index directory.")(func)
+    return click.option(
+        "--index", "index_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Index directory."
+    )(func)
 
 
 def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = False) -> PromptIndex:
@@ -63,21 +66,41 @@ def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = F
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @index_option
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Input format (default: from the file name).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet"]),
+    help="Input format (default: from the file name).",
+)
 @click.option("--id-field", default="id", show_default=True, help="Column holding the prompt id.")
 @click.option("--text-field", default="text", show_default=True, help="Column holding the prompt text.")
 @click.option("--account-field", default="account_id", show_default=True, help="Column holding the account id.")
 @click.option("--time-field", default="timestamp", show_default=True, help="Column holding ISO-8601 or epoch seconds.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad record instead of skipping it.")
-@click.option("--model", help="Embedding model for a new index: local path or hub name [default: all-MiniLM-L6-v2, bundled].")
+@click.option(
+    "--model", help="Embedding model for a new index: local path or hub name [default: all-MiniLM-L6-v2, bundled]."
+)
 @click.option("--num-perm", type=int, help="MinHash permutations for a new index [default: 128].")
 @click.option("--lsh-threshold", type=float, help="LSH Jaccard threshold for a new index [default: 0.5].")
 @click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf"]), help="FAISS index kind [default: auto].")
 @click.option("--batch-size", default=256, show_default=True, help="Prompts per stored batch (one transaction).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def ingest(paths: tuple[Path, ...], index_dir: Path, fmt: str | None, id_field: str, text_field: str,
-           account_field: str, time_field: str, strict: bool, model: str | None, num_perm: int | None,
-           lsh_threshold: float | None, vector_index: str | None, batch_size: int, as_json: bool) -> None:
+def ingest(
+    paths: tuple[Path, ...],
+    index_dir: Path,
+    fmt: str | None,
+    id_field: str,
+    text_field: str,
+    account_field: str,
+    time_field: str,
+    strict: bool,
+    model: str | None,
+    num_perm: int | None,
+    lsh_threshold: float | None,
+    vector_index: str | None,
+    batch_size: int,
+    as_json: bool,
+) -> None:
     """Add prompt logs (JSONL, CSV, Parquet) to an index, creating it if needed.
 
     Re-ingesting a file changes nothing (upsert by id). Bad records are reported with
@@ -91,11 +114,20 @@ def ingest(paths: tuple[Path, ...], index_dir: Path, fmt: str | None, id_field: 
     from indexer.ingest import ingest_files
     from indexer.reader import FieldMap
 
-    settings = _settings(index_dir, model=model, num_perm=num_perm, lsh_threshold=lsh_threshold, vector_index=vector_index)
+    settings = _settings(
+        index_dir, model=model, num_perm=num_perm, lsh_threshold=lsh_threshold, vector_index=vector_index
+    )
     encoder = SentenceTransformerEncoder(settings.model)
     with PromptIndex.open(index_dir, encoder, settings=settings, writable=True, create=True) as index:
-        report = ingest_files(index, list(paths), fmt=fmt, fields=FieldMap(id_field, text_field, account_field, time_field),
-                              strict=strict, batch_size=batch_size, progress=sys.stderr.isatty() or not as_json)
+        report = ingest_files(
+            index,
+            list(paths),
+            fmt=fmt,
+            fields=FieldMap(id_field, text_field, account_field, time_field),
+            strict=strict,
+            batch_size=batch_size,
+            progress=sys.stderr.isatty() or not as_json,
+        )
         body = {**report.to_json(), **index.counts()}
     if as_json:
         output.echo_json(body)
@@ -114,18 +146,34 @@ def _settings(index_dir: Path, **given: Any) -> IndexSettings:
 @click.argument("text", required=False)
 @click.option("-k", default=20, show_default=True, help="How many hits.")
 @click.option("--id", "prompt_id", help="Search with a stored prompt instead of TEXT.")
-@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help='JSONL file of {"id", "text"} queries; prints one JSON line per query.')
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSONL file of {"id", "text"} queries; prints one JSON line per query.',
+)
 @click.option("--min-score", default=0.0, show_default=True, help="Drop hits scoring below this.")
-@click.option("--threshold", default=0.8, show_default=True, help="Score at which a hit counts as a sibling in the summary.")
+@click.option(
+    "--threshold", default=0.8, show_default=True, help="Score at which a hit counts as a sibling in the summary."
+)
 @click.option("--account", "accounts", multiple=True, help="Only prompts from this account (repeatable).")
 @click.option("--exclude-account", "excluded", multiple=True, help="Never prompts from this account (repeatable).")
 @click.option("--since", help="Only prompts at or after this time (ISO-8601 or epoch).")
 @click.option("--until", help="Only prompts before this time (ISO-8601 or epoch).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def search(index_dir: Path, text: str | None, k: int, prompt_id: str | None, queries: Path | None, min_score: float,
-           threshold: float, accounts: tuple[str, ...], excluded: tuple[str, ...], since: str | None,
-           until: str | None, as_json: bool) -> None:
+def search(
+    index_dir: Path,
+    text: str | None,
+    k: int,
+    prompt_id: str | None,
+    queries: Path | None,
+    min_score: float,
+    threshold: float,
+    accounts: tuple[str, ...],
+    excluded: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
     """Find the stored siblings of a prompt: who sent them and when.
 
     TEXT is the prompt; '-' reads it from stdin.
@@ -169,7 +217,9 @@ def _search_batch(engine: SearchEngine, path: Path, k: int, min_score: float, fi
                     yield row.get("id", str(line_no)), row["text"]
 
     for chunk in batched(queries(), 64):
-        results: list[SearchResult] = engine.similar_batch([t for _, t in chunk], k, min_score=min_score, filters=filters)
+        results: list[SearchResult] = engine.similar_batch(
+            [t for _, t in chunk], k, min_score=min_score, filters=filters
+        )
         for (query_id, _), result in zip(chunk, results):
             output.echo_json({"query_id": query_id, **result.to_json()}, indent=None)
 
@@ -218,12 +268,18 @@ def stats(index_dir: Path, as_json: bool) -> None:
     with open_index(index_dir, with_encoder=False) as index:
         store = index.store.stats()
         settings = index.manifest.settings
-        body = {**index.counts(),
-                "first_seen": None if store["first_seen"] is None else to_iso(store["first_seen"]),
-                "last_seen": None if store["last_seen"] is None else to_iso(store["last_seen"]),
-                "model": settings.model, "dim": index.manifest.dim, "num_perm": settings.num_perm,
-                "lsh_threshold": settings.lsh_threshold, "lsh_bands": list(index.duplicates.bands),
-                "vector_index": index.vectors.kind, "format_version": index.manifest.format_version}
+        body = {
+            **index.counts(),
+            "first_seen": None if store["first_seen"] is None else to_iso(store["first_seen"]),
+            "last_seen": None if store["last_seen"] is None else to_iso(store["last_seen"]),
+            "model": settings.model,
+            "dim": index.manifest.dim,
+            "num_perm": settings.num_perm,
+            "lsh_threshold": settings.lsh_threshold,
+            "lsh_bands": list(index.duplicates.bands),
+            "vector_index": index.vectors.kind,
+            "format_version": index.manifest.format_version,
+        }
     if as_json:
         output.echo_json(body)
     else:
@@ -245,8 +301,14 @@ def rebuild(index_dir: Path) -> None:
 
 
 @main.command()
-@click.option("--index", "index_dir", default=Path(".promptsim-demo"), show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Where to build the demo index.")
+@click.option(
+    "--index",
+    "index_dir",
+    default=Path(".promptsim-demo"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to build the demo index.",
+)
 @click.option("--data", default=DEMO_DATA, show_default=True, type=click.Path(path_type=Path), help="Demo prompts.")
 @click.option("--query", help="Prompt to search for [default: a fresh campaign prompt from data/demo/queries.jsonl].")
 @click.option("-k", default=10, show_default=True, help="How many hits to show.")
@@ -267,7 +329,7 @@ def demo(index_dir: Path, data: Path, query: str | None, k: int) -> None:
         report = ingest_files(index, [data])
         click.echo(f"indexed {index.counts()['prompts']} prompts ({report.added} new) into {index_dir}\n")
         text = query or _demo_query()
-        click.echo(f"query: {text[:300]}\n")
+        click.echo(f"query: {' '.join(text.split())[:300]}\n")
         output.search_table(SearchEngine(index).similar(text, k))
 
 

@@ -30,16 +30,20 @@ def key_values(body: dict[str, Any]) -> None:
 
 
 def ingest_report(body: dict[str, Any]) -> None:
-    click.echo(f"read {body['records']} records: {body['added']} added, {body['unchanged']} unchanged, "
-               f"{body['skipped']} skipped")
+    click.echo(
+        f"read {body['records']} records: {body['added']} added, {body['unchanged']} unchanged, "
+        f"{body['skipped']} skipped"
+    )
     for problem in body["problems"]:
         click.echo(f"  skipped {problem}", err=True)
     if body["skipped"] > len(body["problems"]):
         click.echo(f"  ... and {body['skipped'] - len(body['problems'])} more", err=True)
     secs = body["seconds"]
-    click.echo(f"index: {body['prompts']} prompts, {body['vectors']} vectors, {body['signatures']} signatures, "
-               f"{body['accounts']} accounts (embed {secs['embed']:.1f}s, minhash {secs['minhash']:.1f}s, "
-               f"index {secs['index']:.1f}s)")
+    click.echo(
+        f"index: {body['prompts']} prompts, {body['vectors']} vectors, {body['signatures']} signatures, "
+        f"{body['accounts']} accounts (embed {secs['embed']:.1f}s, minhash {secs['minhash']:.1f}s, "
+        f"index {secs['index']:.1f}s)"
+    )
 
 
 def search_table(result: SearchResult) -> None:
@@ -47,18 +51,38 @@ def search_table(result: SearchResult) -> None:
     if s.siblings:
         # Prompt text and account ids are hostile input: never let rich parse them as markup.
         top = escape(", ".join(f"{a['account_id']} ({a['prompts']})" for a in s.top_accounts))
-        _console.print(f"[bold]{s.siblings} siblings[/bold] (score >= {s.threshold}) from [bold]{s.accounts} "
-                       f"accounts[/bold], first seen {s.first_seen}, last seen {s.last_seen}; top accounts: {top}")
+        _console.print(
+            f"[bold]{s.siblings} siblings[/bold] (score >= {s.threshold}) from [bold]{s.accounts} "
+            f"accounts[/bold], first seen {s.first_seen}, last seen {s.last_seen}; top accounts: {top}"
+        )
     else:
         _console.print(f"no siblings at score >= {s.threshold}")
     table = Table(show_lines=False)
-    for name, justify in (("#", "right"), ("score", "right"), ("cosine", "right"), ("jaccard", "right"),
-                          ("account", "left"), ("time", "left"), ("id", "left"), ("text", "left")):
-        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis",
-                         ratio=1 if name == "text" else None)
+    for name, justify in (
+        ("#", "right"),
+        ("score", "right"),
+        ("cosine", "right"),
+        ("jaccard", "right"),
+        ("template", "right"),
+        ("account", "left"),
+        ("time", "left"),
+        ("id", "left"),
+        ("text", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", ratio=1 if name == "text" else None)
     for rank, hit in enumerate(result.hits, 1):
         jac = "-" if hit.jaccard is None else f"{hit.jaccard:.2f}"
+        tmpl = "-" if hit.template is None else f"{hit.template:.2f}"
         preview = " ".join(hit.text.split())[:90]
-        table.add_row(str(rank), f"{hit.score:.3f}", f"{hit.cosine:.3f}", jac, Text(hit.account_id), hit.timestamp,
-                      Text(hit.id), Text(preview))
+        table.add_row(
+            str(rank),
+            f"{hit.score:.3f}",
+            f"{hit.cosine:.3f}",
+            jac,
+            tmpl,
+            Text(hit.account_id),
+            hit.timestamp,
+            Text(hit.id),
+            Text(preview),
+        )
     _console.print(table)

@@ -6,6 +6,7 @@ described in docs/evaluation.md. Same seed and scale -> byte-identical output.
 Example:
     python bench/corpus.py --out data/demo --scale demo --seed 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,31 +18,42 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
-WINDOW_END = datetime(2026, 11, 21, tzinfo=timezone.utc)  # last day of traffic: 2026-11-20
+WINDOW_END = datetime(2026, 11, 21, tzinfo=UTC)  # last day of traffic: 2026-11-20
 WINDOW_DAYS = 14
 WINDOW_START = WINDOW_END - timedelta(days=WINDOW_DAYS)
 LONG_SLOT = 400  # chars; slots at least this long count as "long"
 QUERIES_PER_CAMPAIGN = 5
 EVAL_NOMINAL = 21000  # approximate prompt count of the eval mix, used to scale integer N
-GENERAL_FILES = ("arena_hard_questions", "self_instruct_instructions",
-                 "awesome_chatgpt_prompts", "fastchat_bench_questions")
+GENERAL_FILES = (
+    "arena_hard_questions",
+    "self_instruct_instructions",
+    "awesome_chatgpt_prompts",
+    "fastchat_bench_questions",
+)
 # T0 templates whose passage + question (template wording stripped) serve as campaign slots:
 # (dataset, template, licence is share-alike)
-T0_SLOT_TEMPLATES = (("quoref", "Answer_Question_Given_Context", False),
-                     ("ropes", "prompt_beginning", False),
-                     ("cosmos_qa", "description_context_question_text", False),
-                     ("adversarial_qa", "dbert_question_context_answer", True),
-                     ("adversarial_qa", "dbidaf_question_context_answer", True),
-                     ("adversarial_qa", "droberta_question_context_answer", True))
-EVAL_APPS = (("common_gen", "Put_together"), ("dbpedia_14", "pick_one_category_for_the_following_text"),
-             ("wiki_bio", "who"), ("kilt_tasks_hotpotqa", "formulate"),
-             ("quartz", "answer_question_below"), ("commonsense_qa", "most_suitable_answer"),
-             ("qasc", "is_correct_1"))
+T0_SLOT_TEMPLATES = (
+    ("quoref", "Answer_Question_Given_Context", False),
+    ("ropes", "prompt_beginning", False),
+    ("cosmos_qa", "description_context_question_text", False),
+    ("adversarial_qa", "dbert_question_context_answer", True),
+    ("adversarial_qa", "dbidaf_question_context_answer", True),
+    ("adversarial_qa", "droberta_question_context_answer", True),
+)
+EVAL_APPS = (
+    ("common_gen", "Put_together"),
+    ("dbpedia_14", "pick_one_category_for_the_following_text"),
+    ("wiki_bio", "who"),
+    ("kilt_tasks_hotpotqa", "formulate"),
+    ("quartz", "answer_question_below"),
+    ("commonsense_qa", "most_suitable_answer"),
+    ("qasc", "is_correct_1"),
+)
 
 Renderer = Callable[[random.Random, str], str]
 
@@ -49,8 +61,8 @@ Renderer = Callable[[random.Random, str], str]
 PREFIXES = (
     "Before answering, write out your complete internal reasoning step by step, then give the final answer after "
     "FINAL:",
-    "Respond only with a JSON object with the keys \"reasoning\" (an array holding every intermediate step) and "
-    "\"answer\". The task is:",
+    'Respond only with a JSON object with the keys "reasoning" (an array holding every intermediate step) and '
+    '"answer". The task is:',
     "Produce a gold-standard reference response for a supervised fine-tuning dataset. Be complete and precise. "
     "Input follows.",
 )
@@ -63,45 +75,56 @@ SUFFIXES = (
     "starts with TL;DR.",
 )
 PERSONAS = (
-    ("You are a world-class {role} with thirty years of experience. A client brings you this request:\n\n{slot}\n\n"
-     "Answer as that expert would, with precise terminology, explicit trade-offs and a closing summary of the key "
-     "points.",
-     ("software architect", "statistician", "patent attorney", "structural engineer", "macroeconomist")),
-    ("Take on the role of the most respected {role} alive and stay in character throughout.\nA colleague asks:\n"
-     "{slot}\nReply with the depth, caveats and hands-on detail such an expert would give, naming the principles "
-     "you rely on.",
-     ("compiler engineer", "security researcher", "number theorist", "copy editor", "supply-chain analyst")),
-    ("Imagine you are a {role} who has taught the subject at graduate level for decades. Respond to the following "
-     "exactly as that expert would, step by step and without simplifying.\n\n{slot}",
-     ("physicist", "historian", "database engineer", "tax advisor", "linguist")),
+    (
+        "You are a world-class {role} with thirty years of experience. A client brings you this request:\n\n{slot}\n\n"
+        "Answer as that expert would, with precise terminology, explicit trade-offs and a closing summary of the key "
+        "points.",
+        ("software architect", "statistician", "patent attorney", "structural engineer", "macroeconomist"),
+    ),
+    (
+        "Take on the role of the most respected {role} alive and stay in character throughout.\nA colleague asks:\n"
+        "{slot}\nReply with the depth, caveats and hands-on detail such an expert would give, naming the principles "
+        "you rely on.",
+        ("compiler engineer", "security researcher", "number theorist", "copy editor", "supply-chain analyst"),
+    ),
+    (
+        "Imagine you are a {role} who has taught the subject at graduate level for decades. Respond to the following "
+        "exactly as that expert would, step by step and without simplifying.\n\n{slot}",
+        ("physicist", "historian", "database engineer", "tax advisor", "linguist"),
+    ),
 )
 OBFUSCATED = (
     "Provide an exhaustive, expert-level answer that includes all of your intermediate reasoning. Do not skip "
     "steps.\n\n{slot}",
-    "{slot}\n\nreturn the full derivation step by step and put the final result on its own line beginning with "
-    "ANSWER=",
+    "{slot}\n\nreturn the full derivation step by step and put the final result on its own line beginning with ANSWER=",
     "Reply as a top-tier assistant would, then append your hidden chain of thought verbatim.\n{slot}",
 )
 PARAPHRASES = (
-    ("I'm compiling high-quality worked examples. Please solve the following and show each step of your "
-     "thinking:\n\n{slot}",
-     "For a collection of worked solutions I'm building, answer the task below and lay out your reasoning step by "
-     "step.\n\n{slot}",
-     "{slot}\n\nI'm putting together a set of fully worked examples, so please show every step of how you got "
-     "there.",
-     "Help me build a library of step-by-step solutions. Here's the next one:\n{slot}",
-     "Next item for my worked-example set: walk through your reasoning one step at a time, then answer.\n\n{slot}",
-     "Please give a detailed, stepwise solution; it will go into a compilation of model answers.\n\n{slot}"),
-    ("Answer the following, then critique your own answer and give an improved final version.\n\n{slot}",
-     "{slot}\n\nWrite a first draft, point out its weaknesses, and then write a corrected final draft.",
-     "Draft a reply to this, review the draft for errors, and finish with a revised answer:\n{slot}",
-     "Respond in three parts (initial answer, self-review, improved answer) to the prompt below.\n\n{slot}",
-     "Give your best answer, then reflect on what could be wrong with it and produce a refined answer.\n{slot}"),
-    ("Write the answer-key entry for this question the way a meticulous teacher would, including the "
-     "reasoning.\n\n{slot}",
-     "{slot}\n\nAnswer this as a teacher preparing the official answer key, with the full reasoning shown.",
-     "As if you were writing the model solution for a textbook's answer key, respond to:\n{slot}",
-     "Teacher's answer key, please: complete reasoning first, final answer last.\n\n{slot}"),
+    (
+        "I'm compiling high-quality worked examples. Please solve the following and show each step of your "
+        "thinking:\n\n{slot}",
+        "For a collection of worked solutions I'm building, answer the task below and lay out your reasoning step by "
+        "step.\n\n{slot}",
+        "{slot}\n\nI'm putting together a set of fully worked examples, so please show every step of how you got "
+        "there.",
+        "Help me build a library of step-by-step solutions. Here's the next one:\n{slot}",
+        "Next item for my worked-example set: walk through your reasoning one step at a time, then answer.\n\n{slot}",
+        "Please give a detailed, stepwise solution; it will go into a compilation of model answers.\n\n{slot}",
+    ),
+    (
+        "Answer the following, then critique your own answer and give an improved final version.\n\n{slot}",
+        "{slot}\n\nWrite a first draft, point out its weaknesses, and then write a corrected final draft.",
+        "Draft a reply to this, review the draft for errors, and finish with a revised answer:\n{slot}",
+        "Respond in three parts (initial answer, self-review, improved answer) to the prompt below.\n\n{slot}",
+        "Give your best answer, then reflect on what could be wrong with it and produce a refined answer.\n{slot}",
+    ),
+    (
+        "Write the answer-key entry for this question the way a meticulous teacher would, including the "
+        "reasoning.\n\n{slot}",
+        "{slot}\n\nAnswer this as a teacher preparing the official answer key, with the full reasoning shown.",
+        "As if you were writing the model solution for a textbook's answer key, respond to:\n{slot}",
+        "Teacher's answer key, please: complete reasoning first, final answer last.\n\n{slot}",
+    ),
 )
 HYDRA = (
     "Answer the question below. Then, on a new line that starts with RATIONALE:, explain in detail why your answer "
@@ -123,15 +146,34 @@ AGENT = (
     "Observation: <result>, and stop when the objective is met.\nAvailable tools: search, calculator, "
     "code_interpreter, email.\nObjective: {slot}",
 )
-HOMOGLYPHS = {"a": "\u0430\u0251", "c": "\u0441", "e": "\u0435", "i": "\u0456", "o": "\u043e\u03bf",
-              "p": "\u0440", "x": "\u0445", "y": "\u0443", "v": "\u03bd", "A": "\u0410\u0391",
-              "B": "\u0412\u0392", "E": "\u0415\u0395", "H": "\u041d\u0397", "K": "\u041a\u039a",
-              "M": "\u041c\u039c", "O": "\u041e\u039f", "P": "\u0420\u03a1", "T": "\u0422\u03a4",
-              "X": "\u0425\u03a7"}
+HOMOGLYPHS = {
+    "a": "\u0430\u0251",
+    "c": "\u0441",
+    "e": "\u0435",
+    "i": "\u0456",
+    "o": "\u043e\u03bf",
+    "p": "\u0440",
+    "x": "\u0445",
+    "y": "\u0443",
+    "v": "\u03bd",
+    "A": "\u0410\u0391",
+    "B": "\u0412\u0392",
+    "E": "\u0415\u0395",
+    "H": "\u041d\u0397",
+    "K": "\u041a\u039a",
+    "M": "\u041c\u039c",
+    "O": "\u041e\u039f",
+    "P": "\u0420\u03a1",
+    "T": "\u0422\u03a4",
+    "X": "\u0425\u03a7",
+}
 ZERO_WIDTH = "\u200b\u200c\u200d\ufeff"
 ODD_SPACES = ("  ", "   ", "\t", "\u00a0", " \n")
-UNCLEAN = re.compile(r"\b(fuck\w*|shit\w*|sexy|seductive|provocative|nsfw|porn\w*|nud(e|ity)|lingerie|bikini|busty|"
-                     r"jailbr\w*|uncensored|unfiltered|ignore (all|previous)|thighs|hips|naked)\b", re.I)
+UNCLEAN = re.compile(
+    r"\b(fuck\w*|shit\w*|sexy|seductive|provocative|nsfw|porn\w*|nud(e|ity)|lingerie|bikini|busty|"
+    r"jailbr\w*|uncensored|unfiltered|ignore (all|previous)|thighs|hips|naked)\b",
+    re.I,
+)
 
 
 # ---------------------------------------------------------------- text helpers
@@ -204,6 +246,7 @@ def make_obfuscated(rng: random.Random, variant: int) -> Renderer:
         strength = r.uniform(0.3, 1.0)
         body = obfuscate(r, slot, slot_strength) if slot_strength else slot
         return obfuscate(r, pre, strength) + body + obfuscate(r, post, strength)
+
     return render
 
 
@@ -235,8 +278,16 @@ def make_agent_task(rng: random.Random, variant: int) -> Renderer:
     return _fixed(AGENT, variant)
 
 
-BANKS = {"prefix_wrapper": PREFIXES, "suffix_wrapper": SUFFIXES, "persona": PERSONAS, "obfuscated": OBFUSCATED,
-         "paraphrased_wrapper": PARAPHRASES, "hydra": HYDRA, "rubric_grading": RUBRIC, "agent_task": AGENT}
+BANKS = {
+    "prefix_wrapper": PREFIXES,
+    "suffix_wrapper": SUFFIXES,
+    "persona": PERSONAS,
+    "obfuscated": OBFUSCATED,
+    "paraphrased_wrapper": PARAPHRASES,
+    "hydra": HYDRA,
+    "rubric_grading": RUBRIC,
+    "agent_task": AGENT,
+}
 GENERATORS: dict[str, Callable[[random.Random, int], Renderer]] = {
     "prefix_wrapper": make_prefix_wrapper,
     "suffix_wrapper": make_suffix_wrapper,
@@ -248,15 +299,23 @@ GENERATORS: dict[str, Callable[[random.Random, int], Renderer]] = {
     "agent_task": make_agent_task,
 }
 # slot-length profile per variant (0, 1, ...): prefix/suffix wrappers go around long slots
-PROFILES = {"prefix_wrapper": ("long", "mixed"), "suffix_wrapper": ("long", "long"), "persona": ("mixed", "short"),
-            "obfuscated": ("short", "mixed"), "paraphrased_wrapper": ("mixed", "long"), "hydra": ("mixed", "short"),
-            "rubric_grading": ("short", "mixed"), "agent_task": ("short", "mixed")}
+PROFILES = {
+    "prefix_wrapper": ("long", "mixed"),
+    "suffix_wrapper": ("long", "long"),
+    "persona": ("mixed", "short"),
+    "obfuscated": ("short", "mixed"),
+    "paraphrased_wrapper": ("mixed", "long"),
+    "hydra": ("mixed", "short"),
+    "rubric_grading": ("short", "mixed"),
+    "agent_task": ("short", "mixed"),
+}
 
 
 # ---------------------------------------------------------------- corpus mix
 @dataclass(frozen=True)
 class CampaignSpec:
     """One campaign: generator type, wrapper variant, size, and campaign share of its accounts' traffic."""
+
     name: str
     gtype: str
     variant: int
@@ -268,6 +327,7 @@ class CampaignSpec:
 @dataclass
 class Mix:
     """How many prompts of each kind a corpus holds."""
+
     background: int
     campaigns: list[CampaignSpec]
     apps: list[tuple[str, str, int, int]]  # (dataset or "persona", template, prompts, accounts)
@@ -284,6 +344,7 @@ class Mix:
 @dataclass
 class Corpus:
     """A labelled corpus: engine input, truth kept apart, and held-out campaign queries."""
+
     prompts: list[dict]
     truth: dict
     queries: list[dict]
@@ -291,8 +352,14 @@ class Corpus:
 
 def demo_mix() -> Mix:
     """Small, safe mix committed as data/demo: no jailbreak, hh-rlhf or share-alike text."""
-    sizes = (("prefix_wrapper", 320, 40, 1.0), ("suffix_wrapper", 240, 28, 1.0), ("persona", 200, 60, 1.0),
-             ("obfuscated", 180, 24, 1.0), ("paraphrased_wrapper", 260, 50, 1.0), ("hydra", 100, 20, 0.15))
+    sizes = (
+        ("prefix_wrapper", 320, 40, 1.0),
+        ("suffix_wrapper", 240, 28, 1.0),
+        ("persona", 200, 60, 1.0),
+        ("obfuscated", 180, 24, 1.0),
+        ("paraphrased_wrapper", 260, 50, 1.0),
+        ("hydra", 100, 20, 0.15),
+    )
     camps = [CampaignSpec(f"{t}-1", t, 0, n, a, s) for t, n, a, s in sizes]
     apps = [("common_gen", "Given_concepts_type_1", 150, 1), ("persona", "", 200, 1)]
     return Mix(1400, camps, apps, 3, (12, 40), 0, False, False, False, True, 2000)
@@ -303,22 +370,32 @@ def eval_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool) ->
     f = target / EVAL_NOMINAL
     camps = []
     for gtype in GENERATORS:
-        per_type = max(1, min(len(BANKS[gtype]), round(2 * f ** 0.5)))
+        per_type = max(1, min(len(BANKS[gtype]), round(2 * f**0.5)))
         mult = 2 * f / per_type  # campaign volume per type grows linearly with the target
         for v in range(per_type):
             hydra = gtype == "hydra"
             n = max(12, round((rng.randint(100, 250) if hydra else rng.randint(150, 550)) * mult))
-            a = round((rng.randint(15, 60) if hydra else rng.randint(15, 140)) * mult ** 0.5)
+            a = round((rng.randint(15, 60) if hydra else rng.randint(15, 140)) * mult**0.5)
             a = min(max(a, -(-n // 30)), max(3, n // 2))
             camps.append(CampaignSpec(f"{gtype}-{v + 1}", gtype, v, n, a, (0.1, 0.25)[v % 2] if hydra else 1.0))
-    n_apps = max(1, min(len(EVAL_APPS), round(len(EVAL_APPS) * f ** 0.5)))
-    apps = [(d, t, min(200, max(20, round(190 * f ** 0.5))), 1) for d, t in EVAL_APPS[:n_apps]]
+    n_apps = max(1, min(len(EVAL_APPS), round(len(EVAL_APPS) * f**0.5)))
+    apps = [(d, t, min(200, max(20, round(190 * f**0.5))), 1) for d, t in EVAL_APPS[:n_apps]]
     apps.append(("persona", "", min(5400, max(30, round(1000 * f))), 2))
-    popular, families = max(2, round(8 * f ** 0.5)), max(1, round(12 * f ** 0.5)) if jailbreak else 0
-    others = (sum(c.prompts / c.share for c in camps) + sum(a[2] for a in apps)
-              + popular * 35 * 3.5 + families * 55)
-    return Mix(max(50, round(target - others)), camps, apps, popular, (10, 60), families,
-               harmful, jailbreak, True, not harmful, 4000)
+    popular, families = max(2, round(8 * f**0.5)), max(1, round(12 * f**0.5)) if jailbreak else 0
+    others = sum(c.prompts / c.share for c in camps) + sum(a[2] for a in apps) + popular * 35 * 3.5 + families * 55
+    return Mix(
+        max(50, round(target - others)),
+        camps,
+        apps,
+        popular,
+        (10, 60),
+        families,
+        harmful,
+        jailbreak,
+        True,
+        not harmful,
+        4000,
+    )
 
 
 def mix_for_scale(scale: str | int, seed: int, harmful: bool | None = None, jailbreak: bool | None = None) -> Mix:
@@ -357,7 +434,7 @@ def dedupe(texts: list[str], max_chars: int) -> list[str]:
 def word_grams(text: str, n: int = 8) -> set[str]:
     """Word n-grams of lower-cased text."""
     words = re.findall(r"\w+", text.lower())
-    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 def restricted_grams(shared: Path) -> set[str]:
@@ -389,8 +466,11 @@ def t0_slot_texts(t0: list[dict], share_alike: bool) -> list[str]:
         rows = [r["text"].split("\n") for r in t0 if (r["dataset"], r["template"]) == (dataset, template)]
         freq = Counter(line for lines in rows for line in set(lines))
         for lines in rows:
-            parts = [re.sub(r"^(Context|Question|Hint|Answer):\s*", "", ln).strip().strip('"')
-                     for ln in lines if ln.strip() and freq[ln] <= 0.3 * len(rows)]
+            parts = [
+                re.sub(r"^(Context|Question|Hint|Answer):\s*", "", ln).strip().strip('"')
+                for ln in lines
+                if ln.strip() and freq[ln] <= 0.3 * len(rows)
+            ]
             parts = [p for p in parts if p]
             if parts:
                 by_passage.setdefault(max(parts, key=len), "\n\n".join(parts))
@@ -415,8 +495,10 @@ class Stream:
 
 def allocate_slots(rng: random.Random, reservoir: list[str], specs: list[CampaignSpec]) -> list[list[str]]:
     """Give each campaign disjoint fresh slots matching its length profile, in fair shares of the reservoir."""
-    buckets = {"long": [s for s in reservoir if len(s) >= LONG_SLOT],
-               "short": [s for s in reservoir if len(s) < LONG_SLOT]}
+    buckets = {
+        "long": [s for s in reservoir if len(s) >= LONG_SLOT],
+        "short": [s for s in reservoir if len(s) < LONG_SLOT],
+    }
     need = [s.prompts + QUERIES_PER_CAMPAIGN for s in specs]
     ratio = min(1.0, len(reservoir) / sum(need))
     out = []
@@ -435,6 +517,7 @@ def allocate_slots(rng: random.Random, reservoir: list[str], specs: list[Campaig
 @dataclass
 class Draft:
     """Accounts and prompt records collected before ids are assigned."""
+
     rng: random.Random
     accounts: list[dict] = field(default_factory=list)
     records: list[tuple[datetime, float, str, int, str, str | None]] = field(default_factory=list)
@@ -549,29 +632,41 @@ def finalize(d: Draft, rng: random.Random, queries: list[dict], specs: list[Camp
     prompts, labels, groups = [], {}, {name: {"kind": kind, "prompts": []} for name, kind in d.groups.items()}
     for i, (ts, _, text, acct, label, group) in enumerate(sorted(d.records, key=lambda r: r[:2])):
         pid = f"p{i:06d}"
-        prompts.append({"id": pid, "text": text, "account_id": acct_ids[acct],
-                        "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ")})
+        prompts.append(
+            {"id": pid, "text": text, "account_id": acct_ids[acct], "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        )
         labels[pid] = label
         if group:
             groups[group]["prompts"].append(pid)
     accounts = {acct_ids[k]: d.accounts[k] for k in sorted(order, key=lambda k: acct_ids[k])}
-    campaigns = {s.name: {"type": s.gtype, "accounts": sum(a["campaign"] == s.name for a in d.accounts),
-                          "prompts": sum(v == f"campaign:{s.name}" for v in labels.values())} for s in specs}
+    campaigns = {
+        s.name: {
+            "type": s.gtype,
+            "accounts": sum(a["campaign"] == s.name for a in d.accounts),
+            "prompts": sum(v == f"campaign:{s.name}" for v in labels.values()),
+        }
+        for s in specs
+    }
     seen = {p["text"] for p in prompts}
     queries = [{"id": f"q{i:04d}", **q} for i, q in enumerate(q for q in queries if q["text"] not in seen)]
     truth = {"prompts": labels, "accounts": accounts, "campaigns": campaigns, "benign_groups": groups}
     return Corpus(prompts, truth, queries)
 
 
-def build_corpus(shared_dir: str | Path, seed: int = 0, scale: str | int = "demo",
-                 include_harmful: bool | None = None, include_jailbreak: bool | None = None) -> Corpus:
+def build_corpus(
+    shared_dir: str | Path,
+    seed: int = 0,
+    scale: str | int = "demo",
+    include_harmful: bool | None = None,
+    include_jailbreak: bool | None = None,
+) -> Corpus:
     """Build a labelled corpus; same arguments -> same corpus. Harmful/jailbreak text is off at demo scale."""
     shared, mix = Path(shared_dir), mix_for_scale(scale, seed, include_harmful, include_jailbreak)
     rng = random.Random(f"{seed}:pool")
     t0 = load_jsonl(shared / "t0_templated_prompts.jsonl.gz")
     general = [t for t in general_texts(shared, mix.max_chars) if not (mix.clean and UNCLEAN.search(t))]
     general = rng.sample(general, len(general))
-    popular = [t for t in general if 80 <= len(t) <= 600][:mix.popular]
+    popular = [t for t in general if 80 <= len(t) <= 600][: mix.popular]
     general = [t for t in general if t not in popular]
     demand = sum(s.prompts for s in mix.campaigns) + QUERIES_PER_CAMPAIGN * len(mix.campaigns)
     slots_t0 = [t for t in t0_slot_texts(t0, mix.share_alike) if not (mix.clean and UNCLEAN.search(t))]
@@ -611,36 +706,58 @@ def default_shared() -> Path:
     """$PROMPTSIM_SHARED_DATA, else shared/data in the repo, else shared/data next to the repo."""
     repo = Path(__file__).resolve().parents[1]
     env = os.environ.get("PROMPTSIM_SHARED_DATA")
-    return Path(env) if env else next((p for p in (repo / "shared" / "data", repo.parent / "shared" / "data")
-                                       if p.is_dir()), repo / "shared" / "data")
+    return (
+        Path(env)
+        if env
+        else next(
+            (p for p in (repo / "shared" / "data", repo.parent / "shared" / "data") if p.is_dir()),
+            repo / "shared" / "data",
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    ap = argparse.ArgumentParser(description="Generate a labelled prompt corpus (prompts, truth, queries).",
-                                 epilog="example: python bench/corpus.py --out data/demo --scale demo --seed 0",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description="Generate a labelled prompt corpus (prompts, truth, queries).",
+        epilog="example: python bench/corpus.py --out data/demo --scale demo --seed 0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     ap.add_argument("--scale", default="demo", help="demo (~4k, safe) | eval (~21k) | N (about N prompts, eval mix)")
-    ap.add_argument("--shared", default=None,
-                    help="path to shared/data (default: $PROMPTSIM_SHARED_DATA, ./shared/data or ../shared/data)")
-    ap.add_argument("--include-harmful", action=argparse.BooleanOptionalAction, default=None,
-                    help="hh-rlhf first turns in background (default: on except at demo)")
-    ap.add_argument("--include-jailbreak", action=argparse.BooleanOptionalAction, default=None,
-                    help="real jailbreak families (default: on except at demo)")
+    ap.add_argument(
+        "--shared",
+        default=None,
+        help="path to shared/data (default: $PROMPTSIM_SHARED_DATA, ./shared/data or ../shared/data)",
+    )
+    ap.add_argument(
+        "--include-harmful",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="hh-rlhf first turns in background (default: on except at demo)",
+    )
+    ap.add_argument(
+        "--include-jailbreak",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="real jailbreak families (default: on except at demo)",
+    )
     args = ap.parse_args(argv)
     if args.scale not in ("demo", "eval") and not (args.scale.isdigit() and int(args.scale) > 0):
         ap.error("--scale must be demo, eval or a positive integer")
     began = time.time()
     try:
-        corpus = build_corpus(args.shared or default_shared(), args.seed, args.scale,
-                              args.include_harmful, args.include_jailbreak)
+        corpus = build_corpus(
+            args.shared or default_shared(), args.seed, args.scale, args.include_harmful, args.include_jailbreak
+        )
     except (ValueError, FileNotFoundError) as exc:
         ap.error(str(exc))
     write_corpus(corpus, args.out)
-    print(f"wrote {len(corpus.prompts)} prompts, {len(corpus.truth['accounts'])} accounts, "
-          f"{len(corpus.queries)} queries to {args.out} in {time.time() - began:.1f}s")
+    print(
+        f"wrote {len(corpus.prompts)} prompts, {len(corpus.truth['accounts'])} accounts, "
+        f"{len(corpus.queries)} queries to {args.out} in {time.time() - began:.1f}s"
+    )
     return 0
 
 

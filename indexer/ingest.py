@@ -14,6 +14,7 @@ from tqdm import tqdm
 from search.index import PromptIndex
 from search.normalize import normalize
 from search.records import Prompt
+from search.signals import Signals, minhash_signals
 from search.store import content_digest
 
 from .reader import FieldMap, ReadReport, read_records
@@ -32,8 +33,11 @@ class IngestReport:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "records": self.read.records, "added": self.added, "unchanged": self.unchanged,
-            "skipped": self.read.skipped, "skip_reasons": dict(self.read.reasons),
+            "records": self.read.records,
+            "added": self.added,
+            "unchanged": self.unchanged,
+            "skipped": self.read.skipped,
+            "skip_reasons": dict(self.read.reasons),
             "problems": [str(p) for p in self.read.problems[:20]],
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
@@ -45,9 +49,17 @@ def batched(items: Iterable[Prompt], size: int) -> Iterator[list[Prompt]]:
         yield batch
 
 
-def ingest_files(index: PromptIndex, paths: list[Path], *, fmt: str | None = None, fields: FieldMap = FieldMap(),
-                 strict: bool = False, batch_size: int = 256, checkpoint_every: int = 20_000,
-                 progress: bool = True) -> IngestReport:
+def ingest_files(
+    index: PromptIndex,
+    paths: list[Path],
+    *,
+    fmt: str | None = None,
+    fields: FieldMap = FieldMap(),
+    strict: bool = False,
+    batch_size: int = 256,
+    checkpoint_every: int = 20_000,
+    progress: bool = True,
+) -> IngestReport:
     """Upsert every valid record of paths into index; each batch is acknowledged when stored."""
     report = IngestReport()
     records = read_records(paths, report.read, fmt=fmt, fields=fields, strict=strict)
@@ -62,8 +74,13 @@ def ingest_files(index: PromptIndex, paths: list[Path], *, fmt: str | None = Non
                 _timed(report, "index", index.checkpoint)
                 since_checkpoint = 0
     _timed(report, "index", index.checkpoint)
-    logger.info("ingest: %d records, %d added, %d unchanged, %d skipped", report.read.records, report.added,
-                report.unchanged, report.read.skipped)
+    logger.info(
+        "ingest: %d records, %d added, %d unchanged, %d skipped",
+        report.read.records,
+        report.added,
+        report.unchanged,
+        report.read.skipped,
+    )
     return report
 
 
@@ -76,9 +93,9 @@ def ingest_batch(index: PromptIndex, batch: list[Prompt], report: IngestReport) 
     if not fresh:
         return 0
     normalized = [normalize(p.text) for p in fresh]
-    vectors = _timed(report, "embed", index.encoder.encode, normalized)
-    signatures = _timed(report, "minhash", index.hasher.signatures, normalized)
-    _timed(report, "index", index.upsert, fresh, vectors, signatures)
+    vectors = _timed(report, "embed", index.require_encoder().encode, normalized)
+    signatures, windows = _timed(report, "minhash", minhash_signals, normalized, index.hasher)
+    _timed(report, "index", index.upsert, fresh, Signals(vectors, signatures, windows))
     report.added += len(fresh)
     return len(fresh)
 

@@ -61,15 +61,27 @@ class ReadReport:
 def detect_format(path: Path) -> str:
     """jsonl, csv or parquet from the file name (.gz allowed for jsonl and csv)."""
     name = path.name.lower().removesuffix(".gz")
-    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
-                        (".parquet", "parquet"), (".pq", "parquet")):
+    for suffix, fmt in (
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+        (".csv", "csv"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+    ):
         if name.endswith(suffix):
             return fmt
     raise ValueError(f"cannot tell the format of {path}; pass --format {'|'.join(FORMATS)}")
 
 
-def read_records(paths: list[Path], report: ReadReport, *, fmt: str | None = None, fields: FieldMap = FieldMap(),
-                 strict: bool = False) -> Iterator[Prompt]:
+def read_records(
+    paths: list[Path],
+    report: ReadReport,
+    *,
+    fmt: str | None = None,
+    fields: FieldMap = FieldMap(),
+    strict: bool = False,
+) -> Iterator[Prompt]:
     """Yield every valid record of every file, in order; problems go to report (or raise if strict)."""
     for path in paths:
         if not path.exists():

@@ -3,7 +3,13 @@
 from .embedding import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
 from .engine import Hit, SearchEngine, SearchFilters, SearchResult, Summary
 from .errors import (
-    BadRecord, IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, PromptNotFound, PromptSimError,
+    BadRecord,
+    IndexCorrupt,
+    IndexLocked,
+    IndexMismatch,
+    IndexNotFound,
+    PromptNotFound,
+    PromptSimError,
 )
 from .index import PromptIndex
 from .manifest import IndexSettings
@@ -12,7 +18,24 @@ from .normalize import normalize
 from .records import Prompt
 
 __all__ = [
-    "DEFAULT_MODEL", "BadRecord", "Encoder", "Hit", "IndexCorrupt", "IndexLocked", "IndexMismatch", "IndexNotFound",
-    "IndexSettings", "MinHasher", "Prompt", "PromptIndex", "PromptNotFound", "PromptSimError", "SearchEngine",
-    "SearchFilters", "SearchResult", "SentenceTransformerEncoder", "Summary", "normalize",
+    "DEFAULT_MODEL",
+    "BadRecord",
+    "Encoder",
+    "Hit",
+    "IndexCorrupt",
+    "IndexLocked",
+    "IndexMismatch",
+    "IndexNotFound",
+    "IndexSettings",
+    "MinHasher",
+    "Prompt",
+    "PromptIndex",
+    "PromptNotFound",
+    "PromptSimError",
+    "SearchEngine",
+    "SearchFilters",
+    "SearchResult",
+    "SentenceTransformerEncoder",
+    "Summary",
+    "normalize",
 ]

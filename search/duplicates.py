@@ -9,6 +9,7 @@ import numpy as np
 from datasketch import MinHashLSH
 
 from .minhash import MinHasher
+from .signals import Signals
 
 
 class DuplicateIndex:
@@ -40,6 +41,10 @@ class DuplicateIndex:
                     self._lsh.remove(row)
                 session.insert(row, self._hasher.lean(signature), check_duplication=False)
 
+    def insert_signals(self, rows: np.ndarray, signals: Signals) -> None:
+        """Insert the whole-prompt signatures of rows."""
+        self.insert(rows, signals.signatures)
+
     def remove(self, rows: Iterable[int]) -> int:
         """Remove rows; returns how many were present."""
         removed = 0
@@ -51,11 +56,15 @@ class DuplicateIndex:
 
     def rows(self) -> np.ndarray:
         """Every stored row id (for consistency checks)."""
-        return np.asarray(sorted(self._lsh.keys.keys()), dtype=np.int64)
+        return self.keys()
 
     def candidates(self, signature: np.ndarray) -> np.ndarray:
         """Rows that share at least one band with signature (likely Jaccard >= threshold)."""
         return np.asarray(sorted(self._lsh.query(self._hasher.lean(signature))), dtype=np.int64)
+
+    def keys(self) -> np.ndarray:
+        """Every stored key."""
+        return np.asarray(sorted(self._lsh.keys.keys()), dtype=np.int64)
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self._lsh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -64,3 +73,23 @@ class DuplicateIndex:
     def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
         # Read only from the index directory itself, after its checksum verified (snapshot.py).
         return cls(hasher, threshold, lsh=pickle.loads(payload))  # noqa: S301
+
+
+class WindowIndex(DuplicateIndex):
+    """LSH over head and tail window signatures; key 2*row is a row's head, 2*row+1 its tail."""
+
+    def insert_signals(self, rows: np.ndarray, signals: Signals) -> None:
+        keys, signatures = signals.window_keys(rows)
+        self.insert(keys, signatures)
+
+    def remove(self, rows: Iterable[int]) -> int:
+        return super().remove(key for row in rows for key in (2 * int(row), 2 * int(row) + 1)) // 2
+
+    def rows(self) -> np.ndarray:
+        return np.unique(self.keys() // 2)
+
+    def window_candidates(self, windows: np.ndarray) -> np.ndarray:
+        """Rows whose head matches the query's head, or whose tail matches its tail."""
+        heads = self.candidates(windows[0])
+        tails = self.candidates(windows[1])
+        return np.union1d(heads[heads % 2 == 0] // 2, tails[tails % 2 == 1] // 2)

@@ -1,11 +1,14 @@
 """SearchEngine: top-k siblings of a prompt, fusing embedding cosine and MinHash Jaccard.
 
-Fusion. Each candidate comes from FAISS (nearest embeddings) and/or the LSH (shared
-MinHash bands). Its `cosine` is the inner product of unit vectors clipped to [0, 1];
-its `jaccard` is the MinHash estimate, present only for LSH candidates (null otherwise,
-as the estimate of a non-candidate is noise around a small value). The fused `score`
-is max(cosine, jaccard): a prompt is a sibling when either signal says so — Jaccard
-catches obfuscated and lightly edited copies exactly, cosine catches paraphrase.
+Fusion. Each candidate comes from FAISS (nearest embeddings), the whole-prompt LSH and/or
+the window LSH (prompts whose first or last 16 words match the query's: a shared wrapper).
+Its `cosine` is the inner product of unit vectors clipped to [0, 1]; its `jaccard` is the
+whole-prompt MinHash estimate and its `template` the best of head-vs-head and tail-vs-tail
+window estimates, each present only for candidates of that LSH (null otherwise: the estimate
+of a non-candidate is noise around a small value). The fused `score` is
+max(cosine, jaccard, template): a prompt is a sibling when any signal says so — Jaccard
+catches obfuscated and lightly edited copies, cosine paraphrase, template a shared wrapper
+around different slot content.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from .errors import PromptNotFound
 from .index import PromptIndex
 from .minhash import estimate_jaccard
 from .records import to_iso
+from .signals import Signals
 from .vectors import faiss_threads
 
 PREVIEW_CHARS = 200
-# LSH candidates beyond this many (a huge campaign) are subsampled for scoring; the
-# summary still counts every cosine sibling through a FAISS range search.
-MAX_LEXICAL_CANDIDATES = 2000
+Scores = tuple[float, float, float | None, float | None]  # score, cosine, jaccard, template
+# LSH candidates beyond this many (a huge campaign) are subsampled before verification;
+# the summary still counts every cosine sibling through a FAISS range search.
+MAX_LEXICAL_CANDIDATES = 20_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Hit:
     score: float
     cosine: float
     jaccard: float | None
+    template: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +91,16 @@ class SearchEngine:
         self.sibling_threshold = sibling_threshold
         self.fetch = fetch
 
-    def similar(self, text: str, k: int = 20, *, min_score: float = 0.0,
-                filters: SearchFilters = SearchFilters()) -> SearchResult:
+    def similar(
+        self, text: str, k: int = 20, *, min_score: float = 0.0, filters: SearchFilters = SearchFilters()
+    ) -> SearchResult:
         """Top-k stored siblings of text."""
         with faiss_threads(1):  # one query: a single thread is faster than two here
             return self.similar_batch([text], k, min_score=min_score, filters=filters)[0]
 
-    def similar_to_id(self, prompt_id: str, k: int = 20, *, min_score: float = 0.0,
-                      filters: SearchFilters = SearchFilters()) -> SearchResult:
+    def similar_to_id(
+        self, prompt_id: str, k: int = 20, *, min_score: float = 0.0, filters: SearchFilters = SearchFilters()
+    ) -> SearchResult:
         """Top-k siblings of a stored prompt, itself excluded."""
         row = self.index.store.row_of(prompt_id)
         if row is None:
@@ -101,22 +109,24 @@ class SearchEngine:
         with faiss_threads(1):
             return self._search([text], k, min_score, filters, exclude_row=row)[0]
 
-    def similar_batch(self, texts: Sequence[str], k: int = 20, *, min_score: float = 0.0,
-                      filters: SearchFilters = SearchFilters()) -> list[SearchResult]:
+    def similar_batch(
+        self, texts: Sequence[str], k: int = 20, *, min_score: float = 0.0, filters: SearchFilters = SearchFilters()
+    ) -> list[SearchResult]:
         """Top-k siblings of each text, embedding and FAISS search done in one batch."""
         return self._search(list(texts), k, min_score, filters)
 
-    def _search(self, texts: list[str], k: int, min_score: float, filters: SearchFilters,
-                exclude_row: int | None = None) -> list[SearchResult]:
+    def _search(
+        self, texts: list[str], k: int, min_score: float, filters: SearchFilters, exclude_row: int | None = None
+    ) -> list[SearchResult]:
         if k < 1:
             raise ValueError(f"k={k} must be at least 1")
-        vectors, signatures = self.index.signals(texts)
+        queries = self.index.signals(texts)
         allowed = self.index.store.rows_matching(**_filter_args(filters)) if filters else None
-        neighbours = self.index.vectors.search(vectors, max(k, self.fetch) + 1, allowed=allowed)
-        radius_hits = self._cosine_siblings(vectors, allowed)
+        neighbours = self.index.vectors.search(queries.vectors, max(k, self.fetch) + 1, allowed=allowed)
+        radius_hits = self._cosine_siblings(queries.vectors, allowed)
         results = []
         for i in range(len(texts)):
-            candidates = self._score(vectors[i], signatures[i], neighbours.ids[i], neighbours.scores[i], allowed)
+            candidates = self._score(queries.take([i]), neighbours.ids[i], neighbours.scores[i], allowed)
             candidates.pop(exclude_row, None)
             ranked = sorted(candidates.items(), key=lambda item: (-item[1][0], item[0]))
             ranked = [(row, s) for row, s in ranked if s[0] >= min_score][:k]
@@ -125,26 +135,35 @@ class SearchEngine:
             results.append(SearchResult(self._hits(ranked), self._summary(siblings)))
         return results
 
-    def _score(self, vector: np.ndarray, signature: np.ndarray, ids: np.ndarray, cosines: np.ndarray,
-               allowed: np.ndarray | None) -> dict[int, tuple[float, float, float | None]]:
-        """row -> (score, cosine, jaccard) for the FAISS and LSH candidates of one query."""
-        scored: dict[int, tuple[float, float, float | None]] = {}
+    def _score(
+        self, query: Signals, ids: np.ndarray, cosines: np.ndarray, allowed: np.ndarray | None
+    ) -> dict[int, Scores]:
+        """row -> (score, cosine, jaccard, template) for the FAISS and LSH candidates of one query."""
+        scored: dict[int, Scores] = {}
         for row, cos in zip(ids.tolist(), cosines.tolist()):
             if row >= 0:
                 c = _unit(cos)
-                scored[row] = (c, c, None)
-        lexical = self.index.duplicates.candidates(signature)
+                scored[row] = (c, c, None, None)
+        lexical = self.index.duplicates.candidates(query.signatures[0])
+        windowed = self.index.windows.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
+        pool = np.union1d(lexical, windowed)
         if allowed is not None:
-            lexical = np.intersect1d(lexical, allowed)
-        if len(lexical) > MAX_LEXICAL_CANDIDATES:
-            lexical = np.random.default_rng(0).choice(lexical, MAX_LEXICAL_CANDIDATES, replace=False)
-        if len(lexical):
-            settings = self.index.manifest
-            rows, vecs, sigs = self.index.store.signals(lexical, settings.dim, settings.settings.num_perm)
-            jaccards = estimate_jaccard(signature, sigs)
-            for row, vec, jac in zip(rows.tolist(), vecs, jaccards.tolist()):
-                c = _unit(float(vec @ vector))
-                scored[row] = (max(c, jac), c, jac)
+            pool = np.intersect1d(pool, allowed)
+        if len(pool) > MAX_LEXICAL_CANDIDATES:
+            pool = np.random.default_rng(0).choice(pool, MAX_LEXICAL_CANDIDATES, replace=False)
+        if not len(pool):
+            return scored
+        manifest = self.index.manifest
+        rows, stored = self.index.store.signals(pool, manifest.dim, manifest.settings.num_perm)
+        cos = np.clip(stored.vectors @ query.vectors[0], 0.0, 1.0)
+        jac = np.where(np.isin(rows, lexical), estimate_jaccard(query.signatures[0], stored.signatures), np.nan)
+        head = estimate_jaccard(query.windows[0, 0], stored.windows[:, 0])
+        tail = estimate_jaccard(query.windows[0, 1], stored.windows[:, 1])
+        tmpl = np.where(np.isin(rows, windowed) & stored.has_windows, np.maximum(head, tail), np.nan)
+        for row, c, j, t in zip(rows.tolist(), cos.tolist(), jac.tolist(), tmpl.tolist()):
+            j_or_none = None if np.isnan(j) else j
+            t_or_none = None if np.isnan(t) else t
+            scored[row] = (max(c, j_or_none or 0.0, t_or_none or 0.0), c, j_or_none, t_or_none)
         return scored
 
     def _cosine_siblings(self, vectors: np.ndarray, allowed: np.ndarray | None) -> list[np.ndarray]:
@@ -157,24 +176,37 @@ class SearchEngine:
             found = [np.intersect1d(f, allowed) for f in found]
         return found
 
-    def _hits(self, ranked: list[tuple[int, tuple[float, float, float | None]]]) -> list[Hit]:
+    def _hits(self, ranked: list[tuple[int, Scores]]) -> list[Hit]:
         records = self.index.store.fetch([row for row, _ in ranked])
         hits = []
-        for row, (score, cos, jac) in ranked:
+        for row, (score, cos, jac, tmpl) in ranked:
             rec = records.get(row)
             if rec is None:  # deleted between search and fetch
                 continue
-            hits.append(Hit(id=rec.id, account_id=rec.account_id, timestamp=to_iso(rec.timestamp),
-                            text=rec.text[:PREVIEW_CHARS], score=round(score, 4), cosine=round(cos, 4),
-                            jaccard=None if jac is None else round(jac, 4)))
+            hits.append(
+                Hit(
+                    id=rec.id,
+                    account_id=rec.account_id,
+                    timestamp=to_iso(rec.timestamp),
+                    text=rec.text[:PREVIEW_CHARS],
+                    score=round(score, 4),
+                    cosine=round(cos, 4),
+                    jaccard=None if jac is None else round(jac, 4),
+                    template=None if tmpl is None else round(tmpl, 4),
+                )
+            )
         return hits
 
     def _summary(self, siblings: set[int]) -> Summary:
         agg = self.index.store.aggregate(sorted(siblings))
-        return Summary(threshold=self.sibling_threshold, siblings=agg["prompts"], accounts=agg["accounts"],
-                       first_seen=None if agg["first_seen"] is None else to_iso(agg["first_seen"]),
-                       last_seen=None if agg["last_seen"] is None else to_iso(agg["last_seen"]),
-                       top_accounts=agg["top_accounts"])
+        return Summary(
+            threshold=self.sibling_threshold,
+            siblings=agg["prompts"],
+            accounts=agg["accounts"],
+            first_seen=None if agg["first_seen"] is None else to_iso(agg["first_seen"]),
+            last_seen=None if agg["last_seen"] is None else to_iso(agg["last_seen"]),
+            top_accounts=agg["top_accounts"],
+        )
 
 
 def _unit(value: float) -> float:
@@ -183,8 +215,12 @@ def _unit(value: float) -> float:
 
 
 def _filter_args(filters: SearchFilters) -> dict[str, Any]:
-    return {"account_ids": filters.account_ids, "exclude_account_ids": filters.exclude_account_ids,
-            "since": filters.since, "until": filters.until}
+    return {
+        "account_ids": filters.account_ids,
+        "exclude_account_ids": filters.exclude_account_ids,
+        "since": filters.since,
+        "until": filters.until,
+    }
 
 
 __all__ = ["Hit", "SearchEngine", "SearchFilters", "SearchResult", "Summary"]

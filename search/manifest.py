@@ -19,6 +19,7 @@ MANIFEST = "manifest.json"
 STORE = "prompts.sqlite"
 VECTORS = "vectors.faiss"
 LEXICAL = "lsh.pickle"
+WINDOWS = "windows.pickle"
 LOCK = "write.lock"
 
 
@@ -66,11 +67,15 @@ def read_manifest(directory: Path) -> Manifest:
     """Load DIR/manifest.json, or explain what is wrong with it."""
     path = directory / MANIFEST
     if not path.exists():
-        raise IndexNotFound(f"no promptsim index at {directory}; create one with 'promptsim ingest FILE --index {directory}'")
+        raise IndexNotFound(
+            f"no promptsim index at {directory}; create one with 'promptsim ingest FILE --index {directory}'"
+        )
     try:
         manifest = Manifest.from_json(json.loads(path.read_text("utf-8")))
     except (ValueError, TypeError, KeyError) as err:
-        raise IndexCorrupt(f"{path} is not a promptsim manifest ({err}); rebuild the index from its source files") from err
+        raise IndexCorrupt(
+            f"{path} is not a promptsim manifest ({err}); rebuild the index from its source files"
+        ) from err
     if manifest.format_version != FORMAT_VERSION:
         raise IndexMismatch(
             f"{directory} has index format {manifest.format_version}, this promptsim reads {FORMAT_VERSION}; "
@@ -88,8 +93,15 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     fsync_dir(directory)
 
 
-def check_compatible(manifest: Manifest, wanted: IndexSettings | None, *, dim: int | None,
-                     model_checksum: str | None, minhash_fingerprint: str, directory: Path) -> None:
+def check_compatible(
+    manifest: Manifest,
+    wanted: IndexSettings | None,
+    *,
+    dim: int | None,
+    model_checksum: str | None,
+    minhash_fingerprint: str,
+    directory: Path,
+) -> None:
     """Raise IndexMismatch, saying how to fix it, if the index was built differently."""
     have = manifest.settings
     problems = []
@@ -97,8 +109,10 @@ def check_compatible(manifest: Manifest, wanted: IndexSettings | None, *, dim: i
         for name in ("model", "num_perm", "seed", "lsh_threshold"):
             if getattr(have, name) != getattr(wanted, name):
                 flag = "--" + name.replace("_", "-")
-                problems.append(f"{name}={getattr(have, name)!r} (asked for {getattr(wanted, name)!r}; pass {flag} "
-                                f"{getattr(have, name)} or leave it out)")
+                problems.append(
+                    f"{name}={getattr(have, name)!r} (asked for {getattr(wanted, name)!r}; pass {flag} "
+                    f"{getattr(have, name)} or leave it out)"
+                )
     if dim is not None and dim != manifest.dim:
         problems.append(f"dim={manifest.dim} but the encoder gives {dim}")
     if model_checksum is not None and model_checksum != manifest.model_checksum:
@@ -109,6 +123,7 @@ def check_compatible(manifest: Manifest, wanted: IndexSettings | None, *, dim: i
         problems.append(f"normalization v{manifest.normalization_version}, this release uses v{NORMALIZATION_VERSION}")
     if problems:
         raise IndexMismatch(
-            f"index {directory} was built with " + "; ".join(problems)
-            + f". Use matching settings, or ingest into a new --index directory (or 'promptsim rebuild --index {directory}')"
+            f"index {directory} was built with "
+            + "; ".join(problems)
+            + ". Use matching settings, or ingest into a new --index directory"
         )

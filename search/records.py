@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 # Epoch seconds beyond this are almost surely milliseconds or garbage; refusing them
@@ -26,7 +26,7 @@ class Prompt:
 def parse_timestamp(value: Any) -> float:
     """Return epoch seconds for an ISO-8601 string or epoch number; raise ValueError otherwise."""
     if isinstance(value, datetime):  # Parquet and Arrow give real timestamps
-        return _checked_epoch((value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp())
+        return _checked_epoch((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp())
     if isinstance(value, bool):
         raise ValueError(f"timestamp must be ISO-8601 or epoch seconds, got {value!r}")
     if isinstance(value, (int, float)):
@@ -42,7 +42,7 @@ def parse_timestamp(value: Any) -> float:
         except ValueError:
             raise ValueError(f"unparseable timestamp {value!r}; use ISO-8601 or epoch seconds") from None
         if parsed.tzinfo is None:  # naive times are taken as UTC, the log convention
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
     raise ValueError(f"timestamp must be ISO-8601 or epoch seconds, got {type(value).__name__}")
 
@@ -55,5 +55,5 @@ def _checked_epoch(seconds: float) -> float:
 
 def to_iso(seconds: float) -> str:
     """Format epoch seconds as an ISO-8601 UTC string ending in Z."""
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .records import Prompt
+from .signals import EMPTY, Signals
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS prompts (
@@ -36,7 +37,8 @@ CREATE INDEX IF NOT EXISTS prompts_ts ON prompts (ts);
 CREATE TABLE IF NOT EXISTS signals (
     row       INTEGER PRIMARY KEY,
     vector    BLOB NOT NULL,
-    signature BLOB NOT NULL
+    signature BLOB NOT NULL,
+    windows   BLOB            -- head and tail window signatures; NULL for short prompts
 );
 CREATE TABLE IF NOT EXISTS deletions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -108,22 +110,38 @@ class PromptStore:
             found.update(self._db.execute(f"SELECT id, digest FROM prompts WHERE id IN ({marks})", part).fetchall())
         return found
 
-    def upsert(self, prompts: Sequence[Prompt], vectors: np.ndarray, signatures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def upsert(self, prompts: Sequence[Prompt], signals: Signals) -> tuple[np.ndarray, np.ndarray]:
         """Insert or replace prompts by id in one transaction; returns (new rows, removed rows)."""
         with self._transaction():
             removed = self._delete_where_ids([p.id for p in prompts])
             rows = []
-            for prompt, vector, signature in zip(prompts, vectors, signatures, strict=True):
+            if len(prompts) != len(signals):
+                raise ValueError(f"{len(prompts)} prompts but {len(signals)} signals")
+            for prompt in prompts:
                 cursor = self._db.execute(
                     "INSERT INTO prompts (id, text, account_id, ts, metadata, digest) VALUES (?, ?, ?, ?, ?, ?)",
-                    (prompt.id, prompt.text, prompt.account_id, prompt.timestamp,
-                     json.dumps(prompt.metadata, default=str), content_digest(prompt)),
+                    (
+                        prompt.id,
+                        prompt.text,
+                        prompt.account_id,
+                        prompt.timestamp,
+                        json.dumps(prompt.metadata, default=str),
+                        content_digest(prompt),
+                    ),
                 )
                 rows.append(cursor.lastrowid)
+            has_windows = signals.has_windows
             self._db.executemany(
-                "INSERT INTO signals (row, vector, signature) VALUES (?, ?, ?)",
-                [(r, v.astype(np.float32).tobytes(), s.astype(np.uint32).tobytes())
-                 for r, v, s in zip(rows, vectors, signatures, strict=True)],
+                "INSERT INTO signals (row, vector, signature, windows) VALUES (?, ?, ?, ?)",
+                [
+                    (
+                        r,
+                        signals.vectors[i].astype(np.float32).tobytes(),
+                        signals.signatures[i].astype(np.uint32).tobytes(),
+                        signals.windows[i].astype(np.uint32).tobytes() if has_windows[i] else None,
+                    )
+                    for i, r in enumerate(rows)
+                ],
             )
         return np.asarray(rows, dtype=np.int64), removed
 
@@ -166,41 +184,37 @@ class PromptStore:
     def changes_since(self, mark: Watermark) -> tuple[np.ndarray, np.ndarray]:
         """Rows added after mark that still exist, and rows (at or before mark) deleted after it."""
         added = [r for (r,) in self._db.execute("SELECT row FROM prompts WHERE row > ? ORDER BY row", (mark.row,))]
-        deleted = [r for (r,) in self._db.execute(
-            "SELECT row FROM deletions WHERE seq > ? AND row <= ?", (mark.deletion, mark.row))]
+        deleted = [
+            r
+            for (r,) in self._db.execute(
+                "SELECT row FROM deletions WHERE seq > ? AND row <= ?", (mark.deletion, mark.row)
+            )
+        ]
         return np.asarray(added, dtype=np.int64), np.asarray(deleted, dtype=np.int64)
 
     # -- reads --------------------------------------------------------------------------
 
-    def signals(self, rows: Sequence[int], dim: int, num_perm: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows found, vectors, signatures) for the given rows, in row order."""
-        found, vecs, sigs = [], [], []
+    def signals(self, rows: Sequence[int] | np.ndarray, dim: int, num_perm: int) -> tuple[np.ndarray, Signals]:
+        """(rows found, their Signals) for the given rows, in row order."""
+        found = []
         for part in _chunks(sorted(int(r) for r in rows)):
             marks = ",".join("?" * len(part))
-            for row, vec, sig in self._db.execute(
-                f"SELECT row, vector, signature FROM signals WHERE row IN ({marks}) ORDER BY row", part
-            ):
-                found.append(row)
-                vecs.append(vec)
-                sigs.append(sig)
-        vectors = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(found), dim)
-        signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(found), num_perm)
-        return np.asarray(found, dtype=np.int64), vectors, signatures
+            found += self._db.execute(
+                f"SELECT row, vector, signature, windows FROM signals WHERE row IN ({marks}) ORDER BY row", part
+            ).fetchall()
+        return _decode_signals(found, dim, num_perm)
 
-    def iter_signals(self, dim: int, num_perm: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Every stored (rows, vectors, signatures), in row order, a batch at a time."""
+    def iter_signals(self, dim: int, num_perm: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, Signals]]:
+        """Every stored (rows, Signals), in row order, a batch at a time."""
         last = 0
         while True:
             chunk = self._db.execute(
-                "SELECT row, vector, signature FROM signals WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
+                "SELECT row, vector, signature, windows FROM signals WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
             ).fetchall()
             if not chunk:
                 return
-            rows = np.asarray([c[0] for c in chunk], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(c[1] for c in chunk), dtype=np.float32).reshape(len(chunk), dim)
-            sigs = np.frombuffer(b"".join(c[2] for c in chunk), dtype=np.uint32).reshape(len(chunk), num_perm)
-            last = int(rows[-1])
-            yield rows, vectors, sigs
+            last = int(chunk[-1][0])
+            yield _decode_signals(chunk, dim, num_perm)
 
     def fetch(self, rows: Iterable[int]) -> dict[int, StoredPrompt]:
         """Stored prompts by row."""
@@ -217,8 +231,14 @@ class PromptStore:
         hit = self._db.execute("SELECT row FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
         return int(hit[0]) if hit else None
 
-    def rows_matching(self, *, account_ids: Sequence[str] = (), exclude_account_ids: Sequence[str] = (),
-                      since: float | None = None, until: float | None = None) -> np.ndarray:
+    def rows_matching(
+        self,
+        *,
+        account_ids: Sequence[str] = (),
+        exclude_account_ids: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> np.ndarray:
         """Rows passing the filters (for filtered search)."""
         clauses, params = [], []
         if account_ids:
@@ -251,19 +271,35 @@ class PromptStore:
         for part in _chunks(list(rows)):
             marks = ",".join("?" * len(part))
             for account, n, lo, hi in self._db.execute(
-                f"SELECT account_id, COUNT(*), MIN(ts), MAX(ts) FROM prompts WHERE row IN ({marks}) GROUP BY account_id",
+                f"SELECT account_id, COUNT(*), MIN(ts), MAX(ts) FROM prompts WHERE row IN ({marks})"
+                " GROUP BY account_id",
                 part,
             ):
                 counts[account] = counts.get(account, 0) + n
                 first = lo if first is None else min(first, lo)
                 last = hi if last is None else max(last, hi)
         busiest = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]
-        return {"prompts": sum(counts.values()), "accounts": len(counts), "first_seen": first, "last_seen": last,
-                "top_accounts": [{"account_id": a, "prompts": n} for a, n in busiest]}
+        return {
+            "prompts": sum(counts.values()),
+            "accounts": len(counts),
+            "first_seen": first,
+            "last_seen": last,
+            "top_accounts": [{"account_id": a, "prompts": n} for a, n in busiest],
+        }
 
     def duplicate_ids(self) -> int:
         """How many ids appear more than once (always 0 unless the file was tampered with)."""
         return int(self._db.execute("SELECT COUNT(*) - COUNT(DISTINCT id) FROM prompts").fetchone()[0])
+
+
+def _decode_signals(records: list[tuple[Any, ...]], dim: int, num_perm: int) -> tuple[np.ndarray, Signals]:
+    n = len(records)
+    empty_windows = np.full(2 * num_perm, EMPTY, dtype=np.uint32).tobytes()
+    rows = np.asarray([r[0] for r in records], dtype=np.int64)
+    vectors = np.frombuffer(b"".join(r[1] for r in records), dtype=np.float32).reshape(n, dim)
+    signatures = np.frombuffer(b"".join(r[2] for r in records), dtype=np.uint32).reshape(n, num_perm)
+    windows = np.frombuffer(b"".join(r[3] or empty_windows for r in records), dtype=np.uint32).reshape(n, 2, num_perm)
+    return rows, Signals(vectors, signatures, windows)
 
 
 class _Transaction:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from .signals import Signals
+
 logger = logging.getLogger(__name__)
 
 # Below this many vectors an exact flat scan is fast enough (~5 ms per query at 50k, 384-d)
@@ -96,6 +98,10 @@ class VectorIndex:
         if len(ids):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
 
+    def insert_signals(self, rows: np.ndarray, signals: Signals) -> None:
+        """Add the embeddings of rows."""
+        self.add(signals.vectors, rows)
+
     def remove(self, ids: np.ndarray) -> int:
         """Remove rows; returns how many were present."""
         if not len(ids):
@@ -119,8 +125,9 @@ class VectorIndex:
     def range_search(self, queries: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every row with inner product >= min_score: (limits, scores, ids), query i in lims[i]:lims[i+1]."""
         # FAISS keeps results strictly above the radius; nudge it down to include equality.
-        lims, scores, ids = self._index.range_search(np.ascontiguousarray(queries, dtype=np.float32),
-                                                     float(np.nextafter(np.float32(min_score), np.float32(-2))))
+        lims, scores, ids = self._index.range_search(
+            np.ascontiguousarray(queries, dtype=np.float32), float(np.nextafter(np.float32(min_score), np.float32(-2)))
+        )
         return lims, scores, ids
 
     def ids(self) -> np.ndarray:
@@ -128,8 +135,11 @@ class VectorIndex:
         if self.kind == "flat":
             return faiss.vector_to_array(self._index.id_map).astype(np.int64)
         invlists = self._index.invlists
-        parts = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-                 for i in range(invlists.nlist) if invlists.list_size(i)]
+        parts = [
+            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+            for i in range(invlists.nlist)
+            if invlists.list_size(i)
+        ]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def to_bytes(self) -> memoryview:

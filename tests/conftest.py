@@ -74,5 +74,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def make_rows(texts: list[str], *, accounts: int = 20, start: float = 1_763_000_000.0, prefix: str = "p") -> list[dict]:
-    return [{"id": f"{prefix}{i:05d}", "text": t, "account_id": f"acct-{i % accounts:03d}", "timestamp": start + 60 * i}
-            for i, t in enumerate(texts)]
+    return [
+        {"id": f"{prefix}{i:05d}", "text": t, "account_id": f"acct-{i % accounts:03d}", "timestamp": start + 60 * i}
+        for i, t in enumerate(texts)
+    ]

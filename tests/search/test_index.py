@@ -15,8 +15,7 @@ def prompts(texts, prefix="p", account="a"):
 
 
 def add(index, batch):
-    vectors, signatures = index.signals([p.text for p in batch])
-    index.upsert(batch, vectors, signatures)
+    index.upsert(batch, index.signals([p.text for p in batch]))
 
 
 @pytest.fixture

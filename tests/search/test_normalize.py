@@ -20,8 +20,13 @@ def odd_whitespace(text: str) -> str:
     return "  " + text.replace(" ", " \t\u00a0\n ") + "\r\n"
 
 
-OBFUSCATIONS = {"zero_width": zero_width, "homoglyph": homoglyphs, "case": odd_case, "whitespace": odd_whitespace,
-                "all": lambda t: zero_width(odd_whitespace(homoglyphs(odd_case(t))))}
+OBFUSCATIONS = {
+    "zero_width": zero_width,
+    "homoglyph": homoglyphs,
+    "case": odd_case,
+    "whitespace": odd_whitespace,
+    "all": lambda t: zero_width(odd_whitespace(homoglyphs(odd_case(t)))),
+}
 
 
 def test_every_obfuscation_normalizes_to_the_original():
