@@ -84,6 +84,12 @@ def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = F
 @click.option("--lsh-threshold", type=float, help="LSH Jaccard threshold for a new index [default: 0.5].")
 @click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf"]), help="FAISS index kind [default: auto].")
 @click.option("--batch-size", default=256, show_default=True, help="Prompts per stored batch (one transaction).")
+@click.option(
+    "--checkpoint-every",
+    default=20_000,
+    show_default=True,
+    help="Save the FAISS/LSH files after this many new prompts (bounds replay work after a crash).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def ingest(
     paths: tuple[Path, ...],
@@ -99,6 +105,7 @@ def ingest(
     lsh_threshold: float | None,
     vector_index: str | None,
     batch_size: int,
+    checkpoint_every: int,
     as_json: bool,
 ) -> None:
     """Add prompt logs (JSONL, CSV, Parquet) to an index, creating it if needed.
@@ -126,6 +133,7 @@ def ingest(
             fields=FieldMap(id_field, text_field, account_field, time_field),
             strict=strict,
             batch_size=batch_size,
+            checkpoint_every=checkpoint_every,
             progress=sys.stderr.isatty() or not as_json,
         )
         body = {**report.to_json(), **index.counts()}

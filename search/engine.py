@@ -8,7 +8,8 @@ window estimates, each present only for candidates of that LSH (null otherwise: 
 of a non-candidate is noise around a small value). The fused `score` is
 max(cosine, jaccard, template): a prompt is a sibling when any signal says so — Jaccard
 catches obfuscated and lightly edited copies, cosine paraphrase, template a shared wrapper
-around different slot content.
+around different slot content. Ties are broken by Jaccard, then cosine, so an exact copy
+ranks above a prompt that only shares its wrapper.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class SearchEngine:
         for i in range(len(texts)):
             candidates = self._score(queries.take([i]), neighbours.ids[i], neighbours.scores[i], allowed)
             candidates.pop(exclude_row, None)
-            ranked = sorted(candidates.items(), key=lambda item: (-item[1][0], item[0]))
+            ranked = sorted(candidates.items(), key=_rank_key)
             ranked = [(row, s) for row, s in ranked if s[0] >= min_score][:k]
             siblings = {row for row, s in candidates.items() if s[0] >= self.sibling_threshold}
             siblings |= set(radius_hits[i].tolist()) - {exclude_row}
@@ -207,6 +208,12 @@ class SearchEngine:
             last_seen=None if agg["last_seen"] is None else to_iso(agg["last_seen"]),
             top_accounts=agg["top_accounts"],
         )
+
+
+def _rank_key(item: tuple[int, Scores]) -> tuple[float, float, float, int]:
+    """Best score first; ties (a template match also scores 1.0) go to the closer whole prompt."""
+    row, (score, cosine, jaccard, _) = item
+    return (-score, -(jaccard or 0.0), -cosine, row)
 
 
 def _unit(value: float) -> float:

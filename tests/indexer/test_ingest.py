@@ -1,0 +1,90 @@
+"""Ingest end to end through the real CLI and model: idempotence, and kill -9 mid-run."""
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search.index import PromptIndex
+from tests.conftest import background_texts, make_rows, write_jsonl
+
+PROMPTSIM = [sys.executable, "-c", "from api.cli import main; main()"]
+
+
+def run_cli(*args, check=True):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([*PROMPTSIM, *args], capture_output=True, text=True, env=env, timeout=600)
+    if check and done.returncode:
+        raise AssertionError(f"promptsim {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def test_reingest_changes_nothing_and_upserts_edits(tmp_path):
+    rows = make_rows(background_texts(120))
+    source = write_jsonl(tmp_path / "a.jsonl", rows)
+    first = json.loads(run_cli("ingest", str(source), "--index", str(tmp_path / "idx"), "--json").stdout)
+    assert (first["added"], first["unchanged"], first["prompts"]) == (120, 0, 120)
+    index_files = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir() if p.suffix in (".faiss", ".pickle")}
+
+    again = json.loads(run_cli("ingest", str(source), "--index", str(tmp_path / "idx"), "--json").stdout)
+    assert (again["added"], again["unchanged"], again["prompts"], again["vectors"]) == (0, 120, 120, 120)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir() if p.name in index_files} == index_files
+
+    rows[5]["text"] = "An edited prompt about sourdough starters and hydration ratios."
+    edited = write_jsonl(tmp_path / "b.jsonl", rows[:10])
+    third = json.loads(run_cli("ingest", str(edited), "--index", str(tmp_path / "idx"), "--json").stdout)
+    assert (third["added"], third["unchanged"], third["prompts"], third["signatures"]) == (1, 9, 120, 120)
+    hits = json.loads(run_cli("search", "--index", str(tmp_path / "idx"), "-k", "1", "--json", rows[5]["text"]).stdout)
+    assert hits["results"][0]["id"] == rows[5]["id"] and hits["results"][0]["score"] == 1.0
+
+
+def store_count(index_dir: Path) -> int:
+    db = index_dir / "prompts.sqlite"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM prompts").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.slow
+def test_kill_9_mid_ingest_leaves_a_consistent_index(tmp_path, real_encoder):
+    """SIGKILL an ingest at random moments (mid-batch, mid-checkpoint); nothing acknowledged is lost."""
+    texts = background_texts(500)
+    rows = make_rows([f"{t} (variant {i // len(texts)})" for i, t in enumerate(texts * 2)])
+    source = write_jsonl(tmp_path / "big.jsonl", rows)
+    index_dir = tmp_path / "idx"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        before = store_count(index_dir)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        args = ["ingest", str(source), "--index", str(index_dir), "--batch-size", "16", "--checkpoint-every", "48"]
+        proc = subprocess.Popen([*PROMPTSIM, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 240
+        target = before + rng.randint(20, 150)
+        while store_count(index_dir) < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.random() * 0.5)  # land anywhere: inside a batch, a commit, or a snapshot write
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        with PromptIndex.open(index_dir, real_encoder) as index:
+            report = index.verify()
+            assert report["consistent"], report
+            assert report["store"] == report["vectors"] == report["signatures"] >= before
+    assert kills >= 2
+    run_cli("ingest", str(source), "--index", str(index_dir))
+    with PromptIndex.open(index_dir, real_encoder) as index:
+        report = index.verify()
+        assert report["consistent"] and report["store"] == len(rows) and report["duplicate_ids"] == 0

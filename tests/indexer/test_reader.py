@@ -1,0 +1,107 @@
+"""Reading JSONL, CSV and Parquet: bad records reported with file and line, valid ones kept."""
+
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from indexer.reader import MAX_TEXT_CHARS, FieldMap, ReadReport, detect_format, read_records
+from search.errors import BadRecord
+
+GOOD = {"id": "g1", "text": "hello there", "account_id": "a", "timestamp": "2026-11-20T10:00:00Z", "lang": "en"}
+
+
+def jsonl_with_problems(tmp_path):
+    lines = [
+        json.dumps(GOOD).encode(),  # 1 ok
+        b'{"id": "e", "text": "", "account_id": "a", "timestamp": 1}',  # 2 empty
+        b"this is not json",  # 3
+        b'{"id": "n", "text": "nul\\u0000byte", "account_id": "a", "timestamp": 1}',  # 4 NUL
+        b'{"id": "t", "text": "hi", "account_id": "a", "timestamp": "next tuesday"}',  # 5 time
+        b'{"id": "u", "text": "caf\xe9", "account_id": "a", "timestamp": 1}',  # 6 UTF-8
+        b'{"id": 7, "text": ["list"], "account_id": "a", "timestamp": 1}',  # 7 type
+        b'{"id": "s", "text": "lone \\ud800 surrogate", "account_id": "a", "timestamp": 1}',  # 8
+        b"[1, 2]",  # 9 not object
+        b'{"text": "no id", "account_id": "a", "timestamp": 1}',  # 10
+        b'{"id": "z", "text": "\\u200b\\u200d  ", "account_id": "a", "timestamp": 1}',  # 11 invisible
+        json.dumps({**GOOD, "id": "big", "text": "x" * (MAX_TEXT_CHARS + 1)}).encode(),  # 12 huge
+        b"",  # 13 blank: ignored
+        json.dumps({**GOOD, "id": 14, "timestamp": 1795168800}).encode(),  # 14 ok, int id
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_bad_jsonl_records_are_reported_with_lines_and_skipped(tmp_path):
+    path = jsonl_with_problems(tmp_path)
+    report = ReadReport()
+    prompts = list(read_records([path], report))
+    assert [p.id for p in prompts] == ["g1", "14"]
+    assert prompts[0].metadata == {"lang": "en"} and prompts[0].timestamp == 1795168800.0
+    assert prompts[1].timestamp == prompts[0].timestamp
+    lines = {p.line: p.reason for p in report.problems}
+    assert sorted(lines) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert lines[3].startswith("invalid JSON") and lines[6].startswith("invalid UTF-8")
+    assert "NUL" in lines[4] and lines[5].startswith("bad timestamp") and lines[7].startswith("wrong type")
+    assert "surrogate" in lines[8] and lines[10] == "missing id" and lines[12].startswith("text too long")
+    assert all(p.source == str(path) for p in report.problems)
+    assert (report.records, report.valid, report.skipped) == (13, 2, 11)
+
+
+def test_strict_mode_stops_at_the_first_bad_record(tmp_path):
+    path = jsonl_with_problems(tmp_path)
+    with pytest.raises(BadRecord, match=r"in.jsonl:2: empty text"):
+        list(read_records([path], ReadReport(), strict=True))
+
+
+def test_csv_with_remapped_fields_and_bad_bytes(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(
+        b"prompt_id,prompt,user,created,source\n"
+        b'1,"multi\nline prompt",u1,2026-11-20 10:00:00,web\n'
+        b"2,caf\xe9,u2,1795168800,api\n"
+        b"3,fine prompt,u3,1795168800,api\n"
+        b"4,no time,u4,,api\n"
+    )
+    report = ReadReport()
+    fields = FieldMap(id="prompt_id", text="prompt", account_id="user", timestamp="created")
+    prompts = list(read_records([path], report, fields=fields))
+    assert [(p.id, p.text, p.metadata) for p in prompts] == [
+        ("1", "multi\nline prompt", {"source": "web"}),
+        ("3", "fine prompt", {"source": "api"}),
+    ]
+    assert [(p.line, p.reason.split(":")[0]) for p in report.problems] == [
+        (4, "invalid UTF-8 in 'prompt' (undecodable bytes or a lone surrogate)"),
+        (6, "bad timestamp"),
+    ]
+
+
+def test_parquet_and_gzip_jsonl(tmp_path):
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "text": ["one prompt", None, "three"],
+            "account_id": ["x", "y", "z"],
+            "timestamp": [1795168800, 1795168801, 1795168802],
+            "extra": [1, 2, 3],
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet")
+    with gzip.open(tmp_path / "in.jsonl.gz", "wt") as handle:
+        handle.write(json.dumps(GOOD) + "\n")
+    report = ReadReport()
+    prompts = list(read_records([tmp_path / "in.parquet", tmp_path / "in.jsonl.gz"], report))
+    assert [p.id for p in prompts] == ["a", "c", "g1"]
+    assert prompts[0].metadata == {"extra": 1}
+    assert [(p.line, p.reason) for p in report.problems] == [(2, "missing text: no 'text' field")]
+
+
+def test_format_detection():
+    from pathlib import Path
+
+    assert detect_format(Path("x.ndjson.gz")) == "jsonl" and detect_format(Path("y.PARQUET")) == "parquet"
+    with pytest.raises(ValueError, match="--format"):
+        detect_format(Path("logs.txt"))
