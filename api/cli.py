@@ -296,6 +296,69 @@ def stats(index_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @index_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="clusters.jsonl to write.")
+@click.option("--since", help="Window start (ISO-8601 or epoch), inclusive.")
+@click.option("--until", help="Window end (ISO-8601 or epoch), exclusive.")
+@click.option("--incremental", is_flag=True, help="Reuse the last run: only look for edges of newer prompts.")
+@click.option(
+    "--flag-threshold", type=float, help="campaign_score at which a cluster is flagged [default: calibrated]."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+def dedup(
+    index_dir: Path,
+    out: Path,
+    since: str | None,
+    until: str | None,
+    incremental: bool,
+    flag_threshold: float | None,
+    as_json: bool,
+) -> None:
+    """Cluster a window of traffic into near-duplicate and template clusters; flag campaigns.
+
+    Writes one line per cluster of two or more prompts; cluster ids stay stable across runs.
+
+    \b
+    Example:
+        promptsim dedup --index idx --out clusters.jsonl --since 2026-11-20 --until 2026-11-21
+        promptsim dedup --index idx --out clusters.jsonl --incremental     # hourly
+    """
+    from indexer.campaigns import cluster_lines, nightly, write_jsonl
+    from indexer.dedup import DedupSettings
+
+    settings = DedupSettings() if flag_threshold is None else DedupSettings(flag_threshold=flag_threshold)
+    with open_index(index_dir, with_encoder=False) as index:
+        clusters, stats = nightly(
+            index, since=_time(since), until=_time(until), settings=settings, incremental=incremental
+        )
+        write_jsonl(out, cluster_lines(index, clusters))
+    if as_json:
+        output.echo_json(stats)
+    else:
+        output.dedup_summary(stats, clusters, out)
+
+
+@main.command()
+@index_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="accounts.jsonl to write.")
+def accounts(index_dir: Path, out: Path) -> None:
+    """Per account in a flagged campaign: its clusters, traffic share, and linked accounts.
+
+    Reads the clusters of the last `promptsim dedup` run.
+
+    \b
+    Example:
+        promptsim accounts --index idx --out accounts.jsonl
+    """
+    from indexer.campaigns import account_records, write_jsonl
+
+    with open_index(index_dir, with_encoder=False) as index:
+        records = account_records(index)
+    write_jsonl(out, records)
+    click.echo(f"wrote {len(records)} accounts in flagged clusters to {out}")
+
+
+@main.command()
+@index_option
 def rebuild(index_dir: Path) -> None:
     """Regenerate the FAISS and LSH files from the store (after corruption or a crash).
 

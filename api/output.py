@@ -86,3 +86,26 @@ def search_table(result: SearchResult) -> None:
             Text(preview),
         )
     _console.print(table)
+
+
+def dedup_summary(stats: dict[str, Any], clusters: list[dict[str, Any]], out: Any) -> None:
+    click.echo(
+        f"{stats['prompts']} prompts -> {stats['clusters']} clusters, {stats['flagged']} flagged "
+        f"({stats.get('campaigns_new', 0)} new, {stats.get('campaigns_grown', 0)} grown); wrote {out}"
+    )
+    table = Table()
+    for name in ("cluster", "score", "size", "accounts", "per acct", "diversity", "change", "template"):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=100 if name == "template" else None)
+    for c in [c for c in clusters if c["flagged"]][:20]:
+        f = c["features"]
+        table.add_row(
+            c["cluster_id"],
+            f"{c['campaign_score']:.2f}",
+            str(c["size"]),
+            str(c["accounts"]),
+            f"{f['prompts_per_account']:.1f}",
+            f"{f['semantic_diversity']:.2f}",
+            c.get("change", ""),
+            Text(c["template"][:200]),
+        )
+    _console.print(table)

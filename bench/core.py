@@ -74,12 +74,19 @@ def run_size(size: int, n_queries: int) -> dict:
     lat = np.asarray(latencies) * 1000
     n = report.added
     return {
-        "size": n, "vector_index": kind, "ingest_s": round(ingest_s, 1), "ingest_per_s": round(n / ingest_s, 1),
+        "size": n,
+        "vector_index": kind,
+        "ingest_s": round(ingest_s, 1),
+        "ingest_per_s": round(n / ingest_s, 1),
         "stage_s": {k: round(v, 1) for k, v in report.seconds.items()},
         "stage_per_s": {k: round(n / v, 1) if v else None for k, v in report.seconds.items()},
-        "open_s": round(open_s, 2), "search_p50_ms": round(float(np.percentile(lat, 50)), 1),
-        "search_p99_ms": round(float(np.percentile(lat, 99)), 1), "batch_queries_per_s": round(batch_qps, 1),
-        "peak_rss_mib_ingest": round(rss_ingest), "peak_rss_mib": round(peak_rss_mib()), "disk_mib": round(disk / 2**20),
+        "open_s": round(open_s, 2),
+        "search_p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "search_p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "batch_queries_per_s": round(batch_qps, 1),
+        "peak_rss_mib_ingest": round(rss_ingest),
+        "peak_rss_mib": round(peak_rss_mib()),
+        "disk_mib": round(disk / 2**20),
     }
 
 
@@ -114,23 +121,34 @@ def minhash_side_by_side(n_docs: int = 2000) -> dict:
         MinHash(num_perm=128).update_batch(shingles(text))
     batch = len(subset) / (time.perf_counter() - t)
     mean_words = float(np.mean([len(t.split()) for t in texts]))
-    return {"docs": n_docs, "mean_words": round(mean_words, 1), "promptsim_docs_per_s": round(ours),
-            "datasketch_update_docs_per_s": round(per_shingle), "datasketch_update_batch_docs_per_s": round(batch),
-            "speedup_vs_update": round(ours / per_shingle, 1), "speedup_vs_update_batch": round(ours / batch, 1)}
+    return {
+        "docs": n_docs,
+        "mean_words": round(mean_words, 1),
+        "promptsim_docs_per_s": round(ours),
+        "datasketch_update_docs_per_s": round(per_shingle),
+        "datasketch_update_batch_docs_per_s": round(batch),
+        "speedup_vs_update": round(ours / per_shingle, 1),
+        "speedup_vs_update_batch": round(ours / batch, 1),
+    }
 
 
 def table(results: list[dict], minhash: dict) -> str:
-    head = ("| prompts | index | ingest/s | embed/s | minhash/s | index/s | open s | search p50 ms | p99 ms "
-            "| batch q/s | peak RSS MiB | disk MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| prompts | index | ingest/s | embed/s | minhash/s | index/s | open s | search p50 ms | p99 ms "
+        "| batch q/s | peak RSS MiB | disk MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     rows = "".join(
         f"| {r['size']:,} | {r['vector_index']} | {r['ingest_per_s']} | {r['stage_per_s']['embed']} | "
         f"{r['stage_per_s']['minhash']} | {r['stage_per_s']['index']} | {r['open_s']} | {r['search_p50_ms']} | "
         f"{r['search_p99_ms']} | {r['batch_queries_per_s']} | {r['peak_rss_mib']} | {r['disk_mib']} |\n"
-        for r in results)
-    mh = (f"\nMinHash, {minhash['docs']} demo prompts (mean {minhash['mean_words']} words), word-3 + byte-5 shingles: "
-          f"promptsim {minhash['promptsim_docs_per_s']:,} docs/s; datasketch update() "
-          f"{minhash['datasketch_update_docs_per_s']:,} docs/s ({minhash['speedup_vs_update']}x); update_batch() "
-          f"{minhash['datasketch_update_batch_docs_per_s']:,} docs/s ({minhash['speedup_vs_update_batch']}x)\n")
+        for r in results
+    )
+    mh = (
+        f"\nMinHash, {minhash['docs']} demo prompts (mean {minhash['mean_words']} words), word-3 + byte-5 shingles: "
+        f"promptsim {minhash['promptsim_docs_per_s']:,} docs/s; datasketch update() "
+        f"{minhash['datasketch_update_docs_per_s']:,} docs/s ({minhash['speedup_vs_update']}x); update_batch() "
+        f"{minhash['datasketch_update_batch_docs_per_s']:,} docs/s ({minhash['speedup_vs_update_batch']}x)\n"
+    )
     return head + rows + mh
 
 
@@ -146,8 +164,12 @@ def main() -> None:
         return
     results = []
     for size in args.sizes:
-        done = subprocess.run([sys.executable, __file__, "--worker", str(size), "--queries", str(args.queries)],
-                              stdout=subprocess.PIPE, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--worker", str(size), "--queries", str(args.queries)],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), file=sys.stderr)
     minhash = minhash_side_by_side()

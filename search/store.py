@@ -264,6 +264,48 @@ class PromptStore:
         ).fetchone()
         return {"prompts": prompts, "accounts": accounts, "first_seen": first, "last_seen": last}
 
+    def window(self, since: float | None, until: float | None) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """(rows, account ids, timestamps) of every prompt with since <= ts < until, in row order."""
+        lo = -np.inf if since is None else since
+        hi = np.inf if until is None else until
+        found = self._db.execute(
+            "SELECT row, account_id, ts FROM prompts WHERE ts >= ? AND ts < ? ORDER BY row", (lo, hi)
+        ).fetchall()
+        rows = np.asarray([f[0] for f in found], dtype=np.int64)
+        return rows, [f[1] for f in found], np.asarray([f[2] for f in found], dtype=np.float64)
+
+    def rows_after(self, row: int) -> np.ndarray:
+        """Rows inserted after the given row that still exist."""
+        found = self._db.execute("SELECT row FROM prompts WHERE row > ? ORDER BY row", (row,)).fetchall()
+        return np.asarray([r for (r,) in found], dtype=np.int64)
+
+    def ids_of(self, rows: Iterable[int]) -> dict[int, str]:
+        """Prompt id of each row that exists."""
+        return dict(self._column_of(rows, "id"))
+
+    def accounts_of(self, rows: Iterable[int]) -> dict[int, str]:
+        """Account of each row that exists."""
+        return dict(self._column_of(rows, "account_id"))
+
+    def _column_of(self, rows: Iterable[int], column: str) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        for part in _chunks(sorted({int(r) for r in rows})):
+            marks = ",".join("?" * len(part))
+            found += self._db.execute(f"SELECT row, {column} FROM prompts WHERE row IN ({marks})", part).fetchall()
+        return found
+
+    def prompts_per_account(self, accounts: Sequence[str]) -> dict[str, int]:
+        """How many prompts each account has stored."""
+        counts: dict[str, int] = {}
+        for part in _chunks(list(accounts)):
+            marks = ",".join("?" * len(part))
+            counts.update(
+                self._db.execute(
+                    f"SELECT account_id, COUNT(*) FROM prompts WHERE account_id IN ({marks}) GROUP BY account_id", part
+                )
+            )
+        return counts
+
     def aggregate(self, rows: Sequence[int], top: int = 5) -> dict[str, Any]:
         """Count, distinct accounts, time range and busiest accounts of a set of rows."""
         counts: dict[str, int] = {}

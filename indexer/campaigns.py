@@ -1,0 +1,127 @@
+"""The nightly job around dedup: incremental runs, stable ids, clusters.jsonl and accounts.jsonl."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search.index import PromptIndex
+from search.manifest import STORE
+
+from .cluster_store import ClusterStore
+from .dedup import DedupSettings, run_dedup
+
+logger = logging.getLogger(__name__)
+
+
+def nightly(
+    index: PromptIndex,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    settings: DedupSettings = DedupSettings(),
+    incremental: bool = False,
+) -> tuple[list[dict], dict]:
+    """Cluster the window, keep ids stable against the last run, save it; returns (clusters, stats).
+
+    incremental: seed with the last run's clusters and look for edges of prompts added since
+    it only — the cheap hourly path. A full run (the default) recomputes every edge.
+    """
+    store = ClusterStore(index.path / STORE)
+    try:
+        last = store.last_run()
+        previous = new_rows = None
+        if incremental and last is not None:
+            previous = list(store.previous_members().values())
+            new_rows = index.store.rows_after(int(last["last_row"]))
+        result = run_dedup(index, since=since, until=until, settings=settings, previous=previous, new_rows=new_rows)
+        last_row = index.store.watermark().row
+        store.save_run(result.clusters, since=since, until=until, last_row=last_row, stats=result.stats)
+        flagged = [c for c in result.clusters if c["flagged"]]
+        result.stats["campaigns_new"] = sum(c["change"] == "new" for c in flagged)
+        result.stats["campaigns_grown"] = sum(c["change"] == "grown" for c in flagged)
+        return result.clusters, result.stats
+    finally:
+        store.close()
+
+
+def cluster_lines(index: PromptIndex, clusters: list[dict]) -> list[dict[str, Any]]:
+    """clusters.jsonl records: the contract's fields, member prompt ids instead of rows."""
+    ids = index.store.ids_of(np.concatenate([c["rows"] for c in clusters]) if clusters else [])
+    lines = []
+    for c in clusters:
+        body = {"cluster_id": c["cluster_id"], "members": [ids[int(r)] for r in c["rows"] if int(r) in ids]}
+        body.update(
+            {
+                k: c[k]
+                for k in (
+                    "size",
+                    "accounts",
+                    "template",
+                    "first_seen",
+                    "last_seen",
+                    "campaign_score",
+                    "flagged",
+                    "features",
+                    "examples",
+                    "change",
+                )
+                if k in c
+            }
+        )
+        lines.append(body)
+    return lines
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records one JSON object per line, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def account_records(index: PromptIndex) -> list[dict[str, Any]]:
+    """Per account in a flagged cluster: its clusters, its traffic share in them, and linked accounts."""
+    store = ClusterStore(index.path / STORE)
+    try:
+        flagged = store.clusters(flagged_only=True)
+    finally:
+        store.close()
+    rows = np.concatenate([c["rows"] for c in flagged]) if flagged else np.zeros(0, np.int64)
+    owner = index.store.accounts_of(rows)
+    totals = index.store.prompts_per_account(sorted(set(owner.values())))
+    per_account: dict[str, dict[str, int]] = {}
+    members: dict[str, set[str]] = {}
+    for c in flagged:
+        for r in c["rows"].tolist():
+            account = owner.get(int(r))
+            if account is None:
+                continue
+            per_account.setdefault(account, {}).setdefault(c["cluster_id"], 0)
+            per_account[account][c["cluster_id"]] += 1
+            members.setdefault(c["cluster_id"], set()).add(account)
+    records = []
+    for account, in_clusters in sorted(per_account.items()):
+        linked = set().union(*(members[cid] for cid in in_clusters)) - {account}
+        in_flagged = sum(in_clusters.values())
+        records.append(
+            {
+                "account_id": account,
+                "prompts": totals.get(account, 0),
+                "flagged_prompts": in_flagged,
+                "flagged_share": round(in_flagged / max(totals.get(account, 1), 1), 4),
+                "clusters": [
+                    {"cluster_id": cid, "prompts": n, "share": round(n / max(totals.get(account, 1), 1), 4)}
+                    for cid, n in sorted(in_clusters.items(), key=lambda kv: -kv[1])
+                ],
+                "linked_accounts": len(linked),
+                "linked_sample": sorted(linked)[:50],
+            }
+        )
+    return records

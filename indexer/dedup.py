@@ -1,0 +1,249 @@
+"""Nightly dedup: cluster a window of traffic with every signal, explain clusters, score campaigns.
+
+Edges, each verified on the stored signals:
+  * near-duplicates: whole-prompt MinHash band join (the LSH's own bands) → Jaccard >= jaccard;
+  * wrappers: head/tail window band joins → window Jaccard >= window_jaccard;
+  * paraphrases: mutual k-nearest neighbours in embedding space with cosine >= cosine.
+Edges are merged strongest first by a union-find that refuses to join two multi-member
+clusters unless their representatives are alike too (the chaining guard), then clusters
+sent by largely the same accounts are joined (paraphrased wrappers of one campaign).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from search.index import PromptIndex
+from search.normalize import normalize
+from search.records import to_iso
+from search.signals import Signals
+
+from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features
+from .graph import Edges, GuardedUnionFind, band_pairs, mutual_knn_edges
+from .templates import extract_template
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    """Thresholds of the nightly job (all similarities in [0, 1])."""
+
+    jaccard: float = 0.5
+    window_jaccard: float = 0.6
+    cosine: float = 0.9
+    knn: int = 10
+    guard_cosine: float = 0.75
+    guard_jaccard: float = 0.3
+    guard_window: float = 0.4
+    account_overlap: float = 0.6
+    min_overlap_accounts: int = 3
+    flag_threshold: float = DEFAULT_FLAG_THRESHOLD
+    template_sample: int = 12
+    examples: int = 3
+
+
+@dataclass
+class Window:
+    """The prompts of one time window, as arrays aligned by position."""
+
+    rows: np.ndarray
+    accounts: np.ndarray  # int codes into account_names
+    account_names: list[str]
+    timestamps: np.ndarray
+    signals: Signals
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class DedupResult:
+    clusters: list[dict[str, Any]]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def load_window(index: PromptIndex, since: float | None, until: float | None) -> Window:
+    """Every stored prompt with since <= timestamp < until, with its signals."""
+    rows, account_ids, timestamps = index.store.window(since, until)
+    _, signals = index.store.signals(rows, index.manifest.dim, index.manifest.settings.num_perm)
+    names, codes = np.unique(np.asarray(account_ids, dtype=object), return_inverse=True)
+    return Window(rows, codes.astype(np.int64), [str(n) for n in names], timestamps, signals)
+
+
+def find_edges(
+    window: Window, settings: DedupSettings, bands: tuple[int, int], queries: np.ndarray | None = None
+) -> dict[str, Edges]:
+    """Verified candidate pairs of every kind (for the queries only, when given)."""
+    sig, win = window.signals.signatures, window.signals.windows
+    pairs = band_pairs(sig, *bands, queries=queries)
+    jac = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.zeros(0)
+    keep = jac >= settings.jaccard
+    edges = {"jaccard": Edges(pairs[keep, 0], pairs[keep, 1], jac[keep].astype(np.float32))}
+    has = np.flatnonzero(window.signals.has_windows)
+    window_parts = []
+    for side in (0, 1):
+        local_queries = None if queries is None else np.flatnonzero(np.isin(has, queries))
+        p = band_pairs(win[has, side], *bands, queries=local_queries)
+        if not len(p):
+            continue
+        p = has[p]
+        wj = (win[p[:, 0], side] == win[p[:, 1], side]).mean(axis=1)
+        ok = wj >= settings.window_jaccard
+        window_parts.append(Edges(p[ok, 0], p[ok, 1], wj[ok].astype(np.float32)))
+    edges["window"] = Edges.concat(window_parts)
+    edges["cosine"] = mutual_knn_edges(window.signals.vectors, settings.knn, settings.cosine, queries)
+    return edges
+
+
+def build_clusters(
+    window: Window, edges: dict[str, Edges], settings: DedupSettings, seeds: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Cluster label of every window position (labels of singletons are their own position)."""
+    v, sig, win, has = (
+        window.signals.vectors,
+        window.signals.signatures,
+        window.signals.windows,
+        window.signals.has_windows,
+    )
+
+    def alike(a: int, b: int) -> bool:
+        if float(v[a] @ v[b]) >= settings.guard_cosine or (sig[a] == sig[b]).mean() >= settings.guard_jaccard:
+            return True
+        return bool(has[a] and has[b] and max((win[a, s] == win[b, s]).mean() for s in (0, 1)) >= settings.guard_window)
+
+    uf = GuardedUnionFind(len(window), alike)
+    for seed in seeds or []:  # earlier clusters (incremental runs) are trusted as they are
+        for other in seed[1:]:
+            uf.union(int(seed[0]), int(other), trusted=True)
+    every = Edges.concat(list(edges.values()))
+    for i in np.argsort(-every.weight, kind="stable"):
+        uf.union(int(every.left[i]), int(every.right[i]))
+    labels = uf.labels()
+    merged = _merge_by_accounts(labels, window.accounts, settings, uf)
+    counts = {kind: len(e.left) for kind, e in edges.items()}
+    counts.update(refused_merges=uf.refused, account_merges=merged)
+    return uf.labels(), counts
+
+
+def _merge_by_accounts(labels: np.ndarray, accounts: np.ndarray, settings: DedupSettings, uf: GuardedUnionFind) -> int:
+    """Join clusters sent by largely the same accounts (one campaign's paraphrased wrappers)."""
+    groups: dict[int, set[int]] = {}
+    for pos, label in enumerate(labels.tolist()):
+        groups.setdefault(label, set()).add(int(accounts[pos]))
+    big = [(label, accs) for label, accs in groups.items() if len(accs) >= settings.min_overlap_accounts]
+    by_account: dict[int, list[int]] = {}
+    for n, (_, accs) in enumerate(big):
+        for a in accs:
+            by_account.setdefault(a, []).append(n)
+    merged = 0
+    for n, (label, accs) in enumerate(big):
+        shared: dict[int, int] = {}
+        for a in accs:
+            for m in by_account[a]:
+                if m > n:
+                    shared[m] = shared.get(m, 0) + 1
+        for m, common in shared.items():
+            other_label, other = big[m]
+            # overlap coefficient: a campaign's paraphrase clusters each see a subset of its accounts
+            if common / min(len(accs), len(other)) >= settings.account_overlap:
+                merged += uf.union(label, other_label, trusted=True)
+    return merged
+
+
+def describe_clusters(index: PromptIndex, window: Window, labels: np.ndarray, settings: DedupSettings) -> list[dict]:
+    """Template, examples, statistics and campaign score of every cluster of two or more prompts."""
+    rng = np.random.default_rng(0)
+    totals = np.bincount(window.accounts, minlength=len(window.account_names))
+    order = np.argsort(labels, kind="stable")
+    starts = np.flatnonzero(np.concatenate(([True], labels[order][1:] != labels[order][:-1])))
+    clusters = []
+    for members in np.split(order, starts[1:]):
+        if len(members) < 2:
+            continue
+        root = int(labels[members[0]])
+        sample = [root] + [int(m) for m in rng.permutation(members) if m != root][: settings.template_sample - 1]
+        texts = index.store.fetch(window.rows[sample].tolist())
+        normalized = [normalize(texts[int(window.rows[i])].text) for i in sample]
+        template, fixed = extract_template(normalized[0], normalized[1:])
+        features = cluster_features(
+            members,
+            window.accounts,
+            window.account_names,
+            totals,
+            window.timestamps,
+            window.signals.vectors,
+            window.signals.signatures,
+            fixed,
+            rng,
+        )
+        score = campaign_score(features)
+        ts = window.timestamps[members]
+        clusters.append(
+            {
+                "rows": window.rows[members],
+                "size": int(len(members)),
+                "accounts": features["accounts"],
+                "template": template,
+                "first_seen": to_iso(float(ts.min())),
+                "last_seen": to_iso(float(ts.max())),
+                "campaign_score": score,
+                "flagged": score >= settings.flag_threshold,
+                "features": features,
+                "examples": [texts[int(window.rows[i])].text[:300] for i in sample[: settings.examples]],
+            }
+        )
+    return clusters
+
+
+def run_dedup(
+    index: PromptIndex,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    settings: DedupSettings = DedupSettings(),
+    previous: list[np.ndarray] | None = None,
+    new_rows: np.ndarray | None = None,
+) -> DedupResult:
+    """Cluster the window [since, until). With previous clusters (rows) and new_rows, only new edges are sought."""
+    start = time.perf_counter()
+    window = load_window(index, since, until)
+    loaded = time.perf_counter()
+    position = {int(r): i for i, r in enumerate(window.rows.tolist())}
+    queries = None if new_rows is None else np.asarray([position[r] for r in new_rows.tolist() if r in position])
+    seeds = None
+    if previous is not None:
+        seeds = [np.asarray([position[r] for r in rows.tolist() if r in position]) for rows in previous]
+        seeds = [s for s in seeds if len(s) > 1]
+    bands = index.duplicates.bands
+    edges = find_edges(window, settings, bands, queries) if len(window) else {}
+    found = time.perf_counter()
+    labels, counts = build_clusters(window, edges, settings, seeds) if len(window) else (np.zeros(0, np.int64), {})
+    clustered = time.perf_counter()
+    clusters = describe_clusters(index, window, labels, settings)
+    stats = {
+        "prompts": len(window),
+        "clusters": len(clusters),
+        "flagged": sum(c["flagged"] for c in clusters),
+        "edges": counts,
+        "incremental": new_rows is not None,
+        "seconds": {
+            "load": round(loaded - start, 2),
+            "edges": round(found - loaded, 2),
+            "cluster": round(clustered - found, 2),
+            "describe": round(time.perf_counter() - clustered, 2),
+        },
+    }
+    logger.info(
+        "dedup: %d prompts, %d clusters, %d flagged, %.1f s",
+        len(window),
+        len(clusters),
+        stats["flagged"],
+        time.perf_counter() - start,
+    )
+    return DedupResult(clusters, stats)
