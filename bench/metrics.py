@@ -32,7 +32,7 @@ def cluster_metrics(clusters: list[dict], truth: dict) -> dict[str, Any]:
     group_flags = {name: any(p in flagged_ids for p in g["prompts"]) for name, g in groups.items()}
     pairs = pairwise(clusters, labels)
     by_type: dict[str, dict[str, Any]] = defaultdict(lambda: {"campaigns": 0, "detected": 0, "accounts": 0, "found": 0})
-    for name, prompts in campaigns.items():
+    for name in campaigns:
         kind = truth["campaigns"][name]["type"]
         by_type[kind]["campaigns"] += 1
         by_type[kind]["detected"] += int(detected[name])

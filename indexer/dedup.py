@@ -42,6 +42,7 @@ class DedupSettings:
     guard_jaccard: float = 0.3
     guard_window: float = 0.4
     account_overlap: float = 0.6
+    centroid_cosine: float = 0.5
     min_overlap_accounts: int = 3
     flag_threshold: float = DEFAULT_FLAG_THRESHOLD
     template_sample: int = 12
@@ -103,8 +104,11 @@ def find_edges(
 
 def build_clusters(
     window: Window, edges: dict[str, Edges], settings: DedupSettings, seeds: list[np.ndarray] | None = None
-) -> tuple[np.ndarray, dict[str, int]]:
-    """Cluster label of every window position (labels of singletons are their own position)."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Cluster labels of every window position, after and before the account-overlap merge.
+
+    A singleton's label is its own position.
+    """
     v, sig, win, has = (
         window.signals.vectors,
         window.signals.signatures,
@@ -125,18 +129,28 @@ def build_clusters(
     for i in np.argsort(-every.weight, kind="stable"):
         uf.union(int(every.left[i]), int(every.right[i]))
     labels = uf.labels()
-    merged = _merge_by_accounts(labels, window.accounts, settings, uf)
+    merged = _merge_by_accounts(labels, window.accounts, v, settings, uf)
     counts = {kind: len(e.left) for kind, e in edges.items()}
     counts.update(refused_merges=uf.refused, account_merges=merged)
-    return uf.labels(), counts
+    return uf.labels(), labels, counts
 
 
-def _merge_by_accounts(labels: np.ndarray, accounts: np.ndarray, settings: DedupSettings, uf: GuardedUnionFind) -> int:
-    """Join clusters sent by largely the same accounts (one campaign's paraphrased wrappers)."""
+def _merge_by_accounts(
+    labels: np.ndarray, accounts: np.ndarray, vectors: np.ndarray, settings: DedupSettings, uf: GuardedUnionFind
+) -> int:
+    """Join clusters sent by largely the same accounts about the same thing (one campaign's paraphrased wrappers).
+
+    Shared accounts alone are not enough — the same community copies unrelated popular
+    prompts — so the clusters' mean embeddings must also point the same way.
+    """
     groups: dict[int, set[int]] = {}
     for pos, label in enumerate(labels.tolist()):
         groups.setdefault(label, set()).add(int(accounts[pos]))
     big = [(label, accs) for label, accs in groups.items() if len(accs) >= settings.min_overlap_accounts]
+    centroid = {}
+    for label, _ in big:
+        mean = vectors[labels == label].mean(axis=0)
+        centroid[label] = mean / max(float(np.linalg.norm(mean)), 1e-9)
     by_account: dict[int, list[int]] = {}
     for n, (_, accs) in enumerate(big):
         for a in accs:
@@ -151,13 +165,21 @@ def _merge_by_accounts(labels: np.ndarray, accounts: np.ndarray, settings: Dedup
         for m, common in shared.items():
             other_label, other = big[m]
             # overlap coefficient: a campaign's paraphrase clusters each see a subset of its accounts
-            if common / min(len(accs), len(other)) >= settings.account_overlap:
+            alike = float(centroid[label] @ centroid[other_label]) >= settings.centroid_cosine
+            if common / min(len(accs), len(other)) >= settings.account_overlap and alike:
                 merged += uf.union(label, other_label, trusted=True)
     return merged
 
 
-def describe_clusters(index: PromptIndex, window: Window, labels: np.ndarray, settings: DedupSettings) -> list[dict]:
-    """Template, examples, statistics and campaign score of every cluster of two or more prompts."""
+def describe_clusters(
+    index: PromptIndex, window: Window, labels: np.ndarray, parts: np.ndarray, settings: DedupSettings
+) -> list[dict]:
+    """Template, examples, statistics and campaign score of every cluster of two or more prompts.
+
+    parts are the labels before the account-overlap merge: a merged cluster's template is
+    its largest part's (the others are listed as variants), and its diversity is measured
+    within parts, since varied slots are a property of one wrapper, not of several.
+    """
     rng = np.random.default_rng(0)
     totals = np.bincount(window.accounts, minlength=len(window.account_names))
     order = np.argsort(labels, kind="stable")
@@ -166,11 +188,10 @@ def describe_clusters(index: PromptIndex, window: Window, labels: np.ndarray, se
     for members in np.split(order, starts[1:]):
         if len(members) < 2:
             continue
-        root = int(labels[members[0]])
-        sample = [root] + [int(m) for m in rng.permutation(members) if m != root][: settings.template_sample - 1]
-        texts = index.store.fetch(window.rows[sample].tolist())
-        normalized = [normalize(texts[int(window.rows[i])].text) for i in sample]
-        template, fixed = extract_template(normalized[0], normalized[1:])
+        part_ids, part_sizes = np.unique(parts[members], return_counts=True)
+        by_size = [int(p) for p in part_ids[np.argsort(-part_sizes, kind="stable")]]
+        variants = [_template(index, window, members[parts[members] == p], p, settings, rng) for p in by_size[:5]]
+        template, fixed, texts = variants[0]
         features = cluster_features(
             members,
             window.accounts,
@@ -181,7 +202,10 @@ def describe_clusters(index: PromptIndex, window: Window, labels: np.ndarray, se
             window.signals.signatures,
             fixed,
             rng,
+            parts=parts[members],
         )
+        if len(by_size) > 1:
+            features["variants"] = [v[0] for v in variants]
         score = campaign_score(features)
         ts = window.timestamps[members]
         clusters.append(
@@ -195,10 +219,26 @@ def describe_clusters(index: PromptIndex, window: Window, labels: np.ndarray, se
                 "campaign_score": score,
                 "flagged": score >= settings.flag_threshold,
                 "features": features,
-                "examples": [texts[int(window.rows[i])].text[:300] for i in sample[: settings.examples]],
+                "examples": [t[:300] for t in texts[: settings.examples]],
             }
         )
     return clusters
+
+
+def _template(
+    index: PromptIndex,
+    window: Window,
+    members: np.ndarray,
+    root: int,
+    settings: DedupSettings,
+    rng: np.random.Generator,
+) -> tuple[str, float, list[str]]:
+    """(template, fixed share, raw texts of the sample) of one group, led by its founder."""
+    sample = [root] + [int(m) for m in rng.permutation(members) if m != root][: settings.template_sample - 1]
+    stored = index.store.fetch(window.rows[sample].tolist())
+    raw = [stored[int(window.rows[i])].text for i in sample]
+    template, fixed = extract_template(normalize(raw[0]), [normalize(t) for t in raw[1:]])
+    return template, fixed, raw
 
 
 def run_dedup(
@@ -223,9 +263,10 @@ def run_dedup(
     bands = index.duplicates.bands
     edges = find_edges(window, settings, bands, queries) if len(window) else {}
     found = time.perf_counter()
-    labels, counts = build_clusters(window, edges, settings, seeds) if len(window) else (np.zeros(0, np.int64), {})
+    empty = np.zeros(0, np.int64)
+    labels, parts, counts = build_clusters(window, edges, settings, seeds) if len(window) else (empty, empty, {})
     clustered = time.perf_counter()
-    clusters = describe_clusters(index, window, labels, settings)
+    clusters = describe_clusters(index, window, labels, parts, settings)
     stats = {
         "prompts": len(window),
         "clusters": len(clusters),

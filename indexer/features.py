@@ -46,8 +46,9 @@ def cluster_features(
     signatures: np.ndarray,
     template_share: float,
     rng: np.random.Generator,
+    parts: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Statistics of one cluster (indices into the window arrays)."""
+    """Statistics of one cluster (indices into the window arrays); diversity is measured within parts."""
     acc = accounts[members]
     ids, counts = np.unique(acc, return_counts=True)
     share_of_own = counts / account_totals[ids]
@@ -62,8 +63,8 @@ def cluster_features(
         "concentration_min": round(float(share_of_own.min()), 3),
         "span_hours": round(float((ts[-1] - ts[0]) / 3600), 2),
         "burstiness": round(_busiest_day_share(ts), 3),
-        "semantic_diversity": round(_diversity_cosine(vectors[members], rng), 3),
-        "slot_diversity": round(_diversity_jaccard(signatures[members], rng), 3),
+        "semantic_diversity": round(_within_parts(_diversity_cosine, vectors, members, parts, rng), 3),
+        "slot_diversity": round(_within_parts(_diversity_jaccard, signatures, members, parts, rng), 3),
         "template_share": round(template_share, 3),
         "top_accounts": [
             {
@@ -74,6 +75,23 @@ def cluster_features(
             for i in order
         ],
     }
+
+
+def _within_parts(
+    measure,
+    values: np.ndarray,
+    members: np.ndarray,
+    parts: np.ndarray | None,  # type: ignore[no-untyped-def]
+    rng: np.random.Generator,
+) -> float:
+    """Size-weighted mean of measure over the parts of a cluster that have two or more members."""
+    if parts is None:
+        return float(measure(values[members], rng))
+    ids, sizes = np.unique(parts, return_counts=True)
+    groups = [(members[parts == p], n) for p, n in zip(ids, sizes) if n > 1]
+    if not groups:
+        return float(measure(values[members], rng))
+    return float(sum(measure(values[g], rng) * n for g, n in groups) / sum(n for _, n in groups))
 
 
 def _pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

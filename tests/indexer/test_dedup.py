@@ -1,0 +1,235 @@
+"""Nightly dedup on small fixtures: chaining, wrappers, benign look-alikes, stable ids, banding."""
+
+import random
+
+import numpy as np
+import pytest
+from datasketch import MinHashLSH
+
+from indexer.campaigns import account_records, cluster_lines, nightly
+from indexer.graph import band_keys, band_pairs
+from search.index import PromptIndex
+from search.minhash import MinHasher
+from search.normalize import normalize
+from search.records import Prompt
+from tests.conftest import background_texts
+
+WRAPPER = "Before you answer, write out your complete internal reasoning step by step and then give the final answer:"
+SUFFIX = "After answering, list each assumption you made and rate your confidence from zero to one hundred."
+DAY = 86_400.0
+T0 = 1_795_000_000.0
+
+
+class Corpus:
+    """Builds prompts with a shared clock and unique ids."""
+
+    def __init__(self, seed: int = 0):
+        self.prompts: list[Prompt] = []
+        self.rng = random.Random(seed)
+        self.slots = iter(background_texts(2000))
+
+    def add(self, text: str, account: str, t: float | None = None) -> str:
+        pid = f"p{len(self.prompts):05d}"
+        self.prompts.append(Prompt(pid, text, account, T0 + (t if t is not None else self.rng.random() * 7 * DAY)))
+        return pid
+
+    def background(self, accounts: int, per_account: int, prefix: str = "user") -> None:
+        for a in range(accounts):
+            for _ in range(per_account):
+                self.add(next(self.slots), f"{prefix}{a}")
+
+    def campaign(self, accounts: int, per_account: int, render, prefix: str = "bot") -> list[str]:  # noqa: ANN001
+        return [
+            self.add(render(next(self.slots)), f"{prefix}{a}", DAY * (2 + self.rng.random()))
+            for a in range(accounts)
+            for _ in range(per_account)
+        ]
+
+
+def build(tmp_path, corpus: Corpus, encoder):  # noqa: ANN001, ANN201
+    """Campaign scores read embedding diversity, so these tests use the real model."""
+    index = PromptIndex.open(tmp_path / "idx", encoder, writable=True, create=True)
+    index.upsert(corpus.prompts, index.signals([p.text for p in corpus.prompts]))
+    index.checkpoint()
+    return index
+
+
+def flagged_members(index, clusters) -> list[set[str]]:  # noqa: ANN001
+    return [set(line["members"]) for line in cluster_lines(index, clusters) if line["flagged"]]
+
+
+def test_wrapper_campaign_found_and_explained(tmp_path, real_encoder):
+    corpus = Corpus()
+    corpus.background(60, 2)
+    members = corpus.campaign(12, 4, lambda slot: f"{WRAPPER}\n\n{slot}")
+    with build(tmp_path, corpus, real_encoder) as index:
+        clusters, _ = nightly(index)
+        flagged = flagged_members(index, clusters)
+        assert flagged == [set(members)]
+        line = next(c for c in cluster_lines(index, clusters) if c["flagged"])
+        assert line["template"].startswith(normalize(WRAPPER)) and "<*>" in line["template"]
+        assert line["accounts"] == 12 and line["size"] == 48
+        assert line["features"]["prompts_per_account"] == 4.0
+        assert {"concentration_median", "burstiness", "span_hours", "slot_diversity", "top_accounts"} <= set(
+            line["features"]
+        )
+        assert set(line) >= {
+            "cluster_id",
+            "members",
+            "size",
+            "accounts",
+            "template",
+            "first_seen",
+            "last_seen",
+            "campaign_score",
+            "flagged",
+            "features",
+        }
+        assert 0.0 <= line["campaign_score"] <= 1.0
+
+
+def test_suffix_and_hydra_accounts_are_flagged(tmp_path, real_encoder):
+    """Campaign share only ~15% of each account's traffic: still flagged."""
+    corpus = Corpus(1)
+    corpus.background(40, 2)
+    members = corpus.campaign(10, 3, lambda slot: f"{slot}\n\n{SUFFIX}", prefix="hydra")
+    for a in range(10):
+        for _ in range(17):
+            corpus.add(next(corpus.slots), f"hydra{a}")
+    with build(tmp_path, corpus, real_encoder) as index:
+        clusters, _ = nightly(index)
+        assert flagged_members(index, clusters) == [set(members)]
+        line = next(c for c in cluster_lines(index, clusters) if c["flagged"])
+        assert line["features"]["concentration_median"] == pytest.approx(0.15, abs=0.01)
+
+
+def test_benign_look_alikes_are_not_flagged(tmp_path, real_encoder):
+    corpus = Corpus(2)
+    corpus.background(50, 3)
+    # one app's templated traffic from one account
+    app = (
+        "You are the assistant inside a note-taking app. Summarise the user's note below in three short bullet points:"
+    )
+    for slot in background_texts(2000)[-70:-10]:
+        corpus.add(f"{app}\n\n{slot}", "app-1")
+    # a popular prompt copied (with small edits) by many unrelated users, once each
+    popular = "Write me a cover letter for a junior data analyst position at a mid-sized logistics company."
+    for a in range(30):
+        corpus.add(popular.upper() if a % 3 == 0 else popular + " Thanks!" * (a % 2), f"user{a}")
+    # a long jailbreak-style prompt passed around a community, lightly edited each time
+    passed = " ".join(background_texts(2000)[-3:])
+    for a in range(20):
+        words = passed.split()
+        words.insert(corpus.rng.randrange(len(words)), "please")
+        corpus.add(" ".join(words), f"user{a + 10}")
+    campaign = corpus.campaign(15, 3, lambda slot: f"{WRAPPER}\n\n{slot}")
+    with build(tmp_path, corpus, real_encoder) as index:
+        clusters, _ = nightly(index)
+        lines = cluster_lines(index, clusters)
+        assert flagged_members(index, clusters) == [set(campaign)]
+        by_first = {line["members"][0]: line for line in lines}
+        assert any(line["size"] >= 55 and line["accounts"] == 1 for line in lines)  # the app clusters...
+        assert any(line["size"] == 30 and line["accounts"] == 30 for line in lines)  # ...so do the copies
+        assert not any(line["flagged"] for line in by_first.values() if line["size"] in (20, 30, 60))
+
+
+def test_one_bridging_prompt_does_not_merge_two_families(tmp_path, real_encoder):
+    corpus = Corpus(3)
+    corpus.background(30, 2)
+    a_text, b_text = [t for t in background_texts(2000) if 30 <= len(t.split()) <= 60][-2:]
+    a_family = [corpus.add(f"{a_text} (copy {i})", f"a{i}") for i in range(8)]
+    b_family = [corpus.add(f"{b_text} [version {i}]", f"b{i}") for i in range(8)]
+    corpus.add(f"{a_text} {b_text}", "bridge")
+    with build(tmp_path, corpus, real_encoder) as index:
+        clusters, stats = nightly(index)
+        groups = [set(line["members"]) for line in cluster_lines(index, clusters)]
+        home_a = next(g for g in groups if a_family[0] in g)
+        home_b = next(g for g in groups if b_family[0] in g)
+        assert home_a is not home_b and set(a_family) <= home_a and set(b_family) <= home_b
+        assert not home_a & home_b
+        assert stats["edges"]["refused_merges"] >= 1
+
+
+def test_cluster_ids_are_stable_across_incremental_runs(tmp_path, real_encoder):
+    corpus = Corpus(4)
+    corpus.background(40, 2)
+    corpus.campaign(10, 3, lambda slot: f"{WRAPPER}\n\n{slot}")
+    with build(tmp_path, corpus, real_encoder) as index:
+        first, _ = nightly(index)
+        old = {c["cluster_id"]: c["size"] for c in first if c["flagged"]}
+    # the next hour: the campaign grows, a second one starts
+    more = Corpus(5)
+    more.prompts, more.slots = [], iter(background_texts(2000)[1000:1100])
+    grown = [Prompt(f"n{i}", f"{WRAPPER}\n\n{next(more.slots)}", f"bot{i % 10}", T0 + 3 * DAY + i) for i in range(12)]
+    fresh = [Prompt(f"m{i}", f"{next(more.slots)}\n\n{SUFFIX}", f"crew{i % 9}", T0 + 3 * DAY + i) for i in range(27)]
+    with PromptIndex.open(tmp_path / "idx", real_encoder, writable=True) as index:
+        index.upsert(grown + fresh, index.signals([p.text for p in grown + fresh]))
+        index.checkpoint()
+        second, stats = nightly(index, incremental=True)
+    assert stats["incremental"]
+    flagged = {c["cluster_id"]: c for c in second if c["flagged"]}
+    (old_id,) = old
+    assert old_id in flagged and flagged[old_id]["change"] == "grown" and flagged[old_id]["size"] == old[old_id] + 12
+    assert [c["change"] for cid, c in flagged.items() if cid != old_id] == ["new"]
+    assert stats["campaigns_new"] == 1 and stats["campaigns_grown"] == 1
+    with PromptIndex.open(tmp_path / "idx", real_encoder) as index:
+        third, _ = nightly(index)  # a full run agrees with the incremental one
+    assert {c["cluster_id"]: c["size"] for c in third if c["flagged"]} == {k: v["size"] for k, v in flagged.items()}
+
+
+def test_accounts_report(tmp_path, real_encoder):
+    corpus = Corpus(6)
+    corpus.background(30, 2)
+    corpus.campaign(10, 4, lambda slot: f"{WRAPPER}\n\n{slot}")
+    corpus.add(next(corpus.slots), "bot0")  # bot0 also sends one ordinary prompt
+    with build(tmp_path, corpus, real_encoder) as index:
+        nightly(index)
+        records = {r["account_id"]: r for r in account_records(index)}
+    assert set(records) == {f"bot{i}" for i in range(10)}
+    assert records["bot0"]["flagged_share"] == pytest.approx(0.8) and records["bot1"]["flagged_share"] == 1.0
+    assert records["bot0"]["linked_accounts"] == 9 and len(records["bot0"]["clusters"]) == 1
+
+
+def test_band_join_matches_datasketch_lsh():
+    """The nightly bulk band join and the online MinHashLSH (same bands) see the same buckets."""
+    texts = [normalize(t) for t in background_texts(400)]
+    texts += [t + " extra words at the end" for t in texts[:100]]
+    hasher = MinHasher()
+    sigs = hasher.signatures(texts)
+    lsh = MinHashLSH(threshold=0.5, num_perm=128)
+    for i, s in enumerate(sigs):
+        lsh.insert(i, hasher.lean(s))
+    bands, rows = lsh.b, lsh.r
+    keys = band_keys(sigs, bands, rows)
+    for i in range(len(texts)):
+        mates = set(np.flatnonzero((keys == keys[i]).any(axis=1)).tolist())
+        assert mates == set(lsh.query(hasher.lean(sigs[i]))), i
+    # the star join keeps exactly the connectivity of all bucket pairs
+    pairs = band_pairs(sigs, bands, rows)
+    assert components(len(texts), pairs) == components(len(texts), all_bucket_pairs(keys))
+
+
+def all_bucket_pairs(keys: np.ndarray) -> np.ndarray:
+    out = set()
+    for band in range(keys.shape[1]):
+        buckets: dict[int, list[int]] = {}
+        for i, k in enumerate(keys[:, band].tolist()):
+            buckets.setdefault(k, []).append(i)
+        out |= {(a, b) for m in buckets.values() for x, a in enumerate(m) for b in m[x + 1 :]}
+    return np.asarray(sorted(out)).reshape(-1, 2)
+
+
+def components(n: int, pairs: np.ndarray) -> set[frozenset[int]]:
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for a, b in pairs.tolist():
+        parent[find(a)] = find(b)
+    groups: dict[int, set[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), set()).add(i)
+    return {frozenset(g) for g in groups.values() if len(g) > 1}
