@@ -359,6 +359,26 @@ def accounts(index_dir: Path, out: Path) -> None:
 
 @main.command()
 @index_option
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for index.html."
+)
+@click.option("--top", default=25, show_default=True, help="How many flagged campaigns to show.")
+def report(index_dir: Path, out: Path, top: int) -> None:
+    """Write an HTML report of the last dedup run: templates, accounts, volume charts, why flagged.
+
+    \b
+    Example:
+        promptsim report --index idx --out report/ && xdg-open report/index.html
+    """
+    from indexer.report import build_report
+
+    with open_index(index_dir, with_encoder=False) as index:
+        path = build_report(index, out, top=top)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@index_option
 def rebuild(index_dir: Path) -> None:
     """Regenerate the FAISS and LSH files from the store (after corruption or a crash).
 

@@ -23,7 +23,7 @@ from search.normalize import normalize
 from search.records import to_iso
 from search.signals import Signals
 
-from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features
+from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features, explain, score_parts
 from .graph import Edges, GuardedUnionFind, band_pairs, mutual_knn_edges
 from .templates import extract_template
 
@@ -207,6 +207,8 @@ def describe_clusters(
         if len(by_size) > 1:
             features["variants"] = [v[0] for v in variants]
         score = campaign_score(features)
+        features["score_parts"] = score_parts(features)
+        features["why"] = explain(features, score, settings.flag_threshold)
         ts = window.timestamps[members]
         clusters.append(
             {

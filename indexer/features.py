@@ -24,12 +24,32 @@ DEFAULT_FLAG_THRESHOLD = 0.5
 _SAMPLE = 64
 
 
+def score_parts(features: dict[str, Any]) -> dict[str, float]:
+    """The three factors of the campaign score, each in [0, 1] (see the module docstring)."""
+    return {
+        "spread": round(1.0 - math.exp(-(features["accounts"] - 1) / 8.0), 4),
+        "varied": round(_clip((features["semantic_diversity"] - 0.15) / 0.3), 4),
+        "repeated": round(_clip((features["prompts_per_account"] - 1.0) / 2.0), 4),
+    }
+
+
 def campaign_score(features: dict[str, Any]) -> float:
     """Score in [0, 1]: how much a cluster looks like a coordinated extraction campaign."""
-    spread = 1.0 - math.exp(-(features["accounts"] - 1) / 8.0)
-    varied = _clip((features["semantic_diversity"] - 0.15) / 0.3)
-    repeated = _clip((features["prompts_per_account"] - 1.0) / 2.0)
-    return round(spread * (0.5 * varied + 0.5 * repeated), 4)
+    parts = score_parts(features)
+    return round(parts["spread"] * (0.5 * parts["varied"] + 0.5 * parts["repeated"]), 4)
+
+
+def explain(features: dict[str, Any], score: float, threshold: float) -> str:
+    """One sentence saying why a cluster was (or was not) flagged."""
+    parts = score_parts(features)
+    verdict = "flagged" if score >= threshold else "not flagged"
+    return (
+        f"{verdict} (score {score:.2f}, threshold {threshold:.2f}): {features['accounts']} accounts "
+        f"(spread {parts['spread']:.2f}); slots vary, diversity {features['semantic_diversity']:.2f} "
+        f"(varied {parts['varied']:.2f}); {features['prompts_per_account']:.1f} prompts per account "
+        f"(repeated {parts['repeated']:.2f}); median account puts {features['concentration_median']:.0%} "
+        f"of its traffic here"
+    )
 
 
 def _clip(x: float) -> float:

@@ -287,8 +287,12 @@ class PromptStore:
         """Account of each row that exists."""
         return dict(self._column_of(rows, "account_id"))
 
-    def _column_of(self, rows: Iterable[int], column: str) -> list[tuple[int, str]]:
-        found: list[tuple[int, str]] = []
+    def timestamps_of(self, rows: Iterable[int]) -> dict[int, float]:
+        """Timestamp of each row that exists."""
+        return dict(self._column_of(rows, "ts"))
+
+    def _column_of(self, rows: Iterable[int], column: str) -> list[tuple[int, Any]]:
+        found: list[tuple[int, Any]] = []
         for part in _chunks(sorted({int(r) for r in rows})):
             marks = ",".join("?" * len(part))
             found += self._db.execute(f"SELECT row, {column} FROM prompts WHERE row IN ({marks})", part).fetchall()

@@ -98,3 +98,37 @@ def test_mismatched_settings_and_missing_index_fail_clearly(built, tmp_path):
     result = invoke("stats", "--index", str(tmp_path / "none"))
     assert result.exit_code == 1 and "no promptsim index" in result.output and "promptsim ingest" in result.output
     assert invoke("search", "--index", str(tmp / "idx")).exit_code == 2  # no TEXT: a usage error
+
+
+def test_dedup_accounts_and_report_commands(built, tmp_path):
+    import shutil
+
+    tmp, rows = built
+    idx = tmp_path / "idx"
+    shutil.copytree(tmp / "idx", idx)
+    out = tmp_path / "clusters.jsonl"
+    result = invoke("dedup", "--index", str(idx), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert stats["clusters"] == len(lines) and stats["flagged"] == sum(c["flagged"] for c in lines)
+    contract = {
+        "cluster_id",
+        "members",
+        "size",
+        "accounts",
+        "template",
+        "first_seen",
+        "last_seen",
+        "campaign_score",
+        "flagged",
+        "features",
+    }
+    assert all(contract <= set(c) and c["size"] == len(c["members"]) >= 2 for c in lines)
+    campaign = next(c for c in lines if c["flagged"])
+    assert set(campaign["members"]) == {r["id"] for r in rows[150:]}
+    result = invoke("accounts", "--index", str(idx), "--out", str(tmp_path / "accounts.jsonl"))
+    accounts = [json.loads(line) for line in (tmp_path / "accounts.jsonl").read_text().splitlines()]
+    assert {a["account_id"] for a in accounts} == {f"bot-acct-{i:03d}" for i in range(8)}
+    result = invoke("report", "--index", str(idx), "--out", str(tmp_path / "report"))
+    assert result.exit_code == 0 and campaign["cluster_id"] in (tmp_path / "report" / "index.html").read_text()

@@ -233,3 +233,20 @@ def components(n: int, pairs: np.ndarray) -> set[frozenset[int]]:
     for i in range(n):
         groups.setdefault(find(i), set()).add(i)
     return {frozenset(g) for g in groups.values() if len(g) > 1}
+
+
+def test_report_renders_campaigns_and_keeps_prompt_text_inert(tmp_path, real_encoder):
+    from indexer.report import build_report
+
+    corpus = Corpus(7)
+    corpus.background(30, 2)
+    corpus.campaign(10, 3, lambda slot: f"{WRAPPER}\n\n<script>alert(1)</script> <img src=x onerror=alert(2)> {slot}")
+    with build(tmp_path, corpus, real_encoder) as index:
+        with pytest.raises(ValueError, match="promptsim dedup"):
+            build_report(index, tmp_path / "early")
+        clusters, _ = nightly(index)
+        page = build_report(index, tmp_path / "report").read_text()
+    (flagged,) = [c for c in clusters if c["flagged"]]
+    assert flagged["cluster_id"] in page and "<svg" in page and "Why: flagged" in page
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
