@@ -44,7 +44,7 @@ def volume_svg(timestamps: list[float], *, width: int = 560, height: int = 120) 
 
 
 def _day(day: int) -> str:
-    return html.escape(dt.datetime.fromtimestamp(day * DAY, tz=dt.timezone.utc).strftime("%Y-%m-%d"))
+    return html.escape(dt.datetime.fromtimestamp(day * DAY, tz=dt.UTC).strftime("%Y-%m-%d"))
 
 
 def build_report(index: PromptIndex, out_dir: Path, *, top: int = 25) -> Path:
@@ -68,7 +68,7 @@ def build_report(index: PromptIndex, out_dir: Path, *, top: int = 25) -> Path:
         cards=cards,
         total=len(clusters),
         flagged=sum(c["flagged"] for c in clusters),
-        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
