@@ -13,7 +13,7 @@ from search.index import PromptIndex
 from search.manifest import STORE
 
 from .cluster_store import ClusterStore
-from .dedup import DedupSettings, run_dedup
+from .dedup import DedupSettings, Source, run_dedup
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ def nightly(
         if incremental and last is not None:
             previous = list(store.previous_members().values())
             new_rows = index.store.rows_after(int(last["last_row"]))
-        result = run_dedup(index, since=since, until=until, settings=settings, previous=previous, new_rows=new_rows)
+        result = run_dedup(
+            Source.of(index), since=since, until=until, settings=settings, previous=previous, new_rows=new_rows
+        )
         last_row = index.store.watermark().row
         store.save_run(result.clusters, since=since, until=until, last_row=last_row, stats=result.stats)
         flagged = [c for c in result.clusters if c["flagged"]]

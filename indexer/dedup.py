@@ -22,6 +22,7 @@ from search.index import PromptIndex
 from search.normalize import normalize
 from search.records import to_iso
 from search.signals import Signals
+from search.store import PromptStore
 
 from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features, explain, score_parts
 from .graph import Edges, GuardedUnionFind, band_pairs, mutual_knn_edges
@@ -49,6 +50,20 @@ class DedupSettings:
     examples: int = 3
 
 
+@dataclass(frozen=True)
+class Source:
+    """What dedup reads: the store and the shape of its signals (no FAISS or LSH needed)."""
+
+    store: PromptStore
+    dim: int
+    num_perm: int
+    bands: tuple[int, int]
+
+    @classmethod
+    def of(cls, index: PromptIndex) -> Source:
+        return cls(index.store, index.manifest.dim, index.manifest.settings.num_perm, index.duplicates.bands)
+
+
 @dataclass
 class Window:
     """The prompts of one time window, as arrays aligned by position."""
@@ -69,10 +84,10 @@ class DedupResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def load_window(index: PromptIndex, since: float | None, until: float | None) -> Window:
+def load_window(source: Source, since: float | None, until: float | None) -> Window:
     """Every stored prompt with since <= timestamp < until, with its signals."""
-    rows, account_ids, timestamps = index.store.window(since, until)
-    _, signals = index.store.signals(rows, index.manifest.dim, index.manifest.settings.num_perm)
+    rows, account_ids, timestamps = source.store.window(since, until)
+    _, signals = source.store.signals(rows, source.dim, source.num_perm)
     names, codes = np.unique(np.asarray(account_ids, dtype=object), return_inverse=True)
     return Window(rows, codes.astype(np.int64), [str(n) for n in names], timestamps, signals)
 
@@ -172,7 +187,7 @@ def _merge_by_accounts(
 
 
 def describe_clusters(
-    index: PromptIndex, window: Window, labels: np.ndarray, parts: np.ndarray, settings: DedupSettings
+    source: Source, window: Window, labels: np.ndarray, parts: np.ndarray, settings: DedupSettings
 ) -> list[dict]:
     """Template, examples, statistics and campaign score of every cluster of two or more prompts.
 
@@ -190,7 +205,7 @@ def describe_clusters(
             continue
         part_ids, part_sizes = np.unique(parts[members], return_counts=True)
         by_size = [int(p) for p in part_ids[np.argsort(-part_sizes, kind="stable")]]
-        variants = [_template(index, window, members[parts[members] == p], p, settings, rng) for p in by_size[:5]]
+        variants = [_template(source, window, members[parts[members] == p], p, settings, rng) for p in by_size[:5]]
         template, fixed, texts = variants[0]
         features = cluster_features(
             members,
@@ -228,7 +243,7 @@ def describe_clusters(
 
 
 def _template(
-    index: PromptIndex,
+    source: Source,
     window: Window,
     members: np.ndarray,
     root: int,
@@ -237,14 +252,14 @@ def _template(
 ) -> tuple[str, float, list[str]]:
     """(template, fixed share, raw texts of the sample) of one group, led by its founder."""
     sample = [root] + [int(m) for m in rng.permutation(members) if m != root][: settings.template_sample - 1]
-    stored = index.store.fetch(window.rows[sample].tolist())
+    stored = source.store.fetch(window.rows[sample].tolist())
     raw = [stored[int(window.rows[i])].text for i in sample]
     template, fixed = extract_template(normalize(raw[0]), [normalize(t) for t in raw[1:]])
     return template, fixed, raw
 
 
 def run_dedup(
-    index: PromptIndex,
+    source: Source,
     *,
     since: float | None = None,
     until: float | None = None,
@@ -254,7 +269,7 @@ def run_dedup(
 ) -> DedupResult:
     """Cluster the window [since, until). With previous clusters (rows) and new_rows, only new edges are sought."""
     start = time.perf_counter()
-    window = load_window(index, since, until)
+    window = load_window(source, since, until)
     loaded = time.perf_counter()
     position = {int(r): i for i, r in enumerate(window.rows.tolist())}
     queries = None if new_rows is None else np.asarray([position[r] for r in new_rows.tolist() if r in position])
@@ -262,13 +277,13 @@ def run_dedup(
     if previous is not None:
         seeds = [np.asarray([position[r] for r in rows.tolist() if r in position]) for rows in previous]
         seeds = [s for s in seeds if len(s) > 1]
-    bands = index.duplicates.bands
+    bands = source.bands
     edges = find_edges(window, settings, bands, queries) if len(window) else {}
     found = time.perf_counter()
     empty = np.zeros(0, np.int64)
     labels, parts, counts = build_clusters(window, edges, settings, seeds) if len(window) else (empty, empty, {})
     clustered = time.perf_counter()
-    clusters = describe_clusters(index, window, labels, parts, settings)
+    clusters = describe_clusters(source, window, labels, parts, settings)
     stats = {
         "prompts": len(window),
         "clusters": len(clusters),
