@@ -379,6 +379,124 @@ def report(index_dir: Path, out: Path, top: int) -> None:
 
 @main.command()
 @index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes (each loads the index).")
+@click.option(
+    "--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), help="Keys file [default: DIR/keys.json]."
+)
+@click.option("--insecure-dev", is_flag=True, help="Serve without keys (local development only).")
+@click.option("--rate", default=50.0, show_default=True, help="Requests per second per key (per worker).")
+def serve(
+    index_dir: Path, host: str, port: int, workers: int, keys_file: Path | None, insecure_dev: bool, rate: float
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs).
+
+    \b
+    Example:
+        promptsim keys create --index idx --name analyst --scopes read
+        promptsim serve --index idx --port 8000 --workers 2
+    """
+    import os
+
+    import uvicorn
+
+    from .app import create_app
+    from .settings import Settings
+
+    settings = Settings(index_dir, keys_file, insecure_dev, rate_per_second=rate, rate_burst=max(int(rate * 2), 1))
+    create_app(settings)  # refuse to start (no index, no keys) before forking workers
+    os.environ.update(settings.to_env())
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys (stored hashed in DIR/keys.json).
+
+    \b
+    Example:
+        promptsim keys create --index idx --name detector --scopes read,write
+    """
+
+
+def _key_store(index_dir: Path, keys_file: Path | None):  # type: ignore[no-untyped-def]
+    from .keys import KEYS_FILE, KeyStore
+
+    read_manifest(index_dir)
+    return KeyStore(keys_file or index_dir / KEYS_FILE)
+
+
+keys_file_option = click.option(
+    "--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), help="Keys file [default: DIR/keys.json]."
+)
+
+
+@keys.command("create")
+@index_option
+@click.option("--name", required=True, help="Who or what uses the key.")
+@click.option("--scopes", required=True, help="Comma-separated: read[,write][,admin].")
+@keys_file_option
+def keys_create(index_dir: Path, name: str, scopes: str, keys_file: Path | None) -> None:
+    """Create a key; it is printed once, alone on the last line.
+
+    \b
+    Example:
+        promptsim keys create --index idx --name analyst --scopes read
+    """
+    token = _key_store(index_dir, keys_file).create(name, [s.strip() for s in scopes.split(",") if s.strip()])
+    click.echo(f"created key {name!r} ({scopes}); store it now, it is not shown again:", err=True)
+    click.echo(token)
+
+
+@keys.command("list")
+@index_option
+@keys_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keys_list(index_dir: Path, keys_file: Path | None, as_json: bool) -> None:
+    """List keys (names, ids, scopes; never secrets).
+
+    \b
+    Example:
+        promptsim keys list --index idx
+    """
+    rows = [
+        {
+            "name": k.name,
+            "key_id": k.key_id,
+            "scopes": ",".join(k.scopes),
+            "created": to_iso(k.created_at),
+            "revoked": k.revoked,
+        }
+        for k in _key_store(index_dir, keys_file).list()
+    ]
+    if as_json:
+        output.echo_json(rows)
+    else:
+        for row in rows:
+            click.echo(
+                f"{row['name']:<20} {row['key_id']:<14} {row['scopes']:<18} {row['created']}"
+                f"{'  revoked' if row['revoked'] else ''}"
+            )
+
+
+@keys.command("revoke")
+@index_option
+@click.option("--name", required=True, help="Name of the key to revoke.")
+@keys_file_option
+def keys_revoke(index_dir: Path, name: str, keys_file: Path | None) -> None:
+    """Revoke a key by name (servers stop accepting it at once).
+
+    \b
+    Example:
+        promptsim keys revoke --index idx --name analyst
+    """
+    n = _key_store(index_dir, keys_file).revoke(name)
+    click.echo(f"revoked {n} key(s) named {name!r}")
+
+
+@main.command()
+@index_option
 def rebuild(index_dir: Path) -> None:
     """Regenerate the FAISS and LSH files from the store (after corruption or a crash).
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,9 @@ def run_size(size: int, n_queries: int) -> dict:
         batch_qps = len(queries) / (time.perf_counter() - t)
         disk = sum(p.stat().st_size for p in (Path(tmp) / "idx").iterdir())
         index.close()
+        kept = REPO / "bench" / "out" / f"core-index-{size}"  # for bench/load.py
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(Path(tmp) / "idx", kept)
     lat = np.asarray(latencies) * 1000
     n = report.added
     return {

@@ -135,6 +135,31 @@ class ClusterStore:
             raise
         return run
 
+    def page(self, *, flagged: bool | None, min_accounts: int, since: str | None, after: str | None,
+             limit: int) -> list[dict[str, Any]]:
+        """Current clusters ordered by id, after the cursor, filtered (for the HTTP API)."""
+        clauses, params = ["accounts >= ?"], [min_accounts]
+        if flagged is not None:
+            clauses.append("flagged = ?")
+            params.append(int(flagged))
+        if since is not None:
+            clauses.append("last_seen >= ?")
+            params.append(since)
+        if after is not None:
+            clauses.append("cluster_id > ?")
+            params.append(after)
+        found = self._db.execute(f"SELECT body FROM clusters WHERE {' AND '.join(clauses)} ORDER BY cluster_id "
+                                 "LIMIT ?", [*params, limit]).fetchall()
+        return [json.loads(body) for (body,) in found]
+
+    def get(self, cluster_id: str) -> dict[str, Any] | None:
+        found = self._db.execute("SELECT body FROM clusters WHERE cluster_id = ?", (cluster_id,)).fetchone()
+        if found is None:
+            return None
+        rows = [r for (r,) in self._db.execute("SELECT row FROM cluster_members WHERE cluster_id = ? ORDER BY row",
+                                               (cluster_id,))]
+        return {**json.loads(found[0]), "rows": rows}
+
     def clusters(self, *, flagged_only: bool = False) -> list[dict[str, Any]]:
         """Current clusters, best campaign score first, with member rows."""
         where = "WHERE flagged = 1" if flagged_only else ""
@@ -143,6 +168,26 @@ class ClusterStore:
         ).fetchall()
         members = self.previous_members()
         return [{**json.loads(body), "rows": members.get(cid, np.zeros(0, np.int64))} for cid, body in found]
+
+
+def clusters_of_ids(db_path: Path, prompt_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """prompt id -> {cluster_id, flagged, campaign_score} for prompts in a current cluster."""
+    found: dict[str, dict[str, Any]] = {}
+    if not prompt_ids:
+        return found
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30) as db:
+        has = db.execute("SELECT name FROM sqlite_master WHERE name = 'clusters'").fetchone()
+        if not has:
+            return found
+        for start in range(0, len(prompt_ids), 900):
+            part = prompt_ids[start : start + 900]
+            marks = ",".join("?" * len(part))
+            for pid, cid, flagged, score in db.execute(
+                "SELECT p.id, m.cluster_id, c.flagged, c.campaign_score FROM prompts p "
+                "JOIN cluster_members m ON m.row = p.row JOIN clusters c ON c.cluster_id = m.cluster_id "
+                f"WHERE p.id IN ({marks})", part):
+                found[pid] = {"cluster_id": cid, "flagged": bool(flagged), "campaign_score": score}
+    return found
 
 
 def assign_ids(clusters: list[dict[str, Any]], previous: dict[str, np.ndarray]) -> None:

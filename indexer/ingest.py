@@ -84,14 +84,23 @@ def ingest_files(
     return report
 
 
-def ingest_batch(index: PromptIndex, batch: list[Prompt], report: IngestReport) -> int:
-    """Store one batch (last record wins for repeated ids); returns how many prompts changed."""
-    latest = {p.id: p for p in batch}
+def ingest_batch(index: PromptIndex, batch: list[Prompt], report: IngestReport, *,
+                 signals: Signals | None = None) -> int:
+    """Store one batch (last record wins for repeated ids); returns how many prompts changed.
+
+    signals, when given, are the batch's precomputed signals (row-aligned with batch).
+    """
+    latest = {p.id: i for i, p in enumerate(batch)}
     stored = index.store.digests(list(latest))
-    fresh = [p for p in latest.values() if stored.get(p.id) != content_digest(p)]
+    keep = [i for i in latest.values() if stored.get(batch[i].id) != content_digest(batch[i])]
+    fresh = [batch[i] for i in keep]
     report.unchanged += len(latest) - len(fresh)
     if not fresh:
         return 0
+    if signals is not None:
+        _timed(report, "index", index.upsert, fresh, signals.take(keep))
+        report.added += len(fresh)
+        return len(fresh)
     normalized = [normalize(p.text) for p in fresh]
     vectors = _timed(report, "embed", index.require_encoder().encode, normalized)
     signatures, windows = _timed(report, "minhash", minhash_signals, normalized, index.hasher)

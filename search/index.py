@@ -13,6 +13,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,7 @@ class PromptIndex:
         self._trained_on = 0
         self._lock: int | None = None
         self._load_structures()
+        self._seen = self.store.watermark()  # the store state the in-memory structures reflect
 
     # -- opening ------------------------------------------------------------------------
 
@@ -104,6 +108,32 @@ class PromptIndex:
             raise
         index._lock = lock
         return index
+
+    def refresh(self) -> bool:
+        """Catch up with changes other processes made to the store since we last looked."""
+        mark = self.store.watermark()
+        if mark == self._seen:
+            return False
+        for target in self._derived().values():
+            self._replay(self._seen, target)
+        self._seen = mark
+        return True
+
+    @contextmanager
+    def writing(self, timeout: float = 30.0) -> Iterator[PromptIndex]:
+        """Hold the directory's write lock for a while (a server's write request), caught up first."""
+        if self._lock is not None:
+            yield self
+            return
+        self._lock = _acquire_lock(self.path, False, timeout=timeout)
+        self.writable = True
+        try:
+            self.refresh()
+            yield self
+        finally:
+            self.writable = False
+            os.close(self._lock)
+            self._lock = None
 
     def close(self) -> None:
         """Release the store and the write lock."""
@@ -185,6 +215,7 @@ class PromptIndex:
         for target in self._derived().values():
             target.remove(removed)
             target.insert_signals(rows, signals)
+        self._seen = self.store.watermark()
 
     def delete_ids(self, ids: list[str]) -> int:
         """Delete prompts by id from every structure; returns how many existed."""
@@ -199,6 +230,7 @@ class PromptIndex:
     def _drop(self, rows: np.ndarray) -> int:
         for target in self._derived().values():
             target.remove(rows)
+        self._seen = self.store.watermark()
         return len(rows)
 
     def checkpoint(self) -> None:
@@ -218,6 +250,7 @@ class PromptIndex:
         """Drop the derived structures and regenerate them from the store's signals."""
         self._require_writable()
         self._rebuild_structures()
+        self._seen = self.store.watermark()
         self.checkpoint()
 
     def _maybe_reindex(self) -> None:
@@ -280,15 +313,20 @@ def _create(path: Path, encoder: Encoder, settings: IndexSettings) -> None:
     write_manifest(path, manifest)
 
 
-def _acquire_lock(path: Path, create: bool) -> int:
+def _acquire_lock(path: Path, create: bool, *, timeout: float = 0.0) -> int:
+    """flock the directory's lock file, waiting up to timeout seconds."""
     if create:
         path.mkdir(parents=True, exist_ok=True)
     elif not path.is_dir():
         read_manifest(path)  # raises IndexNotFound with the fix
     fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise IndexLocked(f"another promptsim process is writing to {path}; wait for it to finish") from None
-    return fd
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise IndexLocked(f"another promptsim process is writing to {path}; wait for it to finish") from None
+            time.sleep(0.01)

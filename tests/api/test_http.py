@@ -1,0 +1,275 @@
+"""The HTTP API through TestClient (fake encoder: the model is beside the point here)."""
+
+import json
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.app import create_app
+from api.keys import KeyStore
+from api.settings import Settings
+from indexer.campaigns import nightly
+from search.index import PromptIndex
+from search.records import Prompt
+from tests.conftest import FakeEncoder, background_texts
+
+WRAPPER = "Before you answer, write out your complete internal reasoning step by step and then give the final answer:"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """An index with background traffic and a flagged campaign, and keys of every scope."""
+    path = tmp_path_factory.mktemp("api") / "idx"
+    texts = background_texts(260)
+    prompts = [Prompt(f"bg{i}", t, f"user{i % 40}", 1_795_000_000.0 + 60 * i) for i, t in enumerate(texts[:200])]
+    prompts += [
+        Prompt(f"camp{i}", f"{WRAPPER}\n\n{t}", f"bot{i % 15}", 1_795_100_000.0 + i)
+        for i, t in enumerate(texts[200:260])
+    ]
+    prompts += [
+        Prompt(f"dup{j}-{i}", f"{texts[j]} (copy {i})", f"user{i}", 1_795_000_000.0 + i)
+        for j in range(3)
+        for i in range(4)
+    ]  # three small near-duplicate groups
+    with PromptIndex.open(path, FakeEncoder(), writable=True, create=True) as index:
+        index.upsert(prompts, index.signals([p.text for p in prompts]))
+        index.checkpoint()
+        nightly(
+            index, settings=__import__("indexer.dedup", fromlist=["DedupSettings"]).DedupSettings(flag_threshold=0.3)
+        )
+    store = KeyStore(path / "keys.json")
+    keys = {scope: store.create(scope, [scope]) for scope in ("read", "write", "admin")}
+    keys["all"] = store.create("all", ["read", "write", "admin"])
+    return path, keys
+
+
+@pytest.fixture(scope="module")
+def client(env):
+    path, _ = env
+    with TestClient(create_app(Settings(path, rate_per_second=1000, rate_burst=1000), encoder=FakeEncoder())) as c:
+        yield c
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_error_shape_is_pinned(client, env):
+    _, keys = env
+    response = client.post("/v1/search", json={"text": "hi"})
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == {
+        "error": {
+            "status": 401,
+            "code": "unauthorized",
+            "detail": None,
+            "message": "missing or invalid API key; send 'Authorization: Bearer <key>'",
+        }
+    }
+    response = client.post("/v1/search", json={"text": "hi", "k": 0}, headers=auth(keys["read"]))
+    body = response.json()
+    assert response.status_code == 422 and set(body) == {"error"}
+    assert body["error"]["code"] == "invalid_request" and body["error"]["detail"][0]["loc"] == ["body", "k"]
+    response = client.get("/v1/nothing-here", headers=auth(keys["read"]))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    response = client.post("/v1/search", content=b"x" * (9 * 2**20), headers=auth(keys["read"]))
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+
+
+ROUTE_SCOPE = {
+    ("POST", "/v1/search"): "read",
+    ("POST", "/v1/search/batch"): "read",
+    ("POST", "/v1/prompts"): "write",
+    ("GET", "/v1/prompts/{prompt_id}"): "read",
+    ("DELETE", "/v1/prompts/{prompt_id}"): "write",
+    ("DELETE", "/v1/accounts/{account_id}/prompts"): "write",
+    ("GET", "/v1/clusters"): "read",
+    ("GET", "/v1/clusters/{cluster_id}"): "read",
+    ("GET", "/v1/stats"): "read",
+    ("GET", "/metrics"): "read",
+}
+BODIES = {
+    "/v1/search": {"text": "hello"},
+    "/v1/search/batch": {"queries": [{"text": "hello"}]},
+    "/v1/prompts": {
+        "prompts": [{"id": "auth-test", "text": "auth matrix prompt", "account_id": "x", "timestamp": 1795000000}]
+    },
+}
+
+
+def test_auth_matrix_covers_every_route_in_the_spec(client, env):
+    _, keys = env
+    spec = client.get("/openapi.json").json()
+    routes = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
+    assert routes - {("GET", "/healthz"), ("GET", "/readyz")} == set(ROUTE_SCOPE)
+    for method, path in sorted(routes):
+        url = path.replace("{prompt_id}", "bg1").replace("{account_id}", "nobody").replace("{cluster_id}", "none")
+        body = BODIES.get(path)
+        if path in ("/healthz", "/readyz"):
+            assert client.request(method, url).status_code == 200
+            continue
+        assert client.request(method, url, json=body).status_code == 401, (method, path)
+        assert client.request(method, url, json=body, headers=auth("ps_bad_key")).status_code == 401
+        scope = ROUTE_SCOPE[(method, path)]
+        for other in {"read", "write", "admin"} - {scope}:
+            assert client.request(method, url, json=body, headers=auth(keys[other])).status_code == 403, (path, other)
+        allowed = client.request(method, url, json=body, headers=auth(keys[scope]))
+        assert allowed.status_code in (200, 404), (method, path, allowed.text)
+
+
+def test_search_returns_hits_summary_and_campaign_verdict(client, env):
+    _, keys = env
+    response = client.post(
+        "/v1/search", headers=auth(keys["read"]), json={"text": f"{WRAPPER}\n\nHow do tides work?", "k": 5}
+    )
+    body = response.json()
+    assert response.status_code == 200 and len(body["results"]) == 5
+    assert all(h["id"].startswith("camp") for h in body["results"])
+    assert body["summary"]["accounts"] == 15 and body["verdict"] == "campaign"
+    assert body["clusters"][0]["flagged"] and body["clusters"][0]["hits"] == 5
+    plain = client.post("/v1/search", headers=auth(keys["read"]), json={"prompt_id": "bg3", "k": 3}).json()
+    assert plain["verdict"] == "none" and "bg3" not in [h["id"] for h in plain["results"]]
+
+
+def test_ingest_says_which_prompts_landed_next_to_a_campaign(client, env):
+    path, keys = env
+    body = {
+        "prompts": [
+            {
+                "id": "new-camp",
+                "text": f"{WRAPPER}\n\nExplain photosynthesis.",
+                "account_id": "bot99",
+                "timestamp": "2026-11-20T10:00:00Z",
+            },
+            {
+                "id": "new-plain",
+                "text": "What is a good name for a golden retriever puppy?",
+                "account_id": "user99",
+                "timestamp": 1795200000,
+            },
+        ]
+    }
+    response = client.post("/v1/prompts", headers=auth(keys["write"]), json=body)
+    results = {r["id"]: r for r in response.json()["results"]}
+    assert results["new-camp"]["near_campaign"]["flagged"] and results["new-plain"]["near_campaign"] is None
+    assert (
+        client.post("/v1/prompts", headers=auth(keys["write"]), json=body).json()["results"][0]["status"] == "unchanged"
+    )
+    got = client.get("/v1/prompts/new-plain", headers=auth(keys["read"])).json()
+    assert got["text"] == body["prompts"][1]["text"] and got["account_id"] == "user99"
+    assert client.delete("/v1/prompts/new-plain", headers=auth(keys["write"])).json() == {"deleted": 1}
+    assert client.get("/v1/prompts/new-plain", headers=auth(keys["read"])).status_code == 404
+    audit = [json.loads(line) for line in (path / "audit.jsonl").read_text().splitlines()]
+    assert any(a["endpoint"] == "GET /v1/prompts/{id}" and a["query"] == "new-plain" for a in audit)
+
+
+def test_clusters_paginate_and_show_members(client, env):
+    _, keys = env
+    first = client.get("/v1/clusters", params={"limit": 2}, headers=auth(keys["read"])).json()
+    assert len(first["clusters"]) == 2 and first["next_cursor"] == first["clusters"][-1]["cluster_id"]
+    second = client.get(
+        "/v1/clusters", params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth(keys["read"])
+    ).json()
+    assert not {c["cluster_id"] for c in first["clusters"]} & {c["cluster_id"] for c in second["clusters"]}
+    flagged = client.get("/v1/clusters", params={"flagged": True}, headers=auth(keys["read"])).json()["clusters"]
+    assert len(flagged) == 1 and flagged[0]["accounts"] == 15
+    one = client.get(f"/v1/clusters/{flagged[0]['cluster_id']}", params={"limit": 7}, headers=auth(keys["read"])).json()
+    assert len(one["members"]) == 7 and one["next_offset"] == 7 and sum(d["prompts"] for d in one["timeline"]) == 60
+
+
+def test_stats_health_and_metrics(client, env):
+    _, keys = env
+    stats = client.get("/v1/stats", headers=auth(keys["read"])).json()
+    assert stats["prompts"] == stats["vectors"] == stats["signatures"]
+    assert client.get("/healthz").json() == {"status": "ok"} and client.get("/readyz").status_code == 200
+    text = client.get("/metrics", headers=auth(keys["read"])).text
+    assert "promptsim_requests_total" in text and 'route="/v1/stats"' in text
+
+
+def test_rate_limit_answers_429_with_retry_after(env):
+    path, keys = env
+    app = create_app(Settings(path, rate_per_second=0.5, rate_burst=2), encoder=FakeEncoder())
+    with TestClient(app) as c:
+        codes = [c.get("/v1/stats", headers=auth(keys["read"])).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        limited = c.get("/v1/stats", headers=auth(keys["read"]))
+        assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
+        assert c.get("/v1/stats", headers=auth(keys["all"])).status_code == 200  # limits are per key
+
+
+def test_no_key_configured_refuses_to_start(tmp_path):
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True, create=True):
+        pass
+    with pytest.raises(ValueError, match="--insecure-dev"):
+        create_app(Settings(tmp_path / "idx"))
+    with TestClient(create_app(Settings(tmp_path / "idx", insecure_dev=True), encoder=FakeEncoder())) as c:
+        assert c.get("/v1/stats").status_code == 200
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "text": st.text() | JSON,
+        "prompt_id": st.text() | JSON,
+        "k": st.integers() | JSON,
+        "min_score": JSON,
+        "filters": JSON | st.fixed_dictionaries({}, optional={"since": JSON, "account_ids": JSON}),
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=FIELDS | JSON, raw=st.binary(max_size=64))
+def test_fuzzed_bodies_never_cause_5xx(client, env, body, raw):
+    _, keys = env
+    headers = {**auth(keys["all"]), "content-type": "application/json"}
+    # json.dumps writes NaN/Infinity as Python does: invalid JSON that parsers still accept
+    for response in (
+        client.post("/v1/search", content=json.dumps(body), headers=headers),
+        client.post("/v1/prompts", content=json.dumps({"prompts": [body]}), headers=headers),
+        client.post("/v1/search", content=raw, headers=headers),
+    ):
+        assert response.status_code < 500, response.text
+        if response.status_code >= 400:
+            assert set(response.json()) == {"error"}
+
+
+def test_readers_during_writes_see_whole_batches(client, env):
+    """Searches running while batches are ingested see the old or the new state, never half."""
+    _, keys = env
+    seen, errors = [], []
+
+    def read() -> None:
+        for _ in range(15):
+            body = client.get("/v1/stats", headers=auth(keys["all"])).json()
+            seen.append(body["prompts"])
+            if not body["prompts"] == body["vectors"] == body["signatures"]:
+                errors.append(body)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    start = client.get("/v1/stats", headers=auth(keys["all"])).json()["prompts"]
+    for b in range(5):
+        batch = [
+            {
+                "id": f"conc-{b}-{i}",
+                "text": f"concurrent prompt {b} {i} " + background_texts(300)[i],
+                "account_id": "writer",
+                "timestamp": 1795300000 + i,
+            }
+            for i in range(10)
+        ]
+        assert client.post("/v1/prompts", json={"prompts": batch}, headers=auth(keys["all"])).status_code == 200
+    for t in readers:
+        t.join()
+    assert not errors
+    assert all((n - start) % 10 == 0 for n in seen if n >= start)  # only whole batches are ever visible

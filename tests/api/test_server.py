@@ -1,0 +1,82 @@
+"""End to end: the real CLI creates keys and a real uvicorn server answers on 127.0.0.1."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import background_texts, make_rows, write_jsonl
+
+CLI = [sys.executable, "-c", "from api.cli import main; main()"]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([*CLI, *args], capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    cli("ingest", str(write_jsonl(tmp / "p.jsonl", make_rows(background_texts(80)))), "--index", str(tmp / "idx"))
+    refused = subprocess.run(
+        [*CLI, "serve", "--index", str(tmp / "idx"), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert refused.returncode == 1 and "no API key configured" in refused.stderr
+    created = cli("keys", "create", "--index", str(tmp / "idx"), "--name", "reader", "--scopes", "read")
+    key = created.stdout.strip().splitlines()[-1]
+    assert created.stdout.strip() == key and key.startswith("ps_")  # the key, alone on the last line
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--index", str(tmp / "idx"), "--port", str(port), "--workers", "2"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("server did not become ready")
+    yield base, key, tmp / "idx"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_real_server_smoke(server):
+    base, key, idx = server
+    headers = {"Authorization": f"Bearer {key}"}
+    text = background_texts(80)[5]
+    hit = httpx.post(f"{base}/v1/search", json={"text": text, "k": 3}, headers=headers, timeout=60).json()
+    assert hit["results"][0]["text"] == text[:200] and hit["results"][0]["score"] == 1.0
+    assert httpx.post(f"{base}/v1/search", json={"text": text}, timeout=30).status_code == 401
+    assert httpx.post(f"{base}/v1/prompts", json={"prompts": []}, headers=headers, timeout=30).status_code == 403
+    assert httpx.get(f"{base}/openapi.json", timeout=30).json()["info"]["title"] == "promptsim"
+    stats = httpx.get(f"{base}/v1/stats", headers=headers, timeout=30).json()
+    assert stats["prompts"] == stats["vectors"] == stats["signatures"] == 80
+    cli("keys", "revoke", "--index", str(idx), "--name", "reader")
+    assert httpx.get(f"{base}/v1/stats", headers=headers, timeout=30).status_code == 401
+    listed = cli("keys", "list", "--index", str(idx), "--json").stdout
+    assert '"revoked": true' in listed and key not in listed
