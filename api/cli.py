@@ -83,6 +83,7 @@ def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = F
 @click.option("--num-perm", type=int, help="MinHash permutations for a new index [default: 128].")
 @click.option("--lsh-threshold", type=float, help="LSH Jaccard threshold for a new index [default: 0.5].")
 @click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf"]), help="FAISS index kind [default: auto].")
+@click.option("--retention-days", type=float, help="For a new index: purge prompts older than this (nightly).")
 @click.option("--batch-size", default=256, show_default=True, help="Prompts per stored batch (one transaction).")
 @click.option(
     "--checkpoint-every",
@@ -104,6 +105,7 @@ def ingest(
     num_perm: int | None,
     lsh_threshold: float | None,
     vector_index: str | None,
+    retention_days: float | None,
     batch_size: int,
     checkpoint_every: int,
     as_json: bool,
@@ -122,7 +124,12 @@ def ingest(
     from indexer.reader import FieldMap
 
     settings = _settings(
-        index_dir, model=model, num_perm=num_perm, lsh_threshold=lsh_threshold, vector_index=vector_index
+        index_dir,
+        model=model,
+        num_perm=num_perm,
+        lsh_threshold=lsh_threshold,
+        vector_index=vector_index,
+        retention_days=retention_days,
     )
     encoder = SentenceTransformerEncoder(settings.model)
     with PromptIndex.open(index_dir, encoder, settings=settings, writable=True, create=True) as index:
@@ -324,8 +331,15 @@ def dedup(
     """
     from indexer.campaigns import cluster_lines, nightly, write_jsonl
     from indexer.dedup import DedupSettings
+    from indexer.retention import purge
 
     settings = DedupSettings() if flag_threshold is None else DedupSettings(flag_threshold=flag_threshold)
+    if read_manifest(index_dir).settings.retention_days is not None:
+        with open_index(index_dir, with_encoder=False, writable=True) as index:
+            purged = purge(index)
+        click.echo(
+            f"retention: purged {purged['removed']} prompts older than {purged['older_than_days']:g} days", err=True
+        )
     with open_index(index_dir, with_encoder=False) as index:
         clusters, stats = nightly(
             index, since=_time(since), until=_time(until), settings=settings, incremental=incremental
@@ -493,6 +507,31 @@ def keys_revoke(index_dir: Path, name: str, keys_file: Path | None) -> None:
     """
     n = _key_store(index_dir, keys_file).revoke(name)
     click.echo(f"revoked {n} key(s) named {name!r}")
+
+
+@main.command("purge")
+@index_option
+@click.option("--older-than", help="Age such as 30d, 12h or 90m [default: the index's retention period].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def purge_command(index_dir: Path, older_than: str | None, as_json: bool) -> None:
+    """Remove expired prompts from the store, FAISS, the LSHs and cluster member lists.
+
+    Searches keep running while it works (servers replay the deletions).
+
+    \b
+    Example:
+        promptsim purge --index idx --older-than 30d
+    """
+    from indexer.retention import parse_age, purge
+
+    with open_index(index_dir, with_encoder=False, writable=True) as index:
+        body = {**purge(index, None if older_than is None else parse_age(older_than)), **index.counts()}
+    if as_json:
+        output.echo_json(body)
+    else:
+        click.echo(
+            f"purged {body['removed']} prompts older than {body['older_than_days']:g} days; {body['prompts']} remain"
+        )
 
 
 @main.command()

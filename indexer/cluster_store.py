@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS cluster_members (
     PRIMARY KEY (cluster_id, row)
 );
 CREATE INDEX IF NOT EXISTS cluster_members_row ON cluster_members (row);
+-- Deleting a prompt (delete, purge, upsert) drops it from cluster member lists in the same transaction.
+CREATE TRIGGER IF NOT EXISTS prompts_leave_clusters AFTER DELETE ON prompts BEGIN
+    DELETE FROM cluster_members WHERE row = OLD.row;
+END;
 """
 
 

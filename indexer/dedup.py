@@ -43,6 +43,7 @@ class DedupSettings:
     guard_jaccard: float = 0.3
     guard_window: float = 0.4
     account_overlap: float = 0.6
+    account_lift: float = 10.0
     centroid_cosine: float = 0.5
     min_overlap_accounts: int = 3
     flag_threshold: float = DEFAULT_FLAG_THRESHOLD
@@ -153,23 +154,31 @@ def build_clusters(
 def _merge_by_accounts(
     labels: np.ndarray, accounts: np.ndarray, vectors: np.ndarray, settings: DedupSettings, uf: GuardedUnionFind
 ) -> int:
-    """Join clusters sent by largely the same accounts about the same thing (one campaign's paraphrased wrappers).
+    """Join clusters sent by the same accounts about the same thing (one campaign's paraphrased wrappers).
 
-    Shared accounts alone are not enough — the same community copies unrelated popular
-    prompts — so the clusters' mean embeddings must also point the same way.
+    Two clusters merge when they share at least min_overlap_accounts accounts and either most
+    of the smaller one's accounts (overlap coefficient >= account_overlap) or far more than
+    chance would give (>= account_lift times |A|·|B|/accounts: a campaign whose accounts
+    spread a couple of prompts over several paraphrases). Shared accounts alone are not
+    enough — one community copies unrelated popular prompts — so the clusters' mean
+    embeddings must also agree (cosine >= centroid_cosine).
     """
     groups: dict[int, set[int]] = {}
     for pos, label in enumerate(labels.tolist()):
         groups.setdefault(label, set()).add(int(accounts[pos]))
     big = [(label, accs) for label, accs in groups.items() if len(accs) >= settings.min_overlap_accounts]
-    centroid = {}
-    for label, _ in big:
-        mean = vectors[labels == label].mean(axis=0)
-        centroid[label] = mean / max(float(np.linalg.norm(mean)), 1e-9)
+    if len(big) < 2:
+        return 0
+    index_of = {label: n for n, (label, _) in enumerate(big)}
+    member = np.asarray([index_of.get(int(lab), -1) for lab in labels.tolist()])
+    sums = np.zeros((len(big), vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, member[member >= 0], vectors[member >= 0])
+    centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
     by_account: dict[int, list[int]] = {}
     for n, (_, accs) in enumerate(big):
         for a in accs:
             by_account.setdefault(a, []).append(n)
+    total_accounts = max(int(accounts.max()) + 1, 1)
     merged = 0
     for n, (label, accs) in enumerate(big):
         shared: dict[int, int] = {}
@@ -179,9 +188,12 @@ def _merge_by_accounts(
                     shared[m] = shared.get(m, 0) + 1
         for m, common in shared.items():
             other_label, other = big[m]
-            # overlap coefficient: a campaign's paraphrase clusters each see a subset of its accounts
-            alike = float(centroid[label] @ centroid[other_label]) >= settings.centroid_cosine
-            if common / min(len(accs), len(other)) >= settings.account_overlap and alike:
+            if common < settings.min_overlap_accounts:
+                continue
+            overlap = common / min(len(accs), len(other))
+            lift = common * total_accounts / (len(accs) * len(other))
+            together = overlap >= settings.account_overlap or lift >= settings.account_lift
+            if together and float(centroids[n] @ centroids[m]) >= settings.centroid_cosine:
                 merged += uf.union(label, other_label, trusted=True)
     return merged
 

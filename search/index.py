@@ -227,6 +227,11 @@ class PromptIndex:
         self._require_writable()
         return self._drop(self.store.delete_account(account_id))
 
+    def purge(self, cutoff: float) -> int:
+        """Delete every prompt older than cutoff (epoch seconds) from every structure; returns how many."""
+        self._require_writable()
+        return self._drop(self.store.delete_older_than(cutoff))
+
     def _drop(self, rows: np.ndarray) -> int:
         for target in self._derived().values():
             target.remove(rows)

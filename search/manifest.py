@@ -32,6 +32,7 @@ class IndexSettings:
     seed: int = 1
     lsh_threshold: float = 0.5
     vector_index: str = "auto"
+    retention_days: float | None = None  # prompts older than this are purged (by `purge` and nightly runs)
 
 
 @dataclass

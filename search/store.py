@@ -150,6 +150,12 @@ class PromptStore:
         with self._transaction():
             return self._delete_where_ids(ids)
 
+    def delete_older_than(self, cutoff: float) -> np.ndarray:
+        """Delete every prompt with timestamp < cutoff; returns the removed rows."""
+        with self._transaction():
+            rows = [r for (r,) in self._db.execute("SELECT row FROM prompts WHERE ts < ?", (cutoff,))]
+            return self._delete_rows(rows)
+
     def delete_account(self, account_id: str) -> np.ndarray:
         """Delete every prompt of an account; returns the removed rows."""
         with self._transaction():
