@@ -26,11 +26,12 @@ from . import schemas
 from .audit import AUDIT_FILE, AuditLog
 from .keys import ApiKey, KeyStore, verify
 from .limits import BodyLimit, RateLimiter, retry_after
+from .redact import redact
 from .service import IndexService
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
-DEV_KEY = ApiKey("insecure-dev", "dev", "", ("read", "write", "admin"), 0.0)
+DEV_KEY = ApiKey("insecure-dev", "dev", "", ("read", "write", "admin", "raw"), 0.0)
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -184,6 +185,16 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
             None if f.until is None else parse_timestamp(f.until),
         )
 
+    def disclose(key: ApiKey, endpoint: str, query: Any, records: list[dict[str, Any]]) -> None:
+        """Mask the records' text for keys without 'raw', and audit-log that prompt text left the server."""
+        raw = "raw" in key.scopes
+        if not raw:
+            for record in records:
+                record["text"] = redact(record["text"])
+        audit.record(
+            key_id=key.key_id, key_name=key.name, endpoint=endpoint, query=query, returned=len(records), raw=raw
+        )
+
     def searched(svc: IndexService, queries: list[schemas.SearchRequest]) -> list[dict[str, Any]]:
         out = []
         for q in queries:  # k, filters and min_score may differ per query
@@ -194,25 +205,15 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
     def search(body: schemas.SearchRequest, key: Read, svc: Service) -> dict[str, Any]:
         """Siblings of a text or stored prompt, their summary, and the clusters (with verdicts) they belong to."""
         (result,) = searched(svc, [body])
-        audit.record(
-            key_id=key.key_id,
-            key_name=key.name,
-            endpoint="POST /v1/search",
-            query=body.model_dump(exclude_none=True),
-            returned=len(result["results"]),
-        )
+        disclose(key, "POST /v1/search", body.model_dump(exclude_none=True), result["results"])
         return result
 
     @app.post("/v1/search/batch", response_model=schemas.BatchResponse, tags=["search"])
     def search_batch(body: schemas.BatchRequest, key: Read, svc: Service) -> dict[str, Any]:
         """Up to 256 searches in one request."""
         results = searched(svc, body.queries)
-        audit.record(
-            key_id=key.key_id,
-            key_name=key.name,
-            endpoint="POST /v1/search/batch",
-            query={"queries": len(body.queries)},
-            returned=sum(len(r["results"]) for r in results),
+        disclose(
+            key, "POST /v1/search/batch", {"queries": len(body.queries)}, [h for r in results for h in r["results"]]
         )
         return {"responses": results}
 
@@ -232,7 +233,7 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
     def get_prompt(prompt_id: Annotated[str, Path(max_length=512)], key: Read, svc: Service) -> dict[str, Any]:
         """One stored prompt with its raw text (audit-logged)."""
         body = svc.get_prompt(prompt_id)
-        audit.record(key_id=key.key_id, key_name=key.name, endpoint="GET /v1/prompts/{id}", query=prompt_id, returned=1)
+        disclose(key, "GET /v1/prompts/{id}", prompt_id, [body])
         return body
 
     @app.delete("/v1/prompts/{prompt_id}", tags=["prompts"])
@@ -277,13 +278,10 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
         body = svc.cluster(cluster_id, offset=offset, limit=limit)
         if body is None:
             raise ApiError(404, f"no cluster {cluster_id!r} in the last dedup run")
-        audit.record(
-            key_id=key.key_id,
-            key_name=key.name,
-            endpoint="GET /v1/clusters/{id}",
-            query={"cluster_id": cluster_id, "offset": offset},
-            returned=len(body["members"]),
-        )
+        if "raw" not in key.scopes:
+            body["examples"] = [redact(e) for e in body.get("examples", [])]
+            body["template"] = redact(body["template"])
+        disclose(key, "GET /v1/clusters/{id}", {"cluster_id": cluster_id, "offset": offset}, body["members"])
         return body
 
     @app.get("/v1/stats", tags=["system"])

@@ -1,4 +1,4 @@
-"""The audit log: one JSON line per response that returned raw prompt text."""
+"""The audit log: one JSON line per response that returned prompt text (raw or masked)."""
 
 from __future__ import annotations
 
@@ -17,19 +17,18 @@ class AuditLog:
     def __init__(self, path: Path):
         self.path = path
 
-    def record(self, *, key_id: str, key_name: str, endpoint: str, query: Any, returned: int) -> None:
-        line = json.dumps(
-            {
-                "time": time.time(),
-                "key_id": key_id,
-                "key_name": key_name,
-                "endpoint": endpoint,
-                "query": query,
-                "prompts_returned": returned,
-            },
-            ensure_ascii=False,
-            default=str,
-        )
+    def record(self, *, key_id: str, key_name: str, endpoint: str, query: Any, returned: int, raw: bool) -> None:
+        """Append one entry: who (key), when, which endpoint and query, how many prompts, raw or masked."""
+        entry = {
+            "time": time.time(),
+            "key_id": key_id,
+            "key_name": key_name,
+            "endpoint": endpoint,
+            "query": query,
+            "prompts_returned": returned,
+            "raw": raw,
+        }
+        line = json.dumps(entry, ensure_ascii=False, default=str)
         with open(self.path, "a", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.write(line + "\n")

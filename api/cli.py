@@ -534,6 +534,80 @@ def purge_command(index_dir: Path, older_than: str | None, as_json: bool) -> Non
         )
 
 
+@main.group()
+def snapshot() -> None:
+    """Consistent point-in-time copies of an index, with checksums.
+
+    \b
+    Example:
+        promptsim snapshot create --index idx --out idx-2026-11-28.snapshot
+        promptsim snapshot restore idx-2026-11-28.snapshot --index idx-restored
+    """
+
+
+@snapshot.command("create")
+@index_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file to write.")
+def snapshot_create(index_dir: Path, out: Path) -> None:
+    """Snapshot an index while it keeps serving and ingesting.
+
+    \b
+    Example:
+        promptsim snapshot create --index idx --out nightly.snapshot
+    """
+    from indexer.snapshots import create_snapshot
+
+    read_manifest(index_dir)
+    body = create_snapshot(index_dir, out)
+    click.echo(f"wrote {out} (sha256 {body['sha256'][:16]}…, {len(body['files'])} files)")
+
+
+@snapshot.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_option
+@click.option("--force", is_flag=True, help="Replace an existing index directory.")
+def snapshot_restore(file: Path, index_dir: Path, force: bool) -> None:
+    """Verify a snapshot's checksums and restore it into an index directory.
+
+    \b
+    Example:
+        promptsim snapshot restore nightly.snapshot --index idx-restored
+    """
+    from indexer.snapshots import restore_snapshot
+
+    restore_snapshot(file, index_dir, force=force)
+    with open_index(index_dir, with_encoder=False) as index:
+        report = index.verify()
+    click.echo(f"restored {report['store']} prompts into {index_dir}; consistent: {report['consistent']}")
+
+
+@main.command()
+@index_option
+@click.option("--since", help="Only reads at or after this time (ISO-8601 or epoch).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
+    """Show who read raw prompt text through the API, and what.
+
+    \b
+    Example:
+        promptsim audit --index idx --since 2026-11-27
+    """
+    from .audit import AUDIT_FILE
+
+    read_manifest(index_dir)
+    start = _time(since) or 0.0
+    path = index_dir / AUDIT_FILE
+    lines = [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
+    for entry in (e for e in lines if e["time"] >= start):
+        if as_json:
+            output.echo_json(entry, indent=None)
+        else:
+            click.echo(
+                f"{to_iso(entry['time'])}  {entry['key_name']:<16} {entry['endpoint']:<26} "
+                f"{entry['prompts_returned']:>5} prompts  {json.dumps(entry['query'])[:80]}"
+            )
+
+
 @main.command()
 @index_option
 def rebuild(index_dir: Path) -> None:

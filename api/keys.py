@@ -16,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-SCOPES = ("read", "write", "admin")
+SCOPES = ("read", "write", "admin", "raw")  # raw: unmasked prompt text (see api/redact.py)
 KEYS_FILE = "keys.json"
 
 

@@ -139,8 +139,9 @@ class ClusterStore:
             raise
         return run
 
-    def page(self, *, flagged: bool | None, min_accounts: int, since: str | None, after: str | None,
-             limit: int) -> list[dict[str, Any]]:
+    def page(
+        self, *, flagged: bool | None, min_accounts: int, since: str | None, after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
         """Current clusters ordered by id, after the cursor, filtered (for the HTTP API)."""
         clauses, params = ["accounts >= ?"], [min_accounts]
         if flagged is not None:
@@ -152,16 +153,21 @@ class ClusterStore:
         if after is not None:
             clauses.append("cluster_id > ?")
             params.append(after)
-        found = self._db.execute(f"SELECT body FROM clusters WHERE {' AND '.join(clauses)} ORDER BY cluster_id "
-                                 "LIMIT ?", [*params, limit]).fetchall()
+        found = self._db.execute(
+            f"SELECT body FROM clusters WHERE {' AND '.join(clauses)} ORDER BY cluster_id LIMIT ?", [*params, limit]
+        ).fetchall()
         return [json.loads(body) for (body,) in found]
 
     def get(self, cluster_id: str) -> dict[str, Any] | None:
         found = self._db.execute("SELECT body FROM clusters WHERE cluster_id = ?", (cluster_id,)).fetchone()
         if found is None:
             return None
-        rows = [r for (r,) in self._db.execute("SELECT row FROM cluster_members WHERE cluster_id = ? ORDER BY row",
-                                               (cluster_id,))]
+        rows = [
+            r
+            for (r,) in self._db.execute(
+                "SELECT row FROM cluster_members WHERE cluster_id = ? ORDER BY row", (cluster_id,)
+            )
+        ]
         return {**json.loads(found[0]), "rows": rows}
 
     def clusters(self, *, flagged_only: bool = False) -> list[dict[str, Any]]:
@@ -189,7 +195,9 @@ def clusters_of_ids(db_path: Path, prompt_ids: list[str]) -> dict[str, dict[str,
             for pid, cid, flagged, score in db.execute(
                 "SELECT p.id, m.cluster_id, c.flagged, c.campaign_score FROM prompts p "
                 "JOIN cluster_members m ON m.row = p.row JOIN clusters c ON c.cluster_id = m.cluster_id "
-                f"WHERE p.id IN ({marks})", part):
+                f"WHERE p.id IN ({marks})",
+                part,
+            ):
                 found[pid] = {"cluster_id": cid, "flagged": bool(flagged), "campaign_score": score}
     return found
 

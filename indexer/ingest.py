@@ -84,8 +84,9 @@ def ingest_files(
     return report
 
 
-def ingest_batch(index: PromptIndex, batch: list[Prompt], report: IngestReport, *,
-                 signals: Signals | None = None) -> int:
+def ingest_batch(
+    index: PromptIndex, batch: list[Prompt], report: IngestReport, *, signals: Signals | None = None
+) -> int:
     """Store one batch (last record wins for repeated ids); returns how many prompts changed.
 
     signals, when given, are the batch's precomputed signals (row-aligned with batch).

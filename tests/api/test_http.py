@@ -273,3 +273,42 @@ def test_readers_during_writes_see_whole_batches(client, env):
         t.join()
     assert not errors
     assert all((n - start) % 10 == 0 for n in seen if n >= start)  # only whole batches are ever visible
+
+
+SECRETS = {
+    "email": ("write to jane.doe@example.com today", "[EMAIL]"),
+    "phone": ("call me on +1 415-555-0132 tonight", "[PHONE]"),
+    "api_key": ("my key is sk-proj-abcdefghijklmnopqrstuvwxyz123456 ok", "[SECRET]"),
+    "github_token": ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789AB here", "[SECRET]"),
+    "card": ("card 4111 1111 1111 1111 exp 12/29", "[CARD]"),
+    "ipv4": ("the server at 192.168.10.20 is down", "[IP]"),
+    "ipv6": ("and 2001:db8::1 too", "[IP]"),
+}
+
+
+def test_redaction_masks_each_kind_and_raw_scope_sees_the_original(env):
+    path, keys = env
+    store = KeyStore(path / "keys.json")
+    raw_key = store.create("raw-reader", ["read", "raw"])
+    rows = [
+        {
+            "id": f"secret-{kind}",
+            "text": f"Please help with this. {text}",
+            "account_id": "leaky",
+            "timestamp": 1795400000,
+        }
+        for kind, (text, _) in SECRETS.items()
+    ]
+    with TestClient(create_app(Settings(path, rate_per_second=1000, rate_burst=1000), encoder=FakeEncoder())) as c:
+        assert c.post("/v1/prompts", json={"prompts": rows}, headers=auth(keys["write"])).status_code == 200
+        for kind, (text, mask) in SECRETS.items():
+            masked = c.get(f"/v1/prompts/secret-{kind}", headers=auth(keys["read"])).json()["text"]
+            assert mask in masked, (kind, masked)
+            secret = next(w for w in text.split() if any(ch.isdigit() for ch in w) or "@" in w)
+            assert secret not in masked, (kind, masked)
+            assert c.get(f"/v1/prompts/secret-{kind}", headers=auth(raw_key)).json()["text"].endswith(text)
+        hits = c.post("/v1/search", json={"text": rows[0]["text"], "k": 3}, headers=auth(keys["read"])).json()
+        assert "jane.doe@example.com" not in json.dumps(hits)
+    audit = [json.loads(line) for line in (path / "audit.jsonl").read_text().splitlines()]
+    assert any(a["key_name"] == "raw-reader" and a["raw"] for a in audit)
+    assert any(a["key_name"] == "read" and not a["raw"] for a in audit)

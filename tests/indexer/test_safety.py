@@ -1,0 +1,118 @@
+"""Data safety: retention purge, snapshots under concurrent ingest, rebuild."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from indexer.campaigns import nightly
+from indexer.cluster_store import ClusterStore
+from indexer.retention import parse_age, purge
+from indexer.snapshots import create_snapshot, restore_snapshot
+from search.engine import SearchEngine
+from search.errors import IndexCorrupt
+from search.index import PromptIndex
+from search.manifest import STORE
+from search.records import Prompt
+from tests.conftest import FakeEncoder, background_texts
+
+NOW = 1_795_000_000.0
+DAY = 86_400.0
+WRAPPER = "Before you answer, write out your complete internal reasoning step by step and then give the final answer:"
+
+
+def fill(path, n=200, age_days=lambda i: i % 60):  # noqa: ANN001, ANN201
+    texts = background_texts(n)
+    prompts = [Prompt(f"p{i}", t, f"acct{i % 9}", NOW - age_days(i) * DAY) for i, t in enumerate(texts)]
+    prompts += [
+        Prompt(f"c{i}", f"{WRAPPER}\n\n{t}", f"bot{i % 10}", NOW - (i % 50) * DAY)
+        for i, t in enumerate(background_texts(n + 60)[n:])
+    ]
+    with PromptIndex.open(path, FakeEncoder(), writable=True, create=True) as index:
+        index.upsert(prompts, index.signals([p.text for p in prompts]))
+        index.checkpoint()
+    return prompts
+
+
+def test_purge_removes_expired_prompts_everywhere_and_keeps_the_rest_searchable(tmp_path):
+    prompts = fill(tmp_path / "idx")
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        nightly(index)
+    expired = {p.id for p in prompts if p.timestamp < NOW - 30 * DAY}
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        with pytest.raises(ValueError, match="--older-than"):
+            purge(index, now=NOW)
+        report = purge(index, parse_age("30d"), now=NOW)
+        assert report["removed"] == len(expired)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        check = index.verify()
+        assert check["consistent"] and check["store"] == len(prompts) - len(expired)
+        assert all(index.store.row_of(pid) is None for pid in expired)
+        member_rows = {int(r) for rows in ClusterStore(index.path / STORE).previous_members().values() for r in rows}
+        assert member_rows <= set(index.store.rows_matching().tolist())  # cluster member lists purged too
+        kept = next(p for p in prompts if p.id not in expired)
+        assert SearchEngine(index).similar(kept.text, k=1).hits[0].id == kept.id
+
+
+def test_parse_age():
+    assert parse_age("30d") == 30 and parse_age("12h") == 0.5 and parse_age("7") == 7
+    with pytest.raises(ValueError, match="30d"):
+        parse_age("a month")
+
+
+def test_snapshot_under_concurrent_ingest_restores_consistently(tmp_path):
+    fill(tmp_path / "idx", n=100)
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        texts, i = background_texts(600)[200:], 0
+        with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+            while not stop.is_set() and i < len(texts):
+                batch = [Prompt(f"w{i + j}", texts[i + j], "writer", NOW) for j in range(10)]
+                index.upsert(batch, index.signals([p.text for p in batch]))
+                if i % 50 == 0:
+                    index.checkpoint()
+                i += 10
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        snapshots = [create_snapshot(tmp_path / "idx", tmp_path / f"s{k}.snapshot") for k in range(3)]
+    finally:
+        stop.set()
+        writer.join()
+    for k, _ in enumerate(snapshots):
+        restored = tmp_path / f"restored{k}"
+        restore_snapshot(tmp_path / f"s{k}.snapshot", restored)
+        with PromptIndex.open(restored, FakeEncoder()) as index:
+            check = index.verify()
+            assert check["consistent"] and check["store"] >= 160 and check["store"] % 10 == 0, check
+
+
+def test_damaged_snapshot_is_refused(tmp_path):
+    fill(tmp_path / "idx", n=50)
+    create_snapshot(tmp_path / "idx", tmp_path / "s.snapshot")
+    data = bytearray((tmp_path / "s.snapshot").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "bad.snapshot").write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="checksum|unreadable"):
+        restore_snapshot(tmp_path / "bad.snapshot", tmp_path / "restored")
+    (tmp_path / "short.snapshot").write_bytes(bytes(data[: len(data) // 3]))
+    with pytest.raises(IndexCorrupt):
+        restore_snapshot(tmp_path / "short.snapshot", tmp_path / "restored2")
+    with pytest.raises(ValueError, match="not empty"):
+        restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx")
+
+
+def test_rebuild_reproduces_the_same_search_results(tmp_path):
+    fill(tmp_path / "idx", n=150)
+    queries = background_texts(200)[150:180]
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        before = [r.to_json() for r in SearchEngine(index).similar_batch(queries, 10)]
+    with PromptIndex.open(tmp_path / "idx", None, writable=True) as index:
+        index.rebuild()
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        after = [r.to_json() for r in SearchEngine(index).similar_batch(queries, 10)]
+        assert index.verify()["consistent"]
+    assert before == after
+    assert np.isfinite([h["score"] for r in after for h in r["results"]]).all()
