@@ -51,8 +51,15 @@ async def drive(base: str, key: str, texts: list[str], clients: int, seconds: fl
     async def writer(http: httpx.AsyncClient) -> int:
         sent = 0
         while time.monotonic() < stop:
-            batch = [{"id": f"load-{sent + i}", "text": f"{rng.choice(texts)} (load {sent + i})",
-                      "account_id": f"load-{i % 7}", "timestamp": 1795000000 + sent + i} for i in range(20)]
+            batch = [
+                {
+                    "id": f"load-{sent + i}",
+                    "text": f"{rng.choice(texts)} (load {sent + i})",
+                    "account_id": f"load-{i % 7}",
+                    "timestamp": 1795000000 + sent + i,
+                }
+                for i in range(20)
+            ]
             response = await http.post("/v1/prompts", json={"prompts": batch}, timeout=120)
             if response.status_code == 200:
                 sent += len(batch)
@@ -66,10 +73,17 @@ async def drive(base: str, key: str, texts: list[str], clients: int, seconds: fl
         results = await asyncio.gather(*tasks)
         elapsed = time.monotonic() - start
     lat = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
-    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies),
-            "requests_per_s": round(len(latencies) / elapsed, 1), "p50_ms": round(float(np.percentile(lat, 50)), 1),
-            "p95_ms": round(float(np.percentile(lat, 95)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
-            "errors": errors, "ingested": results[-1] if ingest else 0}
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p95_ms": round(float(np.percentile(lat, 95)), 1),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "errors": errors,
+        "ingested": results[-1] if ingest else 0,
+    }
 
 
 def main() -> None:
@@ -84,16 +98,34 @@ def main() -> None:
         texts = [t for (t,) in db.execute("SELECT text FROM prompts ORDER BY RANDOM() LIMIT 500")]
         prompts = db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    subprocess.run([*CLI, "keys", "revoke", "--index", str(args.index), "--name", "load"], env=env,
-                   capture_output=True)
-    key = subprocess.run([*CLI, "keys", "create", "--index", str(args.index), "--name", "load", "--scopes",
-                          "read,write"], env=env, capture_output=True, text=True, check=True).stdout.split()[-1]
+    subprocess.run([*CLI, "keys", "revoke", "--index", str(args.index), "--name", "load"], env=env, capture_output=True)
+    key = subprocess.run(
+        [*CLI, "keys", "create", "--index", str(args.index), "--name", "load", "--scopes", "read,write"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([*CLI, "serve", "--index", str(args.index), "--port", str(port), "--workers",
-                               str(args.workers), "--rate", "100000"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            *CLI,
+            "serve",
+            "--index",
+            str(args.index),
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--rate",
+            "100000",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -102,9 +134,12 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        report = {"prompts": prompts, "workers": args.workers,
-                  "search_only": asyncio.run(drive(base, key, texts, args.clients, args.seconds, False)),
-                  "with_ingest": asyncio.run(drive(base, key, texts, args.clients, args.seconds, True))}
+        report = {
+            "prompts": prompts,
+            "workers": args.workers,
+            "search_only": asyncio.run(drive(base, key, texts, args.clients, args.seconds, False)),
+            "with_ingest": asyncio.run(drive(base, key, texts, args.clients, args.seconds, True)),
+        }
     finally:
         server.terminate()
         server.wait(timeout=60)
