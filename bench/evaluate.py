@@ -79,7 +79,8 @@ def calibrate(clusters: list[dict], truth: dict, target_fpr: float) -> dict:
     benign_clusters = [
         c for c in clusters if sum(truth["prompts"].get(m) == "benign" for m in c["members"]) > len(c["members"]) / 2
     ]
-    candidates = sorted({c["campaign_score"] for c in benign_clusters} | {0.0, 1.0})
+    # flagging is score >= threshold, so the useful thresholds sit just above each benign score
+    candidates = sorted({round(c["campaign_score"] + 1e-4, 4) for c in benign_clusters} | {0.0})
     for threshold in candidates:
         hit = {
             truth["prompt_accounts"][m]

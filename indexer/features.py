@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-# Calibrated on benign data (bench/evaluate.py --calibrate, seed 1 corpus) for a benign-account
-# false-positive rate of at most 0.1%; see docs/campaigns.md. Configurable with --flag-threshold.
-DEFAULT_FLAG_THRESHOLD = 0.5
+# Calibrated on benign data: `bench/evaluate.py --scale eval --seed 1 --calibrate` (a corpus the
+# evaluation never sees) gave 0.5743 for a benign-account false-positive rate of at most 0.1%
+# (its highest benign cluster, templated red-team questions from ~80 accounts, scored 0.5742).
+# See docs/campaigns.md. Configurable with --flag-threshold.
+DEFAULT_FLAG_THRESHOLD = 0.575
 _SAMPLE = 64
 
 
