@@ -11,9 +11,9 @@ import numpy as np
 from search.vectors import VectorIndex, choose_kind, faiss_threads
 
 _U64 = np.uint64
-# A side this small is checked member by member: a pair formed by a prompt and a campaign
-# member that reuses it as slot content must not ride into the campaign on the member's back.
-_CHECK_EACH = 3
+# A side this small is checked member by member: copies of a prompt that a campaign member
+# reuses as slot content must not ride into the campaign on that member's back.
+_CHECK_EACH = 16
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ class GuardedUnionFind:
         self._similar = similar
         self._members: dict[int, list[int]] = {}  # members of tiny clusters, for the per-member check
         self._witness: dict[int, int] = {}
+        self._refusals: set[tuple[int, int, int, int]] = set()
         self.refused = 0
 
     def find(self, x: int) -> int:
@@ -142,9 +143,12 @@ class GuardedUnionFind:
             return False
         if self.size[ra] < self.size[rb]:
             ra, rb = rb, ra
-        if not trusted and self.size[ra] > 1 and not self._alike_to(ra, rb):
-            self.refused += 1
-            return False
+        if not trusted and self.size[ra] > 1:
+            state = (ra, rb, int(self.size[ra]), int(self.size[rb]))
+            if state in self._refusals or not self._alike_to(ra, rb):
+                self._refusals.add(state)  # the same two clusters come up again on other bands' edges
+                self.refused += 1
+                return False
         self.parent[rb] = ra  # the bigger cluster's root (its founder) stays the representative
         self._witness.setdefault(ra, rb)  # the first other member it accepted
         self.size[ra] += self.size[rb]
@@ -163,7 +167,7 @@ class GuardedUnionFind:
         """
         references = [big] + ([self._witness[big]] if big in self._witness else [])
         if self.size[small] > _CHECK_EACH:
-            members = [small]
+            members = [small] + ([self._witness[small]] if small in self._witness else [])
         else:
             members = [small] + [i for i in self._members.get(small, ()) if i != small]
         return all(self._similar(r, m) for r in references for m in members)
