@@ -171,6 +171,7 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
 
     Read = Annotated[ApiKey, Depends(require("read"))]
     Write = Annotated[ApiKey, Depends(require("write"))]
+    Admin = Annotated[ApiKey, Depends(require("admin"))]
 
     def service(request: Request) -> IndexService:
         return request.app.state.service
@@ -283,6 +284,24 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
             body["template"] = redact(body["template"])
         disclose(key, "GET /v1/clusters/{id}", {"cluster_id": cluster_id, "offset": offset}, body["members"])
         return body
+
+    @app.post("/v1/snapshots", tags=["system"])
+    def create_snapshot(key: Admin) -> dict[str, Any]:
+        """Take a consistent snapshot of the index (admin), while serving and ingesting go on."""
+        from indexer.snapshots import create_snapshot as snapshot
+
+        folder = settings.index_dir / "snapshots"
+        folder.mkdir(exist_ok=True)
+        name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}.snapshot"
+        body = snapshot(settings.index_dir, folder / name)
+        return {"name": name, "sha256": body["sha256"], "files": body["files"], "created_at": body["created_at"]}
+
+    @app.get("/v1/snapshots", tags=["system"])
+    def list_snapshots(key: Admin) -> dict[str, Any]:
+        """Snapshots taken through the API (restore them with `promptsim snapshot restore`)."""
+        folder = settings.index_dir / "snapshots"
+        files = sorted(folder.glob("*.snapshot")) if folder.exists() else []
+        return {"snapshots": [{"name": f.name, "bytes": f.stat().st_size} for f in files]}
 
     @app.get("/v1/stats", tags=["system"])
     def stats(key: Read, svc: Service) -> dict[str, Any]:

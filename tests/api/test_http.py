@@ -90,6 +90,8 @@ ROUTE_SCOPE = {
     ("GET", "/v1/clusters/{cluster_id}"): "read",
     ("GET", "/v1/stats"): "read",
     ("GET", "/metrics"): "read",
+    ("POST", "/v1/snapshots"): "admin",
+    ("GET", "/v1/snapshots"): "admin",
 }
 BODIES = {
     "/v1/search": {"text": "hello"},
@@ -114,7 +116,7 @@ def test_auth_matrix_covers_every_route_in_the_spec(client, env):
         assert client.request(method, url, json=body).status_code == 401, (method, path)
         assert client.request(method, url, json=body, headers=auth("ps_bad_key")).status_code == 401
         scope = ROUTE_SCOPE[(method, path)]
-        for other in {"read", "write", "admin"} - {scope}:
+        for other in {"read", "write", "admin"} - {scope}:  # "raw" only unmasks text: it is no key on its own
             assert client.request(method, url, json=body, headers=auth(keys[other])).status_code == 403, (path, other)
         allowed = client.request(method, url, json=body, headers=auth(keys[scope]))
         assert allowed.status_code in (200, 404), (method, path, allowed.text)
@@ -312,3 +314,15 @@ def test_redaction_masks_each_kind_and_raw_scope_sees_the_original(env):
     audit = [json.loads(line) for line in (path / "audit.jsonl").read_text().splitlines()]
     assert any(a["key_name"] == "raw-reader" and a["raw"] for a in audit)
     assert any(a["key_name"] == "read" and not a["raw"] for a in audit)
+
+
+def test_admin_takes_a_snapshot_over_the_api(client, env, tmp_path):
+    from indexer.snapshots import restore_snapshot
+
+    path, keys = env
+    made = client.post("/v1/snapshots", headers=auth(keys["admin"])).json()
+    listed = client.get("/v1/snapshots", headers=auth(keys["admin"])).json()["snapshots"]
+    assert made["name"] in [s["name"] for s in listed] and "prompts.sqlite" in made["files"]
+    restore_snapshot(path / "snapshots" / made["name"], tmp_path / "restored")
+    with PromptIndex.open(tmp_path / "restored", FakeEncoder()) as index:
+        assert index.verify()["consistent"] and index.counts()["prompts"] >= 272
