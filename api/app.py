@@ -32,6 +32,7 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 DEV_KEY = ApiKey("insecure-dev", "dev", "", ("read", "write", "admin", "raw"), 0.0)
+DEV_KEYS = {"dev": DEV_KEY}
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -325,6 +326,15 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
         """Prometheus metrics of this worker."""
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
+    from .session import Sessions
+    from .ui import add_ui
+
+    add_ui(
+        app,
+        keys=lambda: DEV_KEYS if settings.insecure_dev and not keys.current() else keys.current(),
+        sessions=Sessions(settings.index_dir / "session.secret"),
+        disclose=disclose,
+    )
     return app
 
 

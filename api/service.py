@@ -144,6 +144,20 @@ class IndexService:
         body["next_offset"] = offset + limit if offset + limit < len(rows) else None
         return body
 
+    def account_prompts(self, account_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """An account's newest prompts."""
+        with self._lock:
+            self.index.refresh()
+            rows = self.index.store.rows_matching(account_ids=[account_id])
+            records = self.index.store.fetch(rows.tolist())
+        newest = sorted(records.values(), key=lambda r: -r.timestamp)[:limit]
+        return [
+            {"id": r.id, "account_id": r.account_id, "timestamp": to_iso(r.timestamp), "text": r.text} for r in newest
+        ]
+
+    def account_total(self, account_id: str) -> int:
+        return self.index.store.prompts_per_account([account_id]).get(account_id, 0)
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             self.index.refresh()
