@@ -26,7 +26,7 @@ def extract_template(representative: str, others: list[str], *, keep_share: floa
         for block in matcher.get_matching_blocks():
             for i in range(block.a, block.a + block.size):
                 votes[i] += 1
-    fixed = [v >= keep_share * len(others) for v in votes]
+    fixed = _drop_stray_words([v >= keep_share * len(others) for v in votes])
     parts: list[str] = []
     for word, keep in zip(words, fixed):
         if keep:
@@ -34,6 +34,17 @@ def extract_template(representative: str, others: list[str], *, keep_share: floa
         elif not parts or parts[-1] != SLOT:
             parts.append(SLOT)
     return _shorten(" ".join(parts)), sum(fixed) / len(words)
+
+
+def _drop_stray_words(fixed: list[bool]) -> list[bool]:
+    """A lone fixed word between two slots ('<*> a <*>') is a coincidence of common words, not template."""
+    out = list(fixed)
+    for i in range(1, len(fixed) - 1):
+        if fixed[i] and not fixed[i - 1] and not fixed[i + 1]:
+            out[i] = False
+    if len(fixed) > 1 and fixed[-1] and not fixed[-2]:
+        out[-1] = False
+    return out
 
 
 def _shorten(template: str) -> str:
