@@ -635,7 +635,7 @@ def rebuild(index_dir: Path) -> None:
 @click.option("--query", help="Prompt to search for [default: a fresh campaign prompt from data/demo/queries.jsonl].")
 @click.option("-k", default=10, show_default=True, help="How many hits to show.")
 def demo(index_dir: Path, data: Path, query: str | None, k: int) -> None:
-    """Ingest the bundled demo prompts, then search an example suspicious prompt.
+    """Ingest the bundled demo prompts, search an example suspicious prompt, and flag campaigns.
 
     \b
     Example:
@@ -653,6 +653,11 @@ def demo(index_dir: Path, data: Path, query: str | None, k: int) -> None:
         text = query or _demo_query()
         click.echo(f"query: {' '.join(text.split())[:300]}\n")
         output.search_table(SearchEngine(index).similar(text, k))
+        from indexer.campaigns import nightly
+
+        clusters, stats = nightly(index)
+        click.echo("\nnightly dedup of the same data (promptsim dedup):")
+        output.dedup_summary(stats, clusters, "the index (see promptsim dedup --out)")
 
 
 def _demo_query() -> str:

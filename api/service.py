@@ -79,12 +79,22 @@ class IndexService:
             ingest_batch(self.index, prompts, report, signals=signals)
             after = self.index.store.digests([p.id for p in prompts])
         statuses = {p.id: "unchanged" if before.get(p.id) == after.get(p.id) else "stored" for p in prompts}
-        near = self.search([p.text for p in prompts], [None] * len(prompts), 10, 0.0, SearchFilters())
+        with self._lock:  # the signals are the ones just stored: nothing is embedded twice
+            near = [r.to_json() for r in self.engine.similar_signals(signals, 10)]
+        close = [
+            {h["id"] for h in body["results"] if h["id"] != p.id and h["score"] >= 0.8}
+            for p, body in zip(prompts, near)
+        ]
+        owners = clusters_of_ids(self.index.path / STORE, sorted(set().union(*close)))
         out = []
-        for prompt, body in zip(prompts, near):
-            flagged = [c for c in body["clusters"] if c["flagged"]]
-            close = {h["id"] for h in body["results"] if h["id"] != prompt.id and h["score"] >= 0.8}
-            hit = next((c for c in flagged if _cluster_has(c, close, self.index)), None)
+        for prompt, ids in zip(prompts, close):
+            flagged = [owners[i] for i in sorted(ids) if i in owners and owners[i]["flagged"]]
+            best = max(flagged, key=lambda c: c["campaign_score"], default=None)
+            hit = (
+                None
+                if best is None
+                else {**best, "hits": sum(owners[i]["cluster_id"] == best["cluster_id"] for i in ids if i in owners)}
+            )
             out.append({"id": prompt.id, "status": statuses[prompt.id], "near_campaign": hit})
         return out
 
@@ -172,8 +182,3 @@ class IndexService:
             "num_perm": settings["num_perm"],
             "vector_index": self.index.vectors.kind,
         }
-
-
-def _cluster_has(cluster: dict[str, Any], prompt_ids: set[str], index: PromptIndex) -> bool:
-    owners = clusters_of_ids(index.path / STORE, sorted(prompt_ids))
-    return any(o["cluster_id"] == cluster["cluster_id"] for o in owners.values())

@@ -116,17 +116,27 @@ class SearchEngine:
         """Top-k siblings of each text, embedding and FAISS search done in one batch."""
         return self._search(list(texts), k, min_score, filters)
 
+    def similar_signals(
+        self, queries: Signals, k: int = 20, *, min_score: float = 0.0, filters: SearchFilters = SearchFilters()
+    ) -> list[SearchResult]:
+        """Top-k siblings of prompts whose signals are already computed (e.g. just ingested)."""
+        return self._search_signals(queries, k, min_score, filters)
+
     def _search(
         self, texts: list[str], k: int, min_score: float, filters: SearchFilters, exclude_row: int | None = None
     ) -> list[SearchResult]:
+        return self._search_signals(self.index.signals(texts), k, min_score, filters, exclude_row)
+
+    def _search_signals(
+        self, queries: Signals, k: int, min_score: float, filters: SearchFilters, exclude_row: int | None = None
+    ) -> list[SearchResult]:
         if k < 1:
             raise ValueError(f"k={k} must be at least 1")
-        queries = self.index.signals(texts)
         allowed = self.index.store.rows_matching(**_filter_args(filters)) if filters else None
         neighbours = self.index.vectors.search(queries.vectors, max(k, self.fetch) + 1, allowed=allowed)
         radius_hits = self._cosine_siblings(queries.vectors, allowed)
         results = []
-        for i in range(len(texts)):
+        for i in range(len(queries)):
             candidates = self._score(queries.take([i]), neighbours.ids[i], neighbours.scores[i], allowed)
             candidates.pop(exclude_row, None)
             ranked = sorted(candidates.items(), key=_rank_key)

@@ -201,14 +201,28 @@ class PromptStore:
     # -- reads --------------------------------------------------------------------------
 
     def signals(self, rows: Sequence[int] | np.ndarray, dim: int, num_perm: int) -> tuple[np.ndarray, Signals]:
-        """(rows found, their Signals) for the given rows, in row order."""
-        found = []
-        for part in _chunks(sorted(int(r) for r in rows)):
+        """(rows found, their Signals) for the given rows, in row order.
+
+        Decoded chunk by chunk into arrays allocated once, so a million rows cost their arrays
+        (~3 KB each) and not also a second copy as Python bytes.
+        """
+        wanted = sorted({int(r) for r in rows})
+        out_rows = np.zeros(len(wanted), dtype=np.int64)
+        vectors = np.zeros((len(wanted), dim), dtype=np.float32)
+        signatures = np.zeros((len(wanted), num_perm), dtype=np.uint32)
+        windows = np.zeros((len(wanted), 2, num_perm), dtype=np.uint32)
+        filled = 0
+        for part in _chunks(wanted):
             marks = ",".join("?" * len(part))
-            found += self._db.execute(
+            found = self._db.execute(
                 f"SELECT row, vector, signature, windows FROM signals WHERE row IN ({marks}) ORDER BY row", part
             ).fetchall()
-        return _decode_signals(found, dim, num_perm)
+            chunk_rows, chunk = _decode_signals(found, dim, num_perm)
+            end = filled + len(chunk_rows)
+            out_rows[filled:end], vectors[filled:end] = chunk_rows, chunk.vectors
+            signatures[filled:end], windows[filled:end] = chunk.signatures, chunk.windows
+            filled = end
+        return out_rows[:filled], Signals(vectors[:filled], signatures[:filled], windows[:filled])
 
     def iter_signals(self, dim: int, num_perm: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, Signals]]:
         """Every stored (rows, Signals), in row order, a batch at a time."""
