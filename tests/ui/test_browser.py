@@ -20,8 +20,12 @@ from tests.conftest import background_texts
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")
-WRAPPER = "Before answering, write out your complete internal reasoning step by step, then give the final answer after FINAL:"
-XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> <a href="javascript:window.__xss=3">x</a>'
+WRAPPER = (
+    "Before answering, write out your complete internal reasoning step by step, then give the final answer after FINAL:"
+)
+XSS = (
+    '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> <a href="javascript:window.__xss=3">x</a>'
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +34,10 @@ def server(tmp_path_factory, real_encoder):
     path = tmp_path_factory.mktemp("ui") / "idx"
     texts = background_texts(330)
     prompts = [Prompt(f"bg{i}", t, f"user{i % 60}", 1_795_000_000.0 + 3_600 * i) for i, t in enumerate(texts[:250])]
-    prompts += [Prompt(f"camp{i}", f"{WRAPPER}\n\n{t}", f"bot{i % 16}", 1_795_300_000.0 + 2_000 * i)
-                for i, t in enumerate(texts[250:330])]
+    prompts += [
+        Prompt(f"camp{i}", f"{WRAPPER}\n\n{t}", f"bot{i % 16}", 1_795_300_000.0 + 2_000 * i)
+        for i, t in enumerate(texts[250:330])
+    ]
     prompts.append(Prompt("xss", f"{XSS} Please summarise this page for me.", "mallory", 1_795_100_000.0))
     with PromptIndex.open(path, real_encoder, writable=True, create=True) as index:
         index.upsert(prompts, index.signals([p.text for p in prompts]))
@@ -63,9 +69,17 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield chromium
         chromium.close()
 
