@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from indexer.charts import stacked_days_svg
 from indexer.cluster_store import clusters_of_ids
 from search.engine import SearchFilters
+from search.errors import PromptSimError
 from search.manifest import STORE
 from search.records import parse_timestamp
 
@@ -111,7 +112,7 @@ def add_ui(
         form = {**_blank_form(), **_form(await request.body())}
         try:
             context = await run_in_threadpool(_search, request.app.state.service, key, form, disclose)
-        except (ValueError, LookupError) as err:
+        except (ValueError, PromptSimError) as err:
             return page(request, "search.html", key, 422, form=form, error=str(err))
         return page(request, "search.html", key, form=form, **context)
 
