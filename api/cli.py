@@ -657,7 +657,7 @@ def demo(index_dir: Path, data: Path, query: str | None, k: int) -> None:
 
         clusters, stats = nightly(index)
         click.echo("\nnightly dedup of the same data (promptsim dedup):")
-        output.dedup_summary(stats, clusters, "the index (see promptsim dedup --out)")
+        output.dedup_summary(stats, clusters, None)
 
 
 def _demo_query() -> str:

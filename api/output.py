@@ -89,9 +89,10 @@ def search_table(result: SearchResult) -> None:
 
 
 def dedup_summary(stats: dict[str, Any], clusters: list[dict[str, Any]], out: Any) -> None:
+    written = f"; wrote {out}" if out else ""
     click.echo(
         f"{stats['prompts']} prompts -> {stats['clusters']} clusters, {stats['flagged']} flagged "
-        f"({stats.get('campaigns_new', 0)} new, {stats.get('campaigns_grown', 0)} grown); wrote {out}"
+        f"({stats.get('campaigns_new', 0)} new, {stats.get('campaigns_grown', 0)} grown){written}"
     )
     table = Table()
     for name in ("cluster", "score", "size", "accounts", "per acct", "diversity", "change", "template"):
