@@ -1,0 +1,234 @@
+"""The promptsim CLI's operations commands: serve, keys, purge, snapshot, audit.
+
+Registered on the main group by api/cli.py; split out to keep each module to one job.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from search.manifest import read_manifest
+from search.records import to_iso
+
+from . import output
+from .cli import _time, index_option, open_index
+
+
+@click.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes (each loads the index).")
+@click.option(
+    "--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), help="Keys file [default: DIR/keys.json]."
+)
+@click.option("--insecure-dev", is_flag=True, help="Serve without keys (local development only).")
+@click.option("--rate", default=50.0, show_default=True, help="Requests per second per key (per worker).")
+def serve(
+    index_dir: Path, host: str, port: int, workers: int, keys_file: Path | None, insecure_dev: bool, rate: float
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs).
+
+    \b
+    Example:
+        promptsim keys create --index idx --name analyst --scopes read
+        promptsim serve --index idx --port 8000 --workers 2
+    """
+    import os
+
+    import uvicorn
+
+    from .app import create_app
+    from .settings import Settings
+
+    settings = Settings(index_dir, keys_file, insecure_dev, rate_per_second=rate, rate_burst=max(int(rate * 2), 1))
+    create_app(settings)  # refuse to start (no index, no keys) before forking workers
+    os.environ.update(settings.to_env())
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+@click.group()
+def keys() -> None:
+    """Manage API keys (stored hashed in DIR/keys.json).
+
+    \b
+    Example:
+        promptsim keys create --index idx --name detector --scopes read,write
+    """
+
+
+def _key_store(index_dir: Path, keys_file: Path | None):  # type: ignore[no-untyped-def]
+    from .keys import KEYS_FILE, KeyStore
+
+    read_manifest(index_dir)
+    return KeyStore(keys_file or index_dir / KEYS_FILE)
+
+
+keys_file_option = click.option(
+    "--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), help="Keys file [default: DIR/keys.json]."
+)
+
+
+@keys.command("create")
+@index_option
+@click.option("--name", required=True, help="Who or what uses the key.")
+@click.option("--scopes", required=True, help="Comma-separated: read[,write][,admin].")
+@keys_file_option
+def keys_create(index_dir: Path, name: str, scopes: str, keys_file: Path | None) -> None:
+    """Create a key; it is printed once, alone on the last line.
+
+    \b
+    Example:
+        promptsim keys create --index idx --name analyst --scopes read
+    """
+    token = _key_store(index_dir, keys_file).create(name, [s.strip() for s in scopes.split(",") if s.strip()])
+    click.echo(f"created key {name!r} ({scopes}); store it now, it is not shown again:", err=True)
+    click.echo(token)
+
+
+@keys.command("list")
+@index_option
+@keys_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keys_list(index_dir: Path, keys_file: Path | None, as_json: bool) -> None:
+    """List keys (names, ids, scopes; never secrets).
+
+    \b
+    Example:
+        promptsim keys list --index idx
+    """
+    rows = [
+        {
+            "name": k.name,
+            "key_id": k.key_id,
+            "scopes": ",".join(k.scopes),
+            "created": to_iso(k.created_at),
+            "revoked": k.revoked,
+        }
+        for k in _key_store(index_dir, keys_file).list()
+    ]
+    if as_json:
+        output.echo_json(rows)
+    else:
+        for row in rows:
+            click.echo(
+                f"{row['name']:<20} {row['key_id']:<14} {row['scopes']:<18} {row['created']}"
+                f"{'  revoked' if row['revoked'] else ''}"
+            )
+
+
+@keys.command("revoke")
+@index_option
+@click.option("--name", required=True, help="Name of the key to revoke.")
+@keys_file_option
+def keys_revoke(index_dir: Path, name: str, keys_file: Path | None) -> None:
+    """Revoke a key by name (servers stop accepting it at once).
+
+    \b
+    Example:
+        promptsim keys revoke --index idx --name analyst
+    """
+    n = _key_store(index_dir, keys_file).revoke(name)
+    click.echo(f"revoked {n} key(s) named {name!r}")
+
+
+@click.command("purge")
+@index_option
+@click.option("--older-than", help="Age such as 30d, 12h or 90m [default: the index's retention period].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def purge_command(index_dir: Path, older_than: str | None, as_json: bool) -> None:
+    """Remove expired prompts from the store, FAISS, the LSHs and cluster member lists.
+
+    Searches keep running while it works (servers replay the deletions).
+
+    \b
+    Example:
+        promptsim purge --index idx --older-than 30d
+    """
+    from indexer.retention import parse_age, purge
+
+    with open_index(index_dir, with_encoder=False, writable=True) as index:
+        body = {**purge(index, None if older_than is None else parse_age(older_than)), **index.counts()}
+    if as_json:
+        output.echo_json(body)
+    else:
+        click.echo(
+            f"purged {body['removed']} prompts older than {body['older_than_days']:g} days; {body['prompts']} remain"
+        )
+
+
+@click.group()
+def snapshot() -> None:
+    """Consistent point-in-time copies of an index, with checksums.
+
+    \b
+    Example:
+        promptsim snapshot create --index idx --out idx-2026-11-28.snapshot
+        promptsim snapshot restore idx-2026-11-28.snapshot --index idx-restored
+    """
+
+
+@snapshot.command("create")
+@index_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Snapshot file to write.")
+def snapshot_create(index_dir: Path, out: Path) -> None:
+    """Snapshot an index while it keeps serving and ingesting.
+
+    \b
+    Example:
+        promptsim snapshot create --index idx --out nightly.snapshot
+    """
+    from indexer.snapshots import create_snapshot
+
+    read_manifest(index_dir)
+    body = create_snapshot(index_dir, out)
+    click.echo(f"wrote {out} (sha256 {body['sha256'][:16]}…, {len(body['files'])} files)")
+
+
+@snapshot.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_option
+@click.option("--force", is_flag=True, help="Replace an existing index directory.")
+def snapshot_restore(file: Path, index_dir: Path, force: bool) -> None:
+    """Verify a snapshot's checksums and restore it into an index directory.
+
+    \b
+    Example:
+        promptsim snapshot restore nightly.snapshot --index idx-restored
+    """
+    from indexer.snapshots import restore_snapshot
+
+    restore_snapshot(file, index_dir, force=force)
+    with open_index(index_dir, with_encoder=False) as index:
+        report = index.verify()
+    click.echo(f"restored {report['store']} prompts into {index_dir}; consistent: {report['consistent']}")
+
+
+@click.command()
+@index_option
+@click.option("--since", help="Only reads at or after this time (ISO-8601 or epoch).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
+    """Show who read raw prompt text through the API, and what.
+
+    \b
+    Example:
+        promptsim audit --index idx --since 2026-11-27
+    """
+    from .audit import AUDIT_FILE
+
+    read_manifest(index_dir)
+    start = _time(since) or 0.0
+    path = index_dir / AUDIT_FILE
+    lines = [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
+    for entry in (e for e in lines if e["time"] >= start):
+        if as_json:
+            output.echo_json(entry, indent=None)
+        else:
+            click.echo(
+                f"{to_iso(entry['time'])}  {entry['key_name']:<16} {entry['endpoint']:<26} "
+                f"{entry['prompts_returned']:>5} prompts  {json.dumps(entry['query'])[:80]}"
+            )
