@@ -99,7 +99,7 @@ def find_edges(
     """Verified candidate pairs of every kind (for the queries only, when given)."""
     sig, win = window.signals.signatures, window.signals.windows
     pairs = band_pairs(sig, *bands, queries=queries)
-    jac = (sig[pairs[:, 0]] == sig[pairs[:, 1]]).mean(axis=1) if len(pairs) else np.zeros(0)
+    jac = pair_jaccard(sig, pairs)
     keep = jac >= settings.jaccard
     edges = {"jaccard": Edges(pairs[keep, 0], pairs[keep, 1], jac[keep].astype(np.float32))}
     has = np.flatnonzero(window.signals.has_windows)
@@ -110,12 +110,22 @@ def find_edges(
         if not len(p):
             continue
         p = has[p]
-        wj = (win[p[:, 0], side] == win[p[:, 1], side]).mean(axis=1)
+        wj = pair_jaccard(win[:, side], p)
         ok = wj >= settings.window_jaccard
         window_parts.append(Edges(p[ok, 0], p[ok, 1], wj[ok].astype(np.float32)))
     edges["window"] = Edges.concat(window_parts)
     edges["cosine"] = mutual_knn_edges(window.signals.vectors, settings.knn, settings.cosine, queries)
     return edges
+
+
+def pair_jaccard(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 250_000) -> np.ndarray:
+    """MinHash Jaccard estimate of each pair, a chunk at a time (millions of pairs would
+    otherwise materialize two full signature copies at once: gigabytes at a million prompts)."""
+    out = np.zeros(len(pairs), dtype=np.float64)
+    for lo in range(0, len(pairs), chunk):
+        part = pairs[lo : lo + chunk]
+        out[lo : lo + len(part)] = (signatures[part[:, 0]] == signatures[part[:, 1]]).mean(axis=1)
+    return out
 
 
 def build_clusters(
