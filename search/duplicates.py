@@ -30,9 +30,6 @@ class DuplicateIndex:
     def __len__(self) -> int:
         return int(self._lsh.keys.size())
 
-    def __contains__(self, row: int) -> bool:
-        return int(row) in self._lsh.keys
-
     def insert(self, rows: np.ndarray, signatures: np.ndarray) -> None:
         """Insert each row's signature (rows already present are replaced)."""
         with self._lsh.insertion_session() as session:
