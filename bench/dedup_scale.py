@@ -44,8 +44,6 @@ def hashing_vectors(texts: list[str]) -> np.ndarray:
 
 
 def build_store(path: Path, size: int) -> tuple[int, float, tuple[int, int]]:
-    from datasketch import MinHashLSH
-
     from bench.corpus import build_corpus, default_shared
     from search.minhash import MinHasher
     from search.normalize import normalize
@@ -66,8 +64,25 @@ def build_store(path: Path, size: int) -> tuple[int, float, tuple[int, int]]:
         store.upsert(prompts, Signals(hashing_vectors(normalized), signatures, windows))
         print(f"stored {lo + len(chunk):,} / {len(corpus.prompts):,}", file=sys.stderr)
     store.close()
+    return len(corpus.prompts), time.perf_counter() - start, default_bands()
+
+
+def default_bands() -> tuple[int, int]:
+    """The (bands, rows) datasketch picks for the index's LSH threshold, as dedup uses."""
+    from datasketch import MinHashLSH
+
     lsh = MinHashLSH(threshold=0.5, num_perm=128)
-    return len(corpus.prompts), time.perf_counter() - start, (int(lsh.b), int(lsh.r))
+    return int(lsh.b), int(lsh.r)
+
+
+def stored_size(db: Path) -> int:
+    from search.store import PromptStore
+
+    store = PromptStore(db)
+    try:
+        return int(store.stats()["prompts"])
+    finally:
+        store.close()
 
 
 def dedup_only(db: Path, bands: tuple[int, int]) -> dict:
@@ -91,23 +106,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "dedup_scale.json")
-    parser.add_argument("--work", type=Path, help="keep the store here instead of a temporary directory")
+    parser.add_argument(
+        "--work", type=Path, help="keep the store in this directory and reuse it on the next run (same --size)"
+    )
     parser.add_argument("--dedup-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--bands", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.dedup_only:
         print(json.dumps(dedup_only(args.dedup_only, tuple(args.bands))))
         return
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        db = Path(tmp) / "prompts.sqlite"
-        n, build_s, bands = build_store(db, args.size)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        db = work / f"prompts-{args.size}.sqlite"
+        if db.exists():
+            n, build_s, bands = stored_size(db), None, default_bands()
+        else:
+            n, build_s, bands = build_store(db, args.size)
         done = subprocess.run(
             [sys.executable, __file__, "--dedup-only", str(db), "--bands", *map(str, bands)],
             stdout=subprocess.PIPE,
             text=True,
             check=True,
         )
-        report = {"prompts": n, "store_build_s": round(build_s, 1), **json.loads(done.stdout.splitlines()[-1])}
+        build = {"store_build_s": round(build_s, 1)} if build_s is not None else {"store_reused": str(db)}
+        report = {"prompts": n, **build, **json.loads(done.stdout.splitlines()[-1])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
