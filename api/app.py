@@ -299,10 +299,26 @@ def create_app(settings: Settings, *, encoder: Any = None) -> FastAPI:
 
     @app.get("/v1/snapshots", tags=["system"])
     def list_snapshots(key: Admin) -> dict[str, Any]:
-        """Snapshots taken through the API (restore them with `promptsim snapshot restore`)."""
+        """Snapshots taken through the API, oldest first (restore one with POST .../restore)."""
         folder = settings.index_dir / "snapshots"
         files = sorted(folder.glob("*.snapshot")) if folder.exists() else []
         return {"snapshots": [{"name": f.name, "bytes": f.stat().st_size} for f in files]}
+
+    @app.post("/v1/snapshots/{name}/restore", tags=["system"])
+    def restore_snapshot(
+        name: Annotated[str, Path(max_length=128, pattern=r"^[0-9A-Za-z_-][0-9A-Za-z_.-]*\.snapshot$")],
+        key: Admin,
+        svc: Service,
+    ) -> dict[str, Any]:
+        """Verify a snapshot's checksums and bring the index back to it (admin).
+
+        Writes wait while the files are swapped; searches are answered from the state before,
+        then from the restored state. API keys are kept as they are now.
+        """
+        snapshot = settings.index_dir / "snapshots" / name
+        if not snapshot.is_file():
+            raise ApiError(404, f"no snapshot named {name!r}; GET /v1/snapshots lists them")
+        return svc.restore(snapshot)
 
     @app.get("/v1/stats", tags=["system"])
     def stats(key: Read, svc: Service) -> dict[str, Any]:

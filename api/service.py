@@ -20,7 +20,7 @@ from search.embedding import Encoder
 from search.engine import SearchEngine, SearchFilters, SearchResult
 from search.errors import PromptNotFound
 from search.index import PromptIndex
-from search.manifest import STORE
+from search.manifest import KEYS, STORE
 from search.records import Prompt, to_iso
 
 
@@ -97,6 +97,23 @@ class IndexService:
             )
             out.append({"id": prompt.id, "status": statuses[prompt.id], "near_campaign": hit})
         return out
+
+    def restore(self, snapshot: Path) -> dict[str, Any]:
+        """Restore the index directory from a snapshot file (keeping the API keys) and reload."""
+        from indexer.snapshots import restore_snapshot
+
+        with self._lock:
+            description = restore_snapshot(
+                snapshot, self.index.path, force=True, keep=(KEYS,), lock_timeout=self._write_timeout
+            )
+            self.index.refresh()  # sees the new store file and reloads every structure
+            report = self.index.verify()
+        return {
+            "restored": snapshot.name,
+            "snapshot_created_at": description["created_at"],
+            "prompts": report["store"],
+            "consistent": report["consistent"],
+        }
 
     def get_prompt(self, prompt_id: str) -> dict[str, Any]:
         with self._lock:

@@ -11,6 +11,7 @@ structures after the next open, and never a prompt in one structure but not anot
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import time
@@ -27,6 +28,8 @@ from .errors import IndexCorrupt, IndexLocked
 from .manifest import (
     LEXICAL,
     LOCK,
+    RESTORE_DIR,
+    RESTORE_READY,
     STORE,
     VECTORS,
     WINDOWS,
@@ -40,7 +43,7 @@ from .minhash import MinHasher
 from .normalize import normalize
 from .records import Prompt
 from .signals import Signals, compute_signals
-from .snapshot import read_snapshot, write_snapshot
+from .snapshot import fsync_dir, read_snapshot, write_snapshot
 from .store import PromptStore, Watermark
 from .vectors import IVF_THRESHOLD, VectorIndex, choose_kind
 
@@ -61,6 +64,7 @@ class PromptIndex:
         self.writable = writable
         self.hasher = MinHasher(manifest.settings.num_perm, manifest.settings.seed)
         self.store = PromptStore(path / STORE)
+        self._store_file = _file_identity(path / STORE)  # a restore replaces the file; refresh() notices
         self.vectors: VectorIndex
         self.duplicates: DuplicateIndex
         self.windows: WindowIndex
@@ -92,15 +96,8 @@ class PromptIndex:
                 if encoder is None:
                     raise ValueError("creating an index needs an encoder")
                 _create(path, encoder, settings or IndexSettings(model=encoder.name))
-            manifest = read_manifest(path)
-            check_compatible(
-                manifest,
-                settings,
-                dim=None if encoder is None else encoder.dim,
-                model_checksum=None if encoder is None else encoder.checksum,
-                minhash_fingerprint=MinHasher(manifest.settings.num_perm, manifest.settings.seed).fingerprint,
-                directory=path,
-            )
+            _finish_pending_restore(path, locked=lock is not None)
+            manifest = _checked_manifest(path, encoder, settings)
             index = cls(path, manifest, encoder, writable=writable)
         except BaseException:
             if lock is not None:
@@ -111,6 +108,9 @@ class PromptIndex:
 
     def refresh(self) -> bool:
         """Catch up with changes other processes made to the store since we last looked."""
+        if _file_identity(self.path / STORE) != self._store_file:
+            self._reload()
+            return True
         mark = self.store.watermark()
         if mark == self._seen:
             return False
@@ -134,6 +134,18 @@ class PromptIndex:
             self.writable = False
             os.close(self._lock)
             self._lock = None
+
+    def _reload(self) -> None:
+        """Open everything again: a snapshot was restored into the directory by another process."""
+        logger.info("%s was restored from a snapshot; reloading", self.path)
+        _finish_pending_restore(self.path, locked=self._lock is not None)
+        self.store.close()
+        self.manifest = _checked_manifest(self.path, self.encoder, None)
+        self.hasher = MinHasher(self.manifest.settings.num_perm, self.manifest.settings.seed)
+        self.store = PromptStore(self.path / STORE)
+        self._store_file = _file_identity(self.path / STORE)
+        self._load_structures()
+        self._seen = self.store.watermark()
 
     def close(self) -> None:
         """Release the store and the write lock."""
@@ -303,6 +315,75 @@ class PromptIndex:
             "windows": len(window_rows),
             "duplicate_ids": self.store.duplicate_ids(),
         }
+
+
+def _checked_manifest(path: Path, encoder: Encoder | None, settings: IndexSettings | None) -> Manifest:
+    manifest = read_manifest(path)
+    check_compatible(
+        manifest,
+        settings,
+        dim=None if encoder is None else encoder.dim,
+        model_checksum=None if encoder is None else encoder.checksum,
+        minhash_fingerprint=MinHasher(manifest.settings.num_perm, manifest.settings.seed).fingerprint,
+        directory=path,
+    )
+    return manifest
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+@contextmanager
+def write_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Hold an index directory's write lock (what writers, purges and restores take)."""
+    fd = _acquire_lock(path, False, timeout=timeout)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def finish_restore(path: Path) -> bool:
+    """Move a staged, verified snapshot into place; call with the write lock held.
+
+    Idempotent, so a restore killed at any point is completed by the next open: the plan in
+    READY names what to delete, files still in the staging directory are moved with
+    os.replace (atomic each), and the store goes last.
+    """
+    staging = path / RESTORE_DIR
+    ready = staging / RESTORE_READY
+    if not ready.exists():
+        return False
+    plan = json.loads(ready.read_text())
+    staged = {name for name in plan["files"] if (staging / name).exists()}
+    for name in plan["remove"]:
+        if name not in plan["files"]:
+            (path / name).unlink(missing_ok=True)
+    for name in sorted(staged, key=lambda n: n == STORE):
+        if name == STORE:  # the old store's journal must not be applied to the new one
+            for suffix in ("-wal", "-shm"):
+                (path / f"{STORE}{suffix}").unlink(missing_ok=True)
+        os.replace(staging / name, path / name)
+    fsync_dir(path)
+    ready.unlink()
+    staging.rmdir()
+    return True
+
+
+def _finish_pending_restore(path: Path, *, locked: bool) -> None:
+    """Complete a restore that was interrupted, or wait for one in progress to finish."""
+    if not (path / RESTORE_DIR / RESTORE_READY).exists():
+        return
+    if locked:
+        finish_restore(path)
+        return
+    with write_lock(path):
+        finish_restore(path)
 
 
 def _create(path: Path, encoder: Encoder, settings: IndexSettings) -> None:

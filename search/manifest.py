@@ -21,6 +21,9 @@ VECTORS = "vectors.faiss"
 LEXICAL = "lsh.pickle"
 WINDOWS = "windows.pickle"
 LOCK = "write.lock"
+KEYS = "keys.json"
+RESTORE_DIR = ".restore"  # a snapshot's verified files, staged until they are all in place
+RESTORE_READY = "READY"  # written once staging is complete: from then on a restore only rolls forward
 
 
 @dataclass(frozen=True)

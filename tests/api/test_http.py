@@ -12,6 +12,7 @@ from api.app import create_app
 from api.keys import KeyStore
 from api.settings import Settings
 from indexer.campaigns import nightly
+from search.engine import SearchFilters
 from search.index import PromptIndex
 from search.records import Prompt
 from tests.conftest import FakeEncoder, background_texts
@@ -92,6 +93,7 @@ ROUTE_SCOPE = {
     ("GET", "/metrics"): "read",
     ("POST", "/v1/snapshots"): "admin",
     ("GET", "/v1/snapshots"): "admin",
+    ("POST", "/v1/snapshots/{name}/restore"): "admin",
 }
 BODIES = {
     "/v1/search": {"text": "hello"},
@@ -109,6 +111,7 @@ def test_auth_matrix_covers_every_route_in_the_spec(client, env):
     assert routes - {("GET", "/healthz"), ("GET", "/readyz")} == set(ROUTE_SCOPE)
     for method, path in sorted(routes):
         url = path.replace("{prompt_id}", "bg1").replace("{account_id}", "nobody").replace("{cluster_id}", "none")
+        url = url.replace("{name}", "none.snapshot")
         body = BODIES.get(path)
         if path in ("/healthz", "/readyz"):
             assert client.request(method, url).status_code == 200
@@ -326,3 +329,42 @@ def test_admin_takes_a_snapshot_over_the_api(client, env, tmp_path):
     restore_snapshot(path / "snapshots" / made["name"], tmp_path / "restored")
     with PromptIndex.open(tmp_path / "restored", FakeEncoder()) as index:
         assert index.verify()["consistent"] and index.counts()["prompts"] >= 272
+
+
+def test_admin_restores_a_snapshot_over_the_api_and_every_worker_follows(tmp_path):
+    from api.service import IndexService
+
+    path = tmp_path / "idx"
+    texts = background_texts(120)
+    with PromptIndex.open(path, FakeEncoder(), writable=True, create=True) as index:
+        first = [Prompt(f"a{i}", t, f"user{i % 7}", 1_795_000_000.0 + i) for i, t in enumerate(texts[:80])]
+        index.upsert(first, index.signals([p.text for p in first]))
+        index.checkpoint()
+    admin = KeyStore(path / "keys.json").create("admin", ["read", "write", "admin"])
+    other_worker = IndexService(path, FakeEncoder())
+    app = create_app(Settings(path, rate_per_second=1000, rate_burst=1000), encoder=FakeEncoder())
+    with TestClient(app) as c:
+        name = c.post("/v1/snapshots", headers=auth(admin)).json()["name"]
+        later = [
+            {"id": f"b{i}", "text": t, "account_id": "late", "timestamp": 1795100000} for i, t in enumerate(texts[80:])
+        ]
+        assert c.post("/v1/prompts", json={"prompts": later}, headers=auth(admin)).status_code == 200
+        assert other_worker.search([texts[100]], [None], 1, 0.0, SearchFilters())[0]["results"][0]["id"] == "b20"
+        later_key = KeyStore(path / "keys.json").create("made-after-the-snapshot", ["read"])
+
+        assert c.post("/v1/snapshots/nothing.snapshot/restore", headers=auth(admin)).status_code == 404
+        assert c.post("/v1/snapshots/..%2Fkeys.json/restore", headers=auth(admin)).status_code in (404, 422)
+        done = c.post(f"/v1/snapshots/{name}/restore", headers=auth(admin))
+        assert done.status_code == 200, done.text
+        assert done.json()["prompts"] == 80 and done.json()["consistent"]
+
+        assert c.get("/v1/prompts/b20", headers=auth(later_key)).status_code == 404  # keys kept, data restored
+        assert c.get("/v1/prompts/a20", headers=auth(later_key)).status_code == 200
+        hit = c.post("/v1/search", json={"text": texts[100], "k": 1}, headers=auth(admin)).json()["results"][0]
+        assert hit["id"].startswith("a")
+    # another worker serving the same directory notices the restore on its next request
+    hit = other_worker.search([texts[100]], [None], 1, 0.0, SearchFilters())[0]["results"][0]
+    assert hit["id"].startswith("a")
+    assert other_worker.index.verify() == {**other_worker.index.verify(), "store": 80, "consistent": True}
+    other_worker.close()
+    assert not (path / ".restore").exists()

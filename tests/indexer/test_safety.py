@@ -116,3 +116,32 @@ def test_rebuild_reproduces_the_same_search_results(tmp_path):
         assert index.verify()["consistent"]
     assert before == after
     assert np.isfinite([h["score"] for r in after for h in r["results"]]).all()
+
+
+def test_a_restore_killed_half_way_is_completed_by_the_next_open(tmp_path, monkeypatch):
+    import search.index
+
+    fill(tmp_path / "idx", n=60)
+    create_snapshot(tmp_path / "idx", tmp_path / "s.snapshot")
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        extra = [Prompt(f"x{i}", t, "late", NOW) for i, t in enumerate(background_texts(200)[150:170])]
+        index.upsert(extra, index.signals([p.text for p in extra]))
+        index.checkpoint()
+    real_replace, moves = search.index.os.replace, []
+
+    def die_after_two_moves(src, dst):  # noqa: ANN001, ANN202
+        if len(moves) == 2:
+            raise SystemExit("killed")  # the process dies here: nothing after this line runs
+        moves.append(dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(search.index.os, "replace", die_after_two_moves)
+    with pytest.raises(SystemExit):
+        restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx", force=True)
+    monkeypatch.setattr(search.index.os, "replace", real_replace)
+    assert (tmp_path / "idx" / ".restore" / "READY").exists() and len(moves) == 2
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        check = index.verify()
+        assert check["consistent"] and check["store"] == 120, check  # the snapshot's 120, not 140
+        assert index.store.row_of("x0") is None
+    assert not (tmp_path / "idx" / ".restore").exists()
