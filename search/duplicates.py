@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from datasketch import MinHashLSH
@@ -64,12 +66,32 @@ class DuplicateIndex:
         return np.asarray(sorted(self._lsh.keys.keys()), dtype=np.int64)
 
     def to_bytes(self) -> bytes:
-        return pickle.dumps(self._lsh, protocol=pickle.HIGHEST_PROTOCOL)
+        with _gc_paused():
+            return pickle.dumps(self._lsh, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
         # Read only from the index directory itself, after its checksum verified (snapshot.py).
-        return cls(hasher, threshold, lsh=pickle.loads(payload))  # noqa: S301
+        with _gc_paused():
+            lsh = pickle.loads(payload)  # noqa: S301
+        return cls(hasher, threshold, lsh=lsh)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while (un)pickling an LSH.
+
+    Unpickling builds millions of small sets and lists (band buckets), and each allocation
+    batch triggers a generation scan over everything built so far: at 100k prompts that is
+    3/4 of the load time (9.5 s against 1.9 s measured). Nothing in an LSH is cyclic garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class WindowIndex(DuplicateIndex):
