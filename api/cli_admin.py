@@ -1,4 +1,4 @@
-"""The promptsim CLI's operations commands: serve, keys, purge, snapshot, audit.
+"""The promptsim CLI's operations commands: serve, keys, purge, snapshot, audit, models.
 
 Registered on the main group by api/cli.py; split out to keep each module to one job.
 """
@@ -232,3 +232,65 @@ def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
                 f"{to_iso(entry['time'])}  {entry['key_name']:<16} {entry['endpoint']:<26} "
                 f"{entry['prompts_returned']:>5} prompts  {json.dumps(entry['query'])[:80]}"
             )
+
+
+@click.group()
+def models() -> None:
+    """Embedding models: build the static (model2vec) model, list what is available.
+
+    \b
+    Example:
+        promptsim models build            # distill static-minilm from the bundled MiniLM (offline, once)
+        promptsim models list --json
+    """
+
+
+@models.command("build")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder [default: the cache].")
+@click.option("--force", is_flag=True, help="Rebuild even if the cached model is there.")
+def models_build(out: Path | None, force: bool) -> None:
+    """Distill static-minilm from the bundled all-MiniLM-L6-v2 with model2vec (no network).
+
+    \b
+    Example:
+        promptsim models build
+        PROMPTSIM_CACHE=/srv/promptsim promptsim models build --force
+    """
+    from search.embedding import build_static_model, is_static_model, static_model_dir
+
+    target = out or static_model_dir()
+    if is_static_model(target) and not force:
+        click.echo(f"static-minilm is already built in {target}")
+        return
+    click.echo("distilling static-minilm from all-MiniLM-L6-v2 (each vocabulary token through MiniLM once)…")
+    click.echo(f"built {build_static_model(target)}")
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_list(as_json: bool) -> None:
+    """Show the built-in models, their backends and whether each is ready offline.
+
+    \b
+    Example:
+        promptsim models list
+    """
+    from search.embedding import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_static_model, static_model_dir
+
+    rows = [
+        {"model": DEFAULT_MODEL, "backend": "transformer", "dim": 384, "ready": True, "use": "analyst queries"},
+        {
+            "model": STATIC_MODEL,
+            "backend": "static",
+            "dim": STATIC_DIMS,
+            "ready": is_static_model(static_model_dir()),
+            "use": "bulk ingest and nightly clustering",
+            "path": str(static_model_dir()),
+        },
+    ]
+    if as_json:
+        output.echo_json(rows)
+        return
+    for row in rows:
+        state = "ready" if row["ready"] else "not built (promptsim models build)"
+        click.echo(f"{row['model']:<18} {row['backend']:<12} {row['dim']:>4}-d  {state:<34} {row['use']}")

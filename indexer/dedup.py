@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from search.embedding import IDENTITY_SCALE, CosineScale
 from search.index import PromptIndex
 from search.normalize import normalize
 from search.records import to_iso
@@ -50,6 +51,15 @@ class DedupSettings:
     template_sample: int = 12
     examples: int = 3
 
+    def in_raw_cosines(self, scale: CosineScale) -> DedupSettings:
+        """These settings with every cosine threshold translated to the backend's own cosines."""
+        return replace(
+            self,
+            cosine=scale.to_raw(self.cosine),
+            guard_cosine=scale.to_raw(self.guard_cosine),
+            centroid_cosine=scale.to_raw(self.centroid_cosine),
+        )
+
 
 @dataclass(frozen=True)
 class Source:
@@ -59,10 +69,12 @@ class Source:
     dim: int
     num_perm: int
     bands: tuple[int, int]
+    cosine_scale: CosineScale = IDENTITY_SCALE  # the embedding backend's cosines -> MiniLM's
 
     @classmethod
     def of(cls, index: PromptIndex) -> Source:
-        return cls(index.store, index.manifest.dim, index.manifest.settings.num_perm, index.duplicates.bands)
+        manifest = index.manifest
+        return cls(index.store, manifest.dim, manifest.settings.num_perm, index.duplicates.bands, index.cosine_scale)
 
 
 @dataclass
@@ -240,6 +252,7 @@ def describe_clusters(
             fixed,
             rng,
             parts=parts[members],
+            cosine_scale=source.cosine_scale,
         )
         if len(by_size) > 1:
             features["variants"] = [v[0] for v in variants]
@@ -300,10 +313,11 @@ def run_dedup(
         seeds = [np.asarray([position[r] for r in rows.tolist() if r in position]) for rows in previous]
         seeds = [s for s in seeds if len(s) > 1]
     bands = source.bands
-    edges = find_edges(window, settings, bands, queries) if len(window) else {}
+    raw = settings.in_raw_cosines(source.cosine_scale)  # thresholds are MiniLM cosines
+    edges = find_edges(window, raw, bands, queries) if len(window) else {}
     found = time.perf_counter()
     empty = np.zeros(0, np.int64)
-    labels, parts, counts = build_clusters(window, edges, settings, seeds) if len(window) else (empty, empty, {})
+    labels, parts, counts = build_clusters(window, edges, raw, seeds) if len(window) else (empty, empty, {})
     clustered = time.perf_counter()
     clusters = describe_clusters(source, window, labels, parts, settings)
     stats = {

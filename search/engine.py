@@ -91,6 +91,7 @@ class SearchEngine:
         self.index = index
         self.sibling_threshold = sibling_threshold
         self.fetch = fetch
+        self._scale = index.cosine_scale  # scores and thresholds are on MiniLM's cosine scale
 
     def similar(
         self, text: str, k: int = 20, *, min_score: float = 0.0, filters: SearchFilters = SearchFilters()
@@ -151,7 +152,7 @@ class SearchEngine:
     ) -> dict[int, Scores]:
         """row -> (score, cosine, jaccard, template) for the FAISS and LSH candidates of one query."""
         scored: dict[int, Scores] = {}
-        for row, cos in zip(ids.tolist(), cosines.tolist()):
+        for row, cos in zip(ids.tolist(), self._scale.to_common(cosines).tolist()):
             if row >= 0:
                 c = _unit(cos)
                 scored[row] = (c, c, None, None)
@@ -166,7 +167,7 @@ class SearchEngine:
             return scored
         manifest = self.index.manifest
         rows, stored = self.index.store.signals(pool, manifest.dim, manifest.settings.num_perm)
-        cos = np.clip(stored.vectors @ query.vectors[0], 0.0, 1.0)
+        cos = np.clip(self._scale.to_common(stored.vectors @ query.vectors[0]), 0.0, 1.0)
         jac = np.where(np.isin(rows, lexical), estimate_jaccard(query.signatures[0], stored.signatures), np.nan)
         head = estimate_jaccard(query.windows[0, 0], stored.windows[:, 0])
         tail = estimate_jaccard(query.windows[0, 1], stored.windows[:, 1])
@@ -181,7 +182,7 @@ class SearchEngine:
         """Every stored row with cosine >= the sibling threshold, per query (FAISS range search)."""
         if not len(self.index.vectors):
             return [np.zeros(0, np.int64) for _ in range(len(vectors))]
-        lims, _, ids = self.index.vectors.range_search(vectors, self.sibling_threshold)
+        lims, _, ids = self.index.vectors.range_search(vectors, self._scale.to_raw(self.sibling_threshold))
         found = [ids[lims[i] : lims[i + 1]] for i in range(len(vectors))]
         if allowed is not None:
             found = [np.intersect1d(f, allowed) for f in found]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .duplicates import DuplicateIndex, WindowIndex
-from .embedding import Encoder
+from .embedding import IDENTITY_SCALE, CosineScale, Encoder
 from .errors import IndexCorrupt, IndexLocked
 from .manifest import (
     LEXICAL,
@@ -209,6 +209,11 @@ class PromptIndex:
 
     # -- writing ------------------------------------------------------------------------
 
+    @property
+    def cosine_scale(self) -> CosineScale:
+        """Maps this index's raw cosines onto MiniLM's scale, where every threshold is set."""
+        return CosineScale.from_json(self.manifest.cosine_scale)
+
     def require_encoder(self) -> Encoder:
         if self.encoder is None:
             raise ValueError("this index was opened without an encoder; it cannot embed new text")
@@ -386,6 +391,11 @@ def _finish_pending_restore(path: Path, *, locked: bool) -> None:
         finish_restore(path)
 
 
+def _scale_of(encoder: Encoder) -> dict[str, list[float]] | None:
+    scale: CosineScale = getattr(encoder, "cosine_scale", IDENTITY_SCALE)
+    return None if scale.is_identity else scale.to_json()
+
+
 def _create(path: Path, encoder: Encoder, settings: IndexSettings) -> None:
     path.mkdir(parents=True, exist_ok=True)
     choose_kind(settings.vector_index, 0)  # validate early
@@ -394,6 +404,8 @@ def _create(path: Path, encoder: Encoder, settings: IndexSettings) -> None:
         dim=encoder.dim,
         model_checksum=encoder.checksum,
         minhash_fingerprint=MinHasher(settings.num_perm, settings.seed).fingerprint,
+        backend=getattr(encoder, "backend", "transformer"),
+        cosine_scale=_scale_of(encoder),
     )
     PromptStore(path / STORE).close()
     write_manifest(path, manifest)

@@ -46,6 +46,8 @@ class Manifest:
     dim: int
     model_checksum: str
     minhash_fingerprint: str
+    backend: str = "transformer"  # "transformer" (MiniLM) or "static" (model2vec via StaticEmbedding)
+    cosine_scale: dict[str, list[float]] | None = None  # the backend's cosines -> MiniLM's (None: identity)
     format_version: int = FORMAT_VERSION
     normalization_version: int = NORMALIZATION_VERSION
     minhash_version: int = MINHASH_VERSION

@@ -1,0 +1,72 @@
+"""Embedding backends: the static model is distilled offline from the bundled MiniLM, and is stable."""
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.embedding import (
+    STATIC_DIMS,
+    STATIC_MODEL,
+    SentenceTransformerEncoder,
+    build_static_model,
+    resolve_model,
+)
+from search.errors import IndexMismatch
+from search.index import PromptIndex
+from search.records import Prompt
+from tests.conftest import background_texts
+
+
+@pytest.fixture(scope="module")
+def static_encoder():
+    return SentenceTransformerEncoder(STATIC_MODEL)
+
+
+@pytest.mark.slow
+def test_static_model_is_distilled_offline_and_every_build_is_identical(tmp_path, monkeypatch):
+    cached = resolve_model(STATIC_MODEL)  # built by `make` setup (or now, on first use)
+
+    def no_network(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the static model build tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fresh = build_static_model(tmp_path / "static")
+    assert fresh == tmp_path / "static"
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (fresh / name).read_bytes() == (Path(cached) / name).read_bytes(), name
+    assert not list(tmp_path.glob(".static.*"))  # the build's staging folder is gone
+
+
+def test_static_vectors_are_unit_length_stable_and_batch_independent(static_encoder):
+    texts = background_texts(300)
+    together = static_encoder.encode(texts)
+    alone = np.vstack([static_encoder.encode([t]) for t in texts[:20]])
+    again = SentenceTransformerEncoder(STATIC_MODEL)
+    assert together.shape == (300, STATIC_DIMS) and static_encoder.dim == STATIC_DIMS
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(together[:20], alone, atol=1e-6)
+    assert np.array_equal(again.encode(texts[:50]), together[:50])
+    assert again.checksum == static_encoder.checksum and static_encoder.backend == "static"
+
+
+def test_static_model_ranks_near_copies_above_unrelated_prompts(static_encoder, real_encoder):
+    texts = background_texts(200)
+    edited = [" ".join(w for k, w in enumerate(t.split()) if k % 7 != 3) for t in texts]  # drop every 7th word
+    for encoder in (static_encoder, real_encoder):
+        a, b = encoder.encode(texts), encoder.encode(edited)
+        near = (a * b).sum(axis=1)
+        unrelated = (a * np.roll(b, 1, axis=0)).sum(axis=1)
+        assert np.mean(near > unrelated) >= 0.97, encoder.name
+
+
+def test_the_backend_is_recorded_per_index_and_mismatches_refused(tmp_path, static_encoder, real_encoder):
+    prompts = [Prompt(f"p{i}", t, "a", 1_795_000_000.0) for i, t in enumerate(background_texts(20))]
+    with PromptIndex.open(tmp_path / "idx", static_encoder, writable=True, create=True) as index:
+        index.upsert(prompts, index.signals([p.text for p in prompts]))
+        assert index.manifest.backend == "static" and index.manifest.dim == STATIC_DIMS
+        assert index.manifest.settings.model == STATIC_MODEL
+    with pytest.raises(IndexMismatch, match="dim=256"):
+        PromptIndex.open(tmp_path / "idx", real_encoder)
