@@ -2,7 +2,10 @@ import faiss
 import numpy as np
 import pytest
 
-from search.vectors import IVF_THRESHOLD, VectorIndex, choose_kind, faiss_threads
+from search.index import PromptIndex
+from search.records import Prompt
+from search.vectors import IVF_THRESHOLD, NPROBE, VectorIndex, choose_kind, faiss_threads, ivf_lists
+from tests.conftest import FakeEncoder, background_texts
 
 
 def unit(rng, n, d=32):
@@ -63,11 +66,46 @@ def test_range_search_returns_everything_above_the_radius():
 
 
 def test_index_kind_switches_at_the_documented_size():
-    assert choose_kind("auto", IVF_THRESHOLD - 1) == "flat"
-    assert choose_kind("auto", IVF_THRESHOLD) == "ivf"
+    """The sizes in the comment above IVF_THRESHOLD (measured by bench/faiss_scale.py), built for real."""
+    assert (IVF_THRESHOLD, NPROBE) == (50_000, 32)
+    assert [ivf_lists(n) for n in (IVF_THRESHOLD, 100_000, 1_000_000)] == [894, 1264, 4000]
+    rng = np.random.default_rng(4)
+    x = unit(rng, IVF_THRESHOLD, d=8)
+    below = VectorIndex.build(x[:-1], np.arange(IVF_THRESHOLD - 1))
+    assert below.kind == "flat" and isinstance(below._index, faiss.IndexIDMap2)
+    at = VectorIndex.build(x, np.arange(IVF_THRESHOLD))
+    assert at.kind == "ivf" and isinstance(at._index, faiss.IndexIVFFlat)
+    assert (at._index.nlist, at._index.nprobe, len(at)) == (894, NPROBE, IVF_THRESHOLD)
+    assert VectorIndex.build(x[:100], np.arange(100), "ivf").kind == "ivf"  # an explicit kind wins
     assert choose_kind("flat", 10**7) == "flat"
     with pytest.raises(ValueError, match="unknown"):
         choose_kind("hnsw", 10)
+
+
+def test_index_switches_to_ivf_when_growth_reaches_the_threshold(tmp_path, monkeypatch):
+    """A growing index stays flat one vector short of the threshold and is IVF from it on, also after reopening."""
+    import search.vectors as vectors
+
+    monkeypatch.setattr(vectors, "IVF_THRESHOLD", 150)
+    texts = background_texts(150)
+    batch = [Prompt(f"p{i}", t, "a", 1_763_000_000.0 + i) for i, t in enumerate(texts)]
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True, create=True) as index:
+        index.upsert(batch[:149], index.signals(texts[:149]))
+        index.checkpoint()
+        assert index.vectors.kind == "flat"
+        index.upsert(batch[149:], index.signals(texts[149:]))
+        index.checkpoint()
+        assert index.vectors.kind == "ivf" and index.vectors._index.nprobe == min(NPROBE, ivf_lists(150))
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        assert index.vectors.kind == "ivf" and len(index.vectors) == 150
+
+
+def test_loaded_ivf_searches_with_the_current_nprobe():
+    rng = np.random.default_rng(5)
+    x = clustered(rng, 3000)
+    index = VectorIndex.build(x, np.arange(3000), "ivf", nprobe=2)
+    assert index._index.nprobe == 2
+    assert VectorIndex.from_bytes(bytes(index.to_bytes()), "ivf")._index.nprobe == NPROBE
 
 
 def test_round_trip_bytes():
