@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
+from search.embedding import Encoder
 from search.index import PromptIndex
+from search.minhash import MinHasher
 from search.normalize import normalize
 from search.records import Prompt
 from search.signals import Signals, minhash_signals
@@ -29,7 +35,9 @@ class IngestReport:
     read: ReadReport = field(default_factory=ReadReport)
     added: int = 0
     unchanged: int = 0
-    seconds: dict[str, float] = field(default_factory=lambda: {"embed": 0.0, "minhash": 0.0, "index": 0.0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"normalize": 0.0, "embed": 0.0, "minhash": 0.0, "index": 0.0}
+    )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -59,14 +67,19 @@ def ingest_files(
     batch_size: int = 256,
     checkpoint_every: int = 20_000,
     progress: bool = True,
+    workers: int = 1,
 ) -> IngestReport:
-    """Upsert every valid record of paths into index; each batch is acknowledged when stored."""
+    """Upsert every valid record of paths into index; each batch is acknowledged when stored.
+
+    With workers > 1, normalization, embedding and MinHash run in that many worker
+    processes while this one reads, stores and indexes: the bulk path uses every core.
+    Batches are still stored in input order.
+    """
     report = IngestReport()
     records = read_records(paths, report.read, fmt=fmt, fields=fields, strict=strict)
     since_checkpoint = 0
     with tqdm(desc="ingest", unit=" prompts", disable=not progress, dynamic_ncols=True) as bar:
-        for batch in batched(records, batch_size):
-            changed = ingest_batch(index, batch, report)
+        for batch, changed in _stored_batches(index, batched(records, batch_size), report, workers):
             since_checkpoint += changed
             bar.update(len(batch))
             bar.set_postfix(added=report.added, skipped=report.read.skipped, refresh=False)
@@ -84,6 +97,80 @@ def ingest_files(
     return report
 
 
+def _stored_batches(
+    index: PromptIndex, batches: Iterator[list[Prompt]], report: IngestReport, workers: int
+) -> Iterator[tuple[list[Prompt], int]]:
+    """Store each batch (signals computed here, or by worker processes a few batches ahead)."""
+    if workers <= 1:
+        for batch in batches:
+            yield batch, ingest_batch(index, batch, report)
+        return
+    first = next(batches, None)
+    if first is not None:
+        yield first, ingest_batch(index, first, report)
+    following = next(batches, None)
+    if following is None:  # one batch in all: not worth starting workers (seconds each, loading the model)
+        return
+    batches = chain([following], batches)
+    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
+    init = (index.require_encoder(), index.hasher)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=init) as pool:
+        pending: deque[tuple[list[Prompt], list[int], Future]] = deque()
+        for batch in batches:
+            keep = _changed(index, batch, report)
+            texts = [batch[i].text for i in keep]
+            pending.append((batch, keep, pool.submit(_worker_signals, texts) if texts else None))
+            if len(pending) > 2 * workers:  # bounded read-ahead: memory stays flat
+                yield _store_computed(index, report, *pending.popleft())
+        while pending:
+            yield _store_computed(index, report, *pending.popleft())
+
+
+def _changed(index: PromptIndex, batch: list[Prompt], report: IngestReport) -> list[int]:
+    """Positions of the batch's prompts that are new or changed (last record wins for an id)."""
+    latest = {p.id: i for i, p in enumerate(batch)}
+    stored = index.store.digests(list(latest))
+    keep = [i for i in latest.values() if stored.get(batch[i].id) != content_digest(batch[i])]
+    report.unchanged += len(latest) - len(keep)
+    return keep
+
+
+def _store_computed(
+    index: PromptIndex, report: IngestReport, batch: list[Prompt], keep: list[int], future: Future | None
+) -> tuple[list[Prompt], int]:
+    if future is None:
+        return batch, 0
+    signals, seconds = future.result()
+    for stage, spent in seconds.items():
+        report.seconds[stage] += spent
+    fresh = [batch[i] for i in keep]
+    _timed(report, "index", index.upsert, fresh, signals)
+    report.added += len(fresh)
+    return batch, len(fresh)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(encoder: Encoder, hasher: MinHasher) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker process; the pool provides the parallelism
+    encoder.encode(["load the model before the first batch"])
+    _WORKER.update(encoder=encoder, hasher=hasher)
+
+
+def _worker_signals(texts: list[str]) -> tuple[Signals, dict[str, float]]:
+    start = time.perf_counter()
+    normalized = [normalize(t) for t in texts]
+    embedded = time.perf_counter()
+    vectors = _WORKER["encoder"].encode(normalized)
+    hashed = time.perf_counter()
+    signatures, windows = minhash_signals(normalized, _WORKER["hasher"])
+    seconds = {"normalize": embedded - start, "embed": hashed - embedded, "minhash": time.perf_counter() - hashed}
+    return Signals(vectors, signatures, windows), seconds
+
+
 def ingest_batch(
     index: PromptIndex, batch: list[Prompt], report: IngestReport, *, signals: Signals | None = None
 ) -> int:
@@ -91,18 +178,15 @@ def ingest_batch(
 
     signals, when given, are the batch's precomputed signals (row-aligned with batch).
     """
-    latest = {p.id: i for i, p in enumerate(batch)}
-    stored = index.store.digests(list(latest))
-    keep = [i for i in latest.values() if stored.get(batch[i].id) != content_digest(batch[i])]
+    keep = _changed(index, batch, report)
     fresh = [batch[i] for i in keep]
-    report.unchanged += len(latest) - len(fresh)
     if not fresh:
         return 0
     if signals is not None:
         _timed(report, "index", index.upsert, fresh, signals.take(keep))
         report.added += len(fresh)
         return len(fresh)
-    normalized = [normalize(p.text) for p in fresh]
+    normalized = _timed(report, "normalize", lambda: [normalize(p.text) for p in fresh])
     vectors = _timed(report, "embed", index.require_encoder().encode, normalized)
     signatures, windows = _timed(report, "minhash", minhash_signals, normalized, index.hasher)
     _timed(report, "index", index.upsert, fresh, Signals(vectors, signatures, windows))

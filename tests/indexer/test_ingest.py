@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from search.index import PromptIndex
@@ -88,3 +89,44 @@ def test_kill_9_mid_ingest_leaves_a_consistent_index(tmp_path, real_encoder):
     with PromptIndex.open(index_dir, real_encoder) as index:
         report = index.verify()
         assert report["consistent"] and report["store"] == len(rows) and report["duplicate_ids"] == 0
+
+
+def test_worker_processes_store_exactly_what_one_process_stores(tmp_path):
+    from indexer.ingest import ingest_files
+    from search.embedding import STATIC_MODEL, SentenceTransformerEncoder
+
+    rows = make_rows(background_texts(700))
+    rows.append({**rows[3], "text": "the same id again, later in the file: the last record wins"})
+    source = write_jsonl(tmp_path / "a.jsonl", rows)
+    encoder = SentenceTransformerEncoder(STATIC_MODEL)
+    stored = {}
+    for workers in (1, 2):
+        with PromptIndex.open(tmp_path / f"idx{workers}", encoder, writable=True, create=True) as index:
+            report = ingest_files(index, [source], batch_size=64, progress=False, workers=workers)
+            assert (report.added, report.unchanged) == (701, 0), workers
+            again = ingest_files(index, [source], batch_size=64, progress=False, workers=workers)
+            # the id that appears twice is stored twice again (first record, then the last): as one process does
+            assert (again.added, again.unchanged) == (2, 699)
+            assert index.verify()["consistent"]
+            rows_, signals = index.store.signals(index.store.rows_matching(), index.manifest.dim, 128)
+            ids = index.store.ids_of(rows_.tolist())
+            stored[workers] = {
+                ids[r]: (signals.vectors[i], signals.signatures[i]) for i, r in enumerate(rows_.tolist())
+            }
+            assert index.store.fetch([index.store.row_of(rows[3]["id"])]).popitem()[1].text == rows[-1]["text"]
+    assert stored[1].keys() == stored[2].keys() and len(stored[1]) == 700
+    for pid, (vector, signature) in stored[1].items():
+        assert np.array_equal(vector, stored[2][pid][0]) and np.array_equal(signature, stored[2][pid][1]), pid
+
+
+def test_cli_bulk_ingest_with_the_static_model_records_its_backend(tmp_path):
+    rows = make_rows(background_texts(150))
+    source = write_jsonl(tmp_path / "a.jsonl", rows)
+    index = str(tmp_path / "idx")
+    report = json.loads(run_cli("ingest", str(source), "--index", index, "--model", "static-minilm", "--json").stdout)
+    assert report["added"] == 150 and report["vectors"] == 150
+    stats = json.loads(run_cli("stats", "--index", index, "--json").stdout)
+    assert (stats["model"], stats["backend"], stats["dim"]) == ("static-minilm", "static", 256)
+    hits = json.loads(run_cli("search", "--index", index, "-k", "3", "--json", rows[7]["text"]).stdout)["results"]
+    assert hits[0]["id"] == rows[7]["id"] and hits[0]["score"] == 1.0
+    assert all(0.0 <= h["cosine"] <= 1.0 for h in hits) and hits[1]["cosine"] < 0.9  # on MiniLM's scale
