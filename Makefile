@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray]'  # ray: the scale-out tests run too
+	$(VENV)/bin/promptsim models build  # the static bulk-path model, distilled offline once and cached
 	touch $(STAMP)
 
 demo: $(STAMP)  ## ingest data/demo and search an example campaign prompt
