@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +40,8 @@ def hashing_vectors(texts: list[str]) -> np.ndarray:
     for i, text in enumerate(texts):
         words = text.split()
         if words:
-            buckets = np.fromiter((hash(w) % DIM for w in words), dtype=np.int64, count=len(words))
+            # crc32, not hash(): str hashes change per process, and runs must be comparable
+            buckets = np.fromiter((zlib.crc32(w.encode()) % DIM for w in words), dtype=np.int64, count=len(words))
             np.add.at(out[i], buckets, 1.0)
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
     return out
@@ -90,11 +94,27 @@ def dedup_only(db: Path, bands: tuple[int, int]) -> dict:
     from indexer.dedup import DedupSettings, Source, run_dedup
     from search.store import PromptStore
 
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample_rss() -> None:  # where the peak is, stage by stage
+        while not done.wait(0.25):
+            with open("/proc/self/statm") as statm:
+                samples.append((time.perf_counter(), int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")))
+
+    threading.Thread(target=sample_rss, daemon=True).start()
     start = time.perf_counter()
     result = run_dedup(Source(PromptStore(db), DIM, 128, bands), settings=DedupSettings())
+    done.set()
+    peaks, edge = {}, start
+    for stage, seconds in result.stats["seconds"].items():
+        inside = [rss for t, rss in samples if edge <= t < edge + seconds]
+        peaks[stage] = round(max(inside, default=0) / 2**30, 2)
+        edge += seconds
     return {
         "dedup_s": round(time.perf_counter() - start, 1),
         "stages_s": result.stats["seconds"],
+        "stage_peak_rss_gib": peaks,
         "clusters": result.stats["clusters"],
         "flagged": result.stats["flagged"],
         "edges": result.stats["edges"],
