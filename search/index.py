@@ -197,10 +197,7 @@ class PromptIndex:
         """Regenerate FAISS and the LSHs from the signals in the store."""
         settings, dim = self.manifest.settings, self.manifest.dim
         batches = list(self.store.iter_signals(dim, settings.num_perm))
-        rows = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
-        vectors = np.concatenate([b[1].vectors for b in batches]) if batches else np.zeros((0, dim), np.float32)
-        self.vectors = VectorIndex.build(vectors, rows, settings.vector_index) if len(rows) else VectorIndex.empty(dim)
-        self._trained_on = len(rows) if self.vectors.kind == "ivf" else 0
+        self._rebuild_vectors(batches)
         self.duplicates = DuplicateIndex(self.hasher, settings.lsh_threshold)
         self.windows = WindowIndex(self.hasher, settings.lsh_threshold)
         for batch_rows, signals in batches:
@@ -275,13 +272,21 @@ class PromptIndex:
         self._seen = self.store.watermark()
         self.checkpoint()
 
+    def _rebuild_vectors(self, batches: list[tuple[np.ndarray, Signals]]) -> None:
+        settings, dim = self.manifest.settings, self.manifest.dim
+        rows = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
+        vectors = np.concatenate([b[1].vectors for b in batches]) if batches else np.zeros((0, dim), np.float32)
+        self.vectors = VectorIndex.build(vectors, rows, settings.vector_index) if len(rows) else VectorIndex.empty(dim)
+        self._trained_on = len(rows) if self.vectors.kind == "ivf" else 0
+
     def _maybe_reindex(self) -> None:
-        """Switch flat -> IVF past the threshold, and retrain IVF after large growth."""
+        """Switch flat -> IVF past the threshold, and retrain IVF after large growth (the LSHs stay)."""
         wanted = choose_kind(self.manifest.settings.vector_index, len(self.vectors))
         grown = self.vectors.kind == "ivf" and len(self.vectors) >= _RETRAIN_GROWTH * max(self._trained_on, 1)
         if wanted != self.vectors.kind or grown:
             logger.info("re-indexing %d vectors as %s (threshold %d)", len(self.vectors), wanted, IVF_THRESHOLD)
-            self._rebuild_structures()
+            settings = self.manifest.settings
+            self._rebuild_vectors(list(self.store.iter_signals(self.manifest.dim, settings.num_perm)))
 
     def _require_writable(self) -> None:
         if not self.writable:
