@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench.corpus import build_corpus, default_shared, write_corpus  # noqa: E402
-from bench.metrics import cluster_metrics, sibling_metrics  # noqa: E402
+from bench.metrics import HEADLINE_METRICS, cluster_metrics, sibling_metrics  # noqa: E402
 
 
 def ingest_corpus(work: Path, corpus, encoder) -> float:  # type: ignore[no-untyped-def]
@@ -101,22 +101,8 @@ def calibrate(clusters: list[dict], truth: dict, target_fpr: float) -> dict:
 
 
 def table(ours: dict, base: dict) -> str:
-    keys = [
-        "campaigns_detected",
-        "campaign_account_recall",
-        "benign_account_fpr",
-        "benign_accounts_flagged",
-        "popular_groups_flagged",
-        "app_groups_flagged",
-        "jailbreak_groups_flagged",
-        "pairwise_precision",
-        "pairwise_recall",
-        "pairwise_f1",
-        "sibling_precision_at_20",
-        "sibling_accounts_at_20",
-    ]
     lines = ["| metric | promptsim | baseline |", "|---|---|---|"]
-    for k in keys:
+    for k in HEADLINE_METRICS:
         o, b = ours[k], base[k]
         if k == "campaigns_detected":
             o, b = f"{o}/{ours['campaigns']}", f"{b}/{base['campaigns']}"

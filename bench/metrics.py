@@ -6,6 +6,22 @@ from collections import Counter, defaultdict
 from math import comb
 from typing import Any
 
+# The metrics of shared/docs/evaluation.md that the benchmarks print, in this order.
+HEADLINE_METRICS = (
+    "campaigns_detected",
+    "campaign_account_recall",
+    "benign_account_fpr",
+    "benign_accounts_flagged",
+    "popular_groups_flagged",
+    "app_groups_flagged",
+    "jailbreak_groups_flagged",
+    "pairwise_precision",
+    "pairwise_recall",
+    "pairwise_f1",
+    "sibling_precision_at_20",
+    "sibling_accounts_at_20",
+)
+
 
 def campaign_type(label: str, truth: dict) -> str:
     return truth["campaigns"][label.split(":", 1)[1]]["type"]

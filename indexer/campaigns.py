@@ -13,7 +13,7 @@ from search.index import PromptIndex
 from search.manifest import STORE
 
 from .cluster_store import ClusterStore
-from .dedup import DedupSettings, Source, run_dedup
+from .dedup import DedupResult, DedupSettings, Source, run_dedup
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,21 @@ def nightly(
         result = run_dedup(
             Source.of(index), since=since, until=until, settings=settings, previous=previous, new_rows=new_rows
         )
-        last_row = index.store.watermark().row
-        store.save_run(result.clusters, since=since, until=until, last_row=last_row, stats=result.stats)
-        flagged = [c for c in result.clusters if c["flagged"]]
-        result.stats["campaigns_new"] = sum(c["change"] == "new" for c in flagged)
-        result.stats["campaigns_grown"] = sum(c["change"] == "grown" for c in flagged)
-        return result.clusters, result.stats
+        return save_run(index, store, result, since=since, until=until)
     finally:
         store.close()
+
+
+def save_run(
+    index: PromptIndex, store: ClusterStore, result: DedupResult, *, since: float | None, until: float | None
+) -> tuple[list[dict], dict]:
+    """Keep a finished dedup run (stable ids, change against the last run); returns (clusters, stats)."""
+    last_row = index.store.watermark().row
+    store.save_run(result.clusters, since=since, until=until, last_row=last_row, stats=result.stats)
+    flagged = [c for c in result.clusters if c["flagged"]]
+    result.stats["campaigns_new"] = sum(c["change"] == "new" for c in flagged)
+    result.stats["campaigns_grown"] = sum(c["change"] == "grown" for c in flagged)
+    return result.clusters, result.stats
 
 
 def cluster_lines(index: PromptIndex, clusters: list[dict]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -109,37 +109,50 @@ def _open_binary(path: Path) -> IO[bytes]:
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
     with _open_binary(path) as handle:
-        for line, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as err:
-                yield line, BadRecord(str(path), line, f"invalid UTF-8: byte {err.start}")
-                continue
-            except json.JSONDecodeError as err:
-                yield line, BadRecord(str(path), line, f"invalid JSON: {err.msg}")
-                continue
-            yield line, row if isinstance(row, dict) else BadRecord(str(path), line, "wrong type: not a JSON object")
+        yield from jsonl_rows(str(path), handle)
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
-    with _open_binary(path) as raw:
-        # surrogateescape keeps bad bytes visible as lone surrogates, reported per record below.
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.DictReader(text)
+    with _open_binary(path) as handle:
+        yield from csv_rows(str(path), handle)
+
+
+def jsonl_rows(name: str, lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
+    """(line number, row or what is wrong with it) of JSON Lines read from any binary source."""
+    for line, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            yield line, BadRecord(name, line, f"invalid UTF-8: byte {err.start}")
+            continue
+        except json.JSONDecodeError as err:
+            yield line, BadRecord(name, line, f"invalid JSON: {err.msg}")
+            continue
+        yield line, row if isinstance(row, dict) else BadRecord(name, line, "wrong type: not a JSON object")
+
+
+def csv_rows(name: str, raw: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
+    """(line number, row or what is wrong with it) of CSV read from any binary stream."""
+    # surrogateescape keeps bad bytes visible as lone surrogates, reported per record by to_prompt.
+    text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+    reader = csv.DictReader(text)
+    try:
         while True:
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as err:
-                yield reader.line_num, BadRecord(str(path), reader.line_num, f"invalid CSV: {err}")
+                yield reader.line_num, BadRecord(name, reader.line_num, f"invalid CSV: {err}")
                 continue
             if None in row:
-                yield reader.line_num, BadRecord(str(path), reader.line_num, "invalid CSV: more fields than the header")
+                yield reader.line_num, BadRecord(name, reader.line_num, "invalid CSV: more fields than the header")
                 continue
             yield reader.line_num, row
+    finally:
+        text.detach()  # the caller opened the stream and closes it
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:

@@ -24,6 +24,7 @@ import numpy as np
 from search.index import PromptIndex
 from search.manifest import STORE
 
+from ..campaigns import save_run
 from ..cluster_store import ClusterStore
 from ..dedup import DedupResult, DedupSettings, Source, Window, describe_clusters, load_window
 from ..dedup import _merge_by_accounts as merge_by_accounts
@@ -367,12 +368,6 @@ def ray_nightly(
     store = ClusterStore(index.path / STORE)
     try:
         result = ray_dedup(Source.of(index), cluster, since=since, until=until, settings=settings)
-        store.save_run(
-            result.clusters, since=since, until=until, last_row=index.store.watermark().row, stats=result.stats
-        )
-        flagged = [c for c in result.clusters if c["flagged"]]
-        result.stats["campaigns_new"] = sum(c["change"] == "new" for c in flagged)
-        result.stats["campaigns_grown"] = sum(c["change"] == "grown" for c in flagged)
-        return result.clusters, result.stats
+        return save_run(index, store, result, since=since, until=until)
     finally:
         store.close()

@@ -15,10 +15,7 @@ for bit. Actors are restarted and their calls retried when a worker dies.
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
-import json
 import logging
 import pickle
 import time
@@ -40,7 +37,7 @@ from search.signals import Signals, minhash_signals
 from search.store import content_digest
 
 from ..ingest import IngestReport, _timed, ingest_batch
-from ..reader import FieldMap, detect_format, to_prompt
+from ..reader import FieldMap, csv_rows, detect_format, jsonl_rows, to_prompt
 from .cluster import RayCluster, import_ray
 
 logger = logging.getLogger(__name__)
@@ -113,21 +110,7 @@ def _rows(path: str, fmt: str) -> Iterator[tuple[int, dict[str, Any] | BadRecord
                 yield line, row
         return
     with _open(path) as handle:
-        if fmt == "csv":
-            yield from _csv_rows(path, io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline=""))
-            return
-        for line, raw in enumerate(_lines(handle), 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as err:
-                yield line, BadRecord(path, line, f"invalid UTF-8: byte {err.start}")
-                continue
-            except json.JSONDecodeError as err:
-                yield line, BadRecord(path, line, f"invalid JSON: {err.msg}")
-                continue
-            yield line, row if isinstance(row, dict) else BadRecord(path, line, "wrong type: not a JSON object")
+        yield from csv_rows(path, handle) if fmt == "csv" else jsonl_rows(path, _lines(handle))
 
 
 def _lines(handle: Any, chunk: int = 1 << 20) -> Iterator[bytes]:
@@ -139,22 +122,6 @@ def _lines(handle: Any, chunk: int = 1 << 20) -> Iterator[bytes]:
         yield from (part + b"\n" for part in parts)
     if rest:
         yield rest
-
-
-def _csv_rows(path: str, text: io.TextIOWrapper) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
-    reader = csv.DictReader(text)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            yield reader.line_num, BadRecord(path, reader.line_num, f"invalid CSV: {err}")
-            continue
-        if None in row:
-            yield reader.line_num, BadRecord(path, reader.line_num, "invalid CSV: more fields than the header")
-            continue
-        yield reader.line_num, row
 
 
 def read_and_sign(
