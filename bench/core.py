@@ -6,6 +6,7 @@ from bench/corpus.py (real background prompts from shared/data plus synthetic ca
 Example:
     python bench/core.py --sizes 10000 100000          # writes bench/out/core.json and prints a table
     python bench/core.py --sizes 2000 --queries 50     # quick look
+    python bench/core.py --reuse bench/out/core-index-100000   # reopen + search on the kept 100k index
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ def run_size(size: int, n_queries: int) -> dict:
     from bench.corpus import build_corpus, default_shared, write_corpus
     from indexer.ingest import ingest_files
     from search.embedding import SentenceTransformerEncoder
-    from search.engine import SearchEngine
     from search.index import PromptIndex
 
     corpus = build_corpus(default_shared(), seed=0, scale=size)
@@ -52,30 +52,10 @@ def run_size(size: int, n_queries: int) -> dict:
             kind = index.vectors.kind
         ingest_s = time.perf_counter() - start
         rss_ingest = peak_rss_mib()
-        start = time.perf_counter()
-        index = PromptIndex.open(Path(tmp) / "idx", encoder)
-        open_s = time.perf_counter() - start
-        engine = SearchEngine(index)
-        queries = [q["text"] for q in corpus.queries]
-        rng = np.random.default_rng(0)
-        queries += [corpus.prompts[i]["text"] for i in rng.choice(len(corpus.prompts), n_queries, replace=False)]
-        queries = queries[:n_queries]
-        engine.similar(queries[0])  # warm-up
-        latencies = []
-        for text in queries:
-            t = time.perf_counter()
-            engine.similar(text, k=20)
-            latencies.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        for lo in range(0, len(queries), 64):
-            engine.similar_batch(queries[lo : lo + 64], k=20)
-        batch_qps = len(queries) / (time.perf_counter() - t)
-        disk = sum(p.stat().st_size for p in (Path(tmp) / "idx").iterdir())
-        index.close()
-        kept = REPO / "bench" / "out" / f"core-index-{size}"  # for bench/load.py
+        searched = measure_search(Path(tmp) / "idx", encoder, corpus, n_queries)
+        kept = REPO / "bench" / "out" / f"core-index-{size}"  # for bench/load.py and --reuse
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(Path(tmp) / "idx", kept)
-    lat = np.asarray(latencies) * 1000
     n = report.added
     return {
         "size": n,
@@ -84,13 +64,63 @@ def run_size(size: int, n_queries: int) -> dict:
         "ingest_per_s": round(n / ingest_s, 1),
         "stage_s": {k: round(v, 1) for k, v in report.seconds.items()},
         "stage_per_s": {k: round(n / v, 1) if v else None for k, v in report.seconds.items()},
+        "peak_rss_mib_ingest": round(rss_ingest),
+        **searched,
+    }
+
+
+def measure_search(path: Path, encoder, corpus, n_queries: int) -> dict:  # type: ignore[no-untyped-def]
+    """Reopen an index (timed), then time single and batch searches over it."""
+    from search.engine import SearchEngine
+    from search.index import PromptIndex
+
+    start = time.perf_counter()
+    index = PromptIndex.open(path, encoder)
+    open_s = time.perf_counter() - start
+    engine = SearchEngine(index)
+    queries = [q["text"] for q in corpus.queries]
+    rng = np.random.default_rng(0)
+    queries += [corpus.prompts[i]["text"] for i in rng.choice(len(corpus.prompts), n_queries, replace=False)]
+    queries = queries[:n_queries]
+    engine.similar(queries[0])  # warm-up
+    latencies = []
+    for text in queries:
+        t = time.perf_counter()
+        engine.similar(text, k=20)
+        latencies.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for lo in range(0, len(queries), 64):
+        engine.similar_batch(queries[lo : lo + 64], k=20)
+    batch_qps = len(queries) / (time.perf_counter() - t)
+    disk = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    kind = index.vectors.kind
+    index.close()
+    lat = np.asarray(latencies) * 1000
+    return {
+        "vector_index": kind,
         "open_s": round(open_s, 2),
         "search_p50_ms": round(float(np.percentile(lat, 50)), 1),
         "search_p99_ms": round(float(np.percentile(lat, 99)), 1),
         "batch_queries_per_s": round(batch_qps, 1),
-        "peak_rss_mib_ingest": round(rss_ingest),
         "peak_rss_mib": round(peak_rss_mib()),
         "disk_mib": round(disk / 2**20),
+    }
+
+
+def reuse(path: Path, n_queries: int) -> dict:
+    """The search half of run_size over an index a former run kept (its corpus rebuilt by seed)."""
+    from bench.corpus import build_corpus, default_shared
+    from search.embedding import SentenceTransformerEncoder
+    from search.manifest import read_manifest
+
+    size = int(path.name.rsplit("-", 1)[1])
+    corpus = build_corpus(default_shared(), seed=0, scale=size)
+    encoder = SentenceTransformerEncoder(read_manifest(path).settings.model)
+    encoder.checksum  # load the model outside the timed region  # noqa: B018
+    return {
+        "index": str(path),
+        "size": read_manifest(path).counts.get("prompts"),
+        **measure_search(path, encoder, corpus, n_queries),
     }
 
 
@@ -162,7 +192,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="single queries timed per size")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "core.json")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reuse", type=Path, help="measure reopen and search only, on an index kept by an earlier run (core-index-N)"
+    )
     args = parser.parse_args()
+    if args.reuse:
+        print(json.dumps(reuse(args.reuse, args.queries), indent=2))
+        return
     if args.worker:
         print(json.dumps(run_size(args.worker, args.queries)))
         return

@@ -53,6 +53,8 @@ class DedupSettings:
 
     def in_raw_cosines(self, scale: CosineScale) -> DedupSettings:
         """These settings with every cosine threshold translated to the backend's own cosines."""
+        if scale.is_identity:
+            return self
         return replace(
             self,
             cosine=scale.to_raw(self.cosine),
