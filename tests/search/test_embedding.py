@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from search.embedding import (
+    STATIC_CHECKSUM,
     STATIC_DIMS,
     STATIC_MODEL,
     SentenceTransformerEncoder,
     build_static_model,
     resolve_model,
+    static_cosine_scale,
 )
 from search.errors import IndexMismatch
 from search.index import PromptIndex
@@ -50,6 +52,9 @@ def test_static_vectors_are_unit_length_stable_and_batch_independent(static_enco
     assert np.allclose(together[:20], alone, atol=1e-6)
     assert np.array_equal(again.encode(texts[:50]), together[:50])
     assert again.checksum == static_encoder.checksum and static_encoder.backend == "static"
+    # the cosine calibration was fitted for exactly this build: a different build gets none
+    assert static_encoder.checksum == STATIC_CHECKSUM
+    assert static_encoder.cosine_scale == static_cosine_scale() and not static_encoder.cosine_scale.is_identity
 
 
 def test_static_model_ranks_near_copies_above_unrelated_prompts(static_encoder, real_encoder):
