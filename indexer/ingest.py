@@ -116,27 +116,40 @@ def _stored_batches(
     init = (index.require_encoder(), index.hasher)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=init) as pool:
         pending: deque[tuple[list[Prompt], list[int], Future]] = deque()
+        in_flight: dict[str, str] = {}  # id -> digest of records sent but not stored yet
         for batch in batches:
-            keep = _changed(index, batch, report)
+            keep = _changed(index, batch, report, in_flight)
+            in_flight.update((batch[i].id, content_digest(batch[i])) for i in keep)
             texts = [batch[i].text for i in keep]
             pending.append((batch, keep, pool.submit(_worker_signals, texts) if texts else None))
             if len(pending) > 2 * workers:  # bounded read-ahead: memory stays flat
-                yield _store_computed(index, report, *pending.popleft())
+                yield _store_computed(index, report, in_flight, *pending.popleft())
         while pending:
-            yield _store_computed(index, report, *pending.popleft())
+            yield _store_computed(index, report, in_flight, *pending.popleft())
 
 
-def _changed(index: PromptIndex, batch: list[Prompt], report: IngestReport) -> list[int]:
-    """Positions of the batch's prompts that are new or changed (last record wins for an id)."""
+def _changed(
+    index: PromptIndex, batch: list[Prompt], report: IngestReport, in_flight: dict[str, str] | None = None
+) -> list[int]:
+    """Positions of the batch's prompts that are new or changed (last record wins for an id).
+
+    in_flight: digests of records already on their way to the store, which count as stored,
+    so workers skip exactly what one process would skip.
+    """
     latest = {p.id: i for i, p in enumerate(batch)}
-    stored = index.store.digests(list(latest))
+    stored = {**index.store.digests(list(latest)), **{k: in_flight[k] for k in latest if in_flight and k in in_flight}}
     keep = [i for i in latest.values() if stored.get(batch[i].id) != content_digest(batch[i])]
     report.unchanged += len(latest) - len(keep)
     return keep
 
 
 def _store_computed(
-    index: PromptIndex, report: IngestReport, batch: list[Prompt], keep: list[int], future: Future | None
+    index: PromptIndex,
+    report: IngestReport,
+    in_flight: dict[str, str],
+    batch: list[Prompt],
+    keep: list[int],
+    future: Future | None,
 ) -> tuple[list[Prompt], int]:
     if future is None:
         return batch, 0
@@ -145,6 +158,9 @@ def _store_computed(
         report.seconds[stage] += spent
     fresh = [batch[i] for i in keep]
     _timed(report, "index", index.upsert, fresh, signals)
+    for prompt in fresh:  # stored now: the store answers for it (unless a later record is on its way)
+        if in_flight.get(prompt.id) == content_digest(prompt):
+            del in_flight[prompt.id]
     report.added += len(fresh)
     return batch, len(fresh)
 
