@@ -14,6 +14,8 @@ _U64 = np.uint64
 # A side this small is checked member by member: copies of a prompt that a campaign member
 # reuses as slot content must not ride into the campaign on that member's back.
 _CHECK_EACH = 16
+# Gram-matrix entries computed at once by the bucketed kNN (float32: 64 MB).
+_GRAM_ENTRIES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -155,15 +157,21 @@ class _BucketKnn:
         scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
         buckets = self._home[rows]
         for bucket in np.unique(buckets):
-            local = np.flatnonzero(buckets == bucket)
+            in_bucket = np.flatnonzero(buckets == bucket)
             members = self._members[self._starts[bucket] : self._starts[bucket + 1]]
-            gram = self._vectors[rows[local]] @ self._vectors[members].T  # one BLAS call per bucket
+            stored = self._vectors[members]
             top = min(k, len(members))
-            best = np.argpartition(-gram, top - 1, axis=1)[:, :top]
-            best_scores = np.take_along_axis(gram, best, axis=1)
-            order = np.argsort(-best_scores, axis=1)
-            ids[local, :top] = members[np.take_along_axis(best, order, axis=1)]
-            scores[local, :top] = np.take_along_axis(best_scores, order, axis=1)
+            # a campaign can fill a bucket with tens of thousands of prompts: a block of rows at
+            # a time keeps the Gram matrix (and argpartition's copies of it) to ~64 MB
+            step = max(1, _GRAM_ENTRIES // max(len(members), 1))
+            for lo in range(0, len(in_bucket), step):
+                local = in_bucket[lo : lo + step]
+                gram = self._vectors[rows[local]] @ stored.T  # one BLAS call per block
+                best = np.argpartition(-gram, top - 1, axis=1)[:, :top]
+                best_scores = np.take_along_axis(gram, best, axis=1)
+                order = np.argsort(-best_scores, axis=1)
+                ids[local, :top] = members[np.take_along_axis(best, order, axis=1)]
+                scores[local, :top] = np.take_along_axis(best_scores, order, axis=1)
         return ids, scores
 
 

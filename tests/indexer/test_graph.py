@@ -30,3 +30,14 @@ def test_mutual_edges_agree_between_exact_and_bucketed():
     b = set(zip(approx.left.tolist(), approx.right.tolist()))
     assert len(a) > 1000 and len(a & b) / len(a) >= 0.97
     assert (approx.weight >= 0.9).all()
+
+
+def test_bucketed_knn_in_blocks_of_rows_gives_the_same_neighbours(monkeypatch):
+    import indexer.graph
+
+    x = clustered(4000, centers=5, seed=2)  # few, crowded buckets: many blocks each
+    rows = np.arange(4000)
+    whole = _BucketKnn(x, bucket_size=1000).search(rows, 11)
+    monkeypatch.setattr(indexer.graph, "_GRAM_ENTRIES", 5000)
+    blocked = _BucketKnn(x, bucket_size=1000).search(rows, 11)
+    assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
