@@ -137,7 +137,8 @@ def _changed(
     so workers skip exactly what one process would skip.
     """
     latest = {p.id: i for i, p in enumerate(batch)}
-    stored = {**index.store.digests(list(latest)), **{k: in_flight[k] for k in latest if in_flight and k in in_flight}}
+    stored = index.store.digests(list(latest))
+    stored.update((pid, in_flight[pid]) for pid in latest if pid in (in_flight or {}))
     keep = [i for i in latest.values() if stored.get(batch[i].id) != content_digest(batch[i])]
     report.unchanged += len(latest) - len(keep)
     return keep
