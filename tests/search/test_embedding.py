@@ -1,5 +1,7 @@
 """Embedding backends: the static model is distilled offline from the bundled MiniLM, and is stable."""
 
+import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -7,11 +9,13 @@ import numpy as np
 import pytest
 
 from search.embedding import (
+    DEFAULT_MODEL,
     STATIC_CHECKSUM,
     STATIC_DIMS,
     STATIC_MODEL,
     SentenceTransformerEncoder,
     build_static_model,
+    is_current_static_build,
     resolve_model,
     static_cosine_scale,
 )
@@ -40,6 +44,21 @@ def test_static_model_is_distilled_offline_and_every_build_is_identical(tmp_path
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         assert (fresh / name).read_bytes() == (Path(cached) / name).read_bytes(), name
     assert not list(tmp_path.glob(".static.*"))  # the build's staging folder is gone
+    # no path of this checkout leaks into the build: a clone elsewhere builds the same bytes
+    config = json.loads((fresh / "config.json").read_text())
+    assert config["tokenizer_name"] == DEFAULT_MODEL and is_current_static_build(fresh)
+    assert str(Path.cwd()) not in (fresh / "config.json").read_text()
+
+
+def test_a_cached_build_from_an_older_recipe_counts_as_stale(tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(resolve_model(STATIC_MODEL), old)
+    config = json.loads((old / "config.json").read_text())
+    assert is_current_static_build(old)
+    del config["promptsim_build"]  # what builds before the recipe was versioned wrote
+    (old / "config.json").write_text(json.dumps(config))
+    assert not is_current_static_build(old)  # so resolve_model rebuilds it instead of using it
+    assert not is_current_static_build(tmp_path / "missing")
 
 
 def test_static_vectors_are_unit_length_stable_and_batch_independent(static_encoder):
