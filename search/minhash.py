@@ -161,11 +161,21 @@ class MinHasher:
         hashes, offsets = shingle_hashes(texts)
         premixed = _fmix32(hashes)
         out = np.full((len(texts), self.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+        # One scratch buffer for every chunk, written in place: allocating a fresh 16 MiB
+        # temporary per chunk (and a second one for the add) halved the throughput.
+        scratch = np.empty((self.num_perm, min(_CHUNK_SHINGLES, len(premixed))), np.uint32)
         for lo, hi in _doc_chunks(offsets):
             seg = premixed[offsets[lo] : offsets[hi]]
             if not len(seg):
                 continue
-            permuted = self._a * seg[None, :] + self._b  # uint32 wraparound is the mod 2**32
+            # uint32 wraparound is the mod 2**32; a single document longer than a chunk gets its own buffer
+            permuted = (
+                scratch[:, : len(seg)]
+                if len(seg) <= scratch.shape[1]
+                else np.empty_like(scratch, shape=(self.num_perm, len(seg)))
+            )
+            np.multiply(self._a, seg[None, :], out=permuted)
+            np.add(permuted, self._b, out=permuted)
             local = offsets[lo:hi] - offsets[lo]
             nonempty = np.diff(offsets[lo : hi + 1]) > 0
             mins = np.minimum.reduceat(permuted, local[nonempty], axis=1)
