@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 # Epoch seconds beyond this are almost surely milliseconds or garbage; refusing them
@@ -21,6 +24,16 @@ class Prompt:
     account_id: str
     timestamp: float  # epoch seconds, UTC
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def digest(self) -> str:
+        """Digest of everything the record carries; equal digests mean re-ingest changes nothing.
+
+        Cached: ingest asks for it several times per record (skip check, in-flight
+        tracking, the store), and the JSON encoding was a visible part of bulk ingest.
+        """
+        body = json.dumps([self.text, self.account_id, self.timestamp, self.metadata], sort_keys=True, default=str)
+        return hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def parse_timestamp(value: Any) -> float:

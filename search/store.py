@@ -9,7 +9,6 @@ deletion they reflect (the watermark) and replay the rest when opened.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -72,12 +71,6 @@ class StoredPrompt:
     metadata: dict[str, Any]
 
 
-def content_digest(prompt: Prompt) -> str:
-    """Digest of everything a record carries; equal digests mean re-ingest changes nothing."""
-    body = json.dumps([prompt.text, prompt.account_id, prompt.timestamp, prompt.metadata], sort_keys=True, default=str)
-    return hashlib.blake2b(body.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -126,7 +119,7 @@ class PromptStore:
                         prompt.account_id,
                         prompt.timestamp,
                         json.dumps(prompt.metadata, default=str),
-                        content_digest(prompt),
+                        prompt.digest,
                     ),
                 )
                 rows.append(cursor.lastrowid)

@@ -34,7 +34,6 @@ from search.minhash import MinHasher
 from search.normalize import normalize
 from search.records import Prompt
 from search.signals import Signals, minhash_signals
-from search.store import content_digest
 
 from ..ingest import IngestReport, _timed, ingest_batch
 from ..reader import FieldMap, csv_rows, detect_format, jsonl_rows, to_prompt
@@ -269,9 +268,9 @@ class _Writer:
         latest = {p.id: i for i, p in enumerate(prompts)}
         not_queued = [pid for pid in latest if pid not in self._digests]
         stored = {**self._index.store.digests(not_queued), **self._digests}
-        fresh = [i for i in latest.values() if stored.get(prompts[i].id) != content_digest(prompts[i])]
+        fresh = [i for i in latest.values() if stored.get(prompts[i].id) != prompts[i].digest]
         for i in fresh:
-            self._digests[prompts[i].id] = content_digest(prompts[i])
+            self._digests[prompts[i].id] = prompts[i].digest
             self._queued[prompts[i].id] = self._queued.get(prompts[i].id, 0) + 1
         num_perm = self._index.manifest.settings.num_perm
         signatures = np.frombuffer(b"".join(g[1] for g in group), np.uint32).reshape(len(group), num_perm)
