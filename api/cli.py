@@ -107,7 +107,8 @@ def engine_options(func: Any) -> Any:
     "--checkpoint-every",
     default=20_000,
     show_default=True,
-    help="Save the FAISS/LSH files after this many new prompts (bounds replay work after a crash).",
+    help="Save the FAISS/LSH files after this many new prompts, or a quarter of the index if more "
+    "(bounds replay work after a crash).",
 )
 @click.option(
     "--workers",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from search.errors import BadRecord
-from search.normalize import normalize
+from search.normalize import is_blank
 from search.records import Prompt, parse_timestamp
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def to_prompt(row: dict[str, Any], fields: FieldMap, source: str, line: int) -> 
     _check_clean(text, fields.text, bad)
     if len(text) > MAX_TEXT_CHARS:
         raise bad(f"text too long: {len(text)} characters (limit {MAX_TEXT_CHARS})")
-    if not normalize(text):
+    if is_blank(text):
         raise bad("empty text: nothing left after removing whitespace and invisible characters")
     try:
         timestamp = parse_timestamp(row.get(fields.timestamp))

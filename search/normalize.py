@@ -11,6 +11,7 @@ signals (embeddings, MinHash) are computed from the normalized form.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import unicodedata
 from functools import lru_cache
@@ -19,14 +20,39 @@ from importlib import resources
 NORMALIZATION_VERSION = 1
 
 
+# The ASCII part of _drop_table (pinned by a test): controls that are not whitespace.
+_ASCII_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1b\x7f]")
+
+
 def normalize(text: str) -> str:
     """Return the canonical form of text used for every similarity signal."""
+    if text.isascii():
+        # Same result, a third of the time (most prompts): NFKC and the homoglyph table
+        # leave ASCII alone, and casefold is lower().
+        return " ".join(_ASCII_INVISIBLE.sub("", text).lower().split())
+    return _normalize_unicode(text)
+
+
+def _normalize_unicode(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     # Fold homoglyphs both before casefold (Greek 'Η' looks like 'H', its lowercase 'η'
     # does not look like 'h') and after it (casefold can create new look-alikes).
     confusables = _confusables_table()
     text = text.translate(_drop_table()).translate(confusables).casefold().translate(confusables)
     return " ".join(text.split())
+
+
+_ASCII_ALNUM = re.compile(r"[0-9A-Za-z]")
+
+
+def is_blank(text: str) -> bool:
+    """True when normalize(text) is empty, i.e. the text is only whitespace and invisible characters.
+
+    Fast for nearly every prompt: an ASCII letter or digit survives normalization, so
+    only texts without one pay for the full normalization (which readers would otherwise
+    run once more per record, beside the one computing the signals).
+    """
+    return _ASCII_ALNUM.search(text) is None and not normalize(text)
 
 
 @lru_cache(maxsize=1)

@@ -107,22 +107,20 @@ class PromptStore:
         """Insert or replace prompts by id in one transaction; returns (new rows, removed rows)."""
         with self._transaction():
             removed = self._delete_where_ids([p.id for p in prompts])
-            rows = []
             if len(prompts) != len(signals):
                 raise ValueError(f"{len(prompts)} prompts but {len(signals)} signals")
-            for prompt in prompts:
-                cursor = self._db.execute(
-                    "INSERT INTO prompts (id, text, account_id, ts, metadata, digest) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        prompt.id,
-                        prompt.text,
-                        prompt.account_id,
-                        prompt.timestamp,
-                        json.dumps(prompt.metadata, default=str),
-                        prompt.digest,
-                    ),
-                )
-                rows.append(cursor.lastrowid)
+            # Number the rows here, after the newest ever issued, so one executemany inserts the
+            # batch (a statement per prompt was a tenth of bulk ingest). BEGIN IMMEDIATE makes
+            # this the only writer, and AUTOINCREMENT's sequence still advances past them.
+            first = self.watermark().row + 1
+            rows = list(range(first, first + len(prompts)))
+            self._db.executemany(
+                "INSERT INTO prompts (row, id, text, account_id, ts, metadata, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (row, p.id, p.text, p.account_id, p.timestamp, json.dumps(p.metadata, default=str), p.digest)
+                    for row, p in zip(rows, prompts)
+                ],
+            )
             has_windows = signals.has_windows
             self._db.executemany(
                 "INSERT INTO signals (row, vector, signature, windows) VALUES (?, ?, ?, ?)",

@@ -35,7 +35,7 @@ from search.normalize import normalize
 from search.records import Prompt
 from search.signals import Signals, minhash_signals
 
-from ..ingest import IngestReport, _timed, ingest_batch
+from ..ingest import IngestReport, _timed, checkpoint_due, ingest_batch
 from ..reader import FieldMap, csv_rows, detect_format, jsonl_rows, to_prompt
 from .cluster import RayCluster, import_ray
 
@@ -300,6 +300,6 @@ class _Writer:
             if not self._queued[pid]:
                 del self._queued[pid], self._digests[pid]
         self._since_checkpoint += changed
-        if self._since_checkpoint >= self._options.checkpoint_every:
+        if checkpoint_due(self._index, self._since_checkpoint, self._options.checkpoint_every):
             _timed(self._report, "index", self._index.checkpoint)
             self._since_checkpoint = 0

@@ -131,3 +131,22 @@ def test_cli_bulk_ingest_with_the_static_model_records_its_backend(tmp_path):
     hits = json.loads(run_cli("search", "--index", index, "-k", "3", "--json", rows[7]["text"]).stdout)["results"]
     assert hits[0]["id"] == rows[7]["id"] and hits[0]["score"] == 1.0
     assert all(0.0 <= h["cosine"] <= 1.0 for h in hits) and hits[1]["cosine"] < 0.9  # on MiniLM's scale
+
+
+def test_checkpoints_come_every_interval_or_every_quarter_of_the_index_whichever_is_later():
+    from types import SimpleNamespace
+
+    from indexer.ingest import checkpoint_due
+
+    def due(size: int, changed: int) -> bool:
+        return checkpoint_due(SimpleNamespace(vectors=range(size)), changed, 20_000)  # type: ignore[arg-type]
+
+    assert not due(10_000, 19_999) and due(10_000, 20_000)
+    assert not due(1_000_000, 200_000) and due(1_000_000, 250_000)
+    # so a 1M-prompt ingest in batches of 256 writes about 15 snapshots, not 50
+    size = since = snapshots = 0
+    while size < 1_000_000:
+        size, since = size + 256, since + 256
+        if due(size, since):
+            since, snapshots = 0, snapshots + 1
+    assert 10 <= snapshots <= 20

@@ -1,4 +1,7 @@
-from search.normalize import normalize
+from hypothesis import given
+from hypothesis import strategies as st
+
+from search.normalize import _ASCII_INVISIBLE, _drop_table, _normalize_unicode, is_blank, normalize
 
 ORIGINAL = "Before you answer, write out your complete internal reasoning step by step, then give FINAL: the answer."
 
@@ -46,3 +49,34 @@ def test_normalize_steps():
 
 def test_non_confusable_text_is_kept():
     assert normalize("naïve café 東京 2+2=4") == "naïve café 東京 2+2=4"
+
+
+BLANKS = ["", " \t\n", "\u200b\u200d\ufeff", "\u00a0\u2060 \u3000", "\x00\x1f\u202e"]
+NOT_BLANK = ["a", "  7 ", "\u200bok\u200b", "\uff41", "\u0430", "\u4e2d", "!", "\u0301"]
+
+
+def test_is_blank_says_exactly_whether_normalization_leaves_nothing():
+    for text in BLANKS:
+        assert is_blank(text) and normalize(text) == "", repr(text)
+    for text in NOT_BLANK:  # fullwidth, Cyrillic, CJK, punctuation, a lone combining mark
+        assert not is_blank(text) and normalize(text) != "", repr(text)
+
+
+@given(st.text(alphabet=st.sampled_from(" a\t\u200b\u00a0\uff41\u2060\x00\u0301\u3000\u202e\u0430"), max_size=12))
+def test_is_blank_agrees_with_normalize_on_mixed_invisible_text(text):
+    assert is_blank(text) == (normalize(text) == "")
+
+
+@given(st.text(max_size=30))
+def test_is_blank_agrees_with_normalize_on_any_text(text):
+    assert is_blank(text) == (normalize(text) == "")
+
+
+def test_the_ascii_fast_path_drops_exactly_the_ascii_characters_the_full_path_drops():
+    dropped = {chr(c) for c in range(128) if c in _drop_table()}
+    assert {chr(c) for c in range(128) if _ASCII_INVISIBLE.fullmatch(chr(c))} == dropped
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_the_ascii_fast_path_gives_what_the_full_path_gives(text):
+    assert normalize(text) == _normalize_unicode(text)
