@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from search.embedding import Encoder
+from search.heap import freeze_survivors
 from search.index import PromptIndex
 from search.minhash import MinHasher
 from search.normalize import normalize
@@ -79,12 +78,9 @@ def ingest_files(
     report = IngestReport()
     records = read_records(paths, report.read, fmt=fmt, fields=fields, strict=strict)
     since_checkpoint = 0
-    with (
-        tqdm(desc="ingest", unit=" prompts", disable=not progress, dynamic_ncols=True) as bar,
-        _long_lived_heap() as keep,
-    ):
+    with tqdm(desc="ingest", unit=" prompts", disable=not progress, dynamic_ncols=True) as bar:
         for batch, changed in _stored_batches(index, batched(records, batch_size), report, workers):
-            keep()  # what this batch added to the LSHs stays as long as the index
+            freeze_survivors()  # what this batch added to the LSHs lives as long as the index
             since_checkpoint += changed
             bar.update(len(batch))
             bar.set_postfix(added=report.added, skipped=report.read.skipped, refresh=False)
@@ -111,22 +107,6 @@ def checkpoint_due(index: PromptIndex, changed: int, every: int) -> bool:
     index keeps the total linear, and a crash replays at most a quarter of the index.
     """
     return changed >= max(every, len(index.vectors) // 4)
-
-
-@contextmanager
-def _long_lived_heap() -> Iterator[Callable[[], None]]:
-    """Yield a function that moves every object alive now out of the garbage collector's sight.
-
-    Each batch adds ~10^4 small sets and lists to the LSHs' band tables, and they live as
-    long as the index. Left to the collector, its full collections keep rescanning millions
-    of them: a third of the main process's time in bulk ingest (LSH inserts 2.2x faster
-    frozen, measured). Frozen objects are handed back to the collector when ingest ends,
-    so cyclic garbage frozen meanwhile is collected then, not leaked.
-    """
-    try:
-        yield gc.freeze
-    finally:
-        gc.unfreeze()
 
 
 def _stored_batches(
@@ -209,7 +189,7 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     2,779 forked, bench/compare.py). A forked one shares the loaded model copy-on-write and
     answers in milliseconds. Fork is safe here because each worker sets torch to one thread
     before any work (the fork hazard is the parent's OpenMP pool, which it then never
-    enters), uses no lock the parent may hold, and the heap it inherits is frozen (gc.freeze
+    enters), uses no lock the parent may hold, and the heap it inherits is frozen (freeze_survivors
     in ingest_files), so the children's collections do not copy it page by page.
     """
     return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")

