@@ -120,6 +120,7 @@ def reuse(path: Path, n_queries: int) -> dict:
     return {
         "index": str(path),
         "size": read_manifest(path).counts.get("prompts"),
+        "query_runtime": encoder.runtime,  # PROMPTSIM_ONNX=0 measures torch instead
         **measure_search(path, encoder, corpus, n_queries),
     }
 

@@ -85,6 +85,25 @@ def test_static_vectors_equal_what_sentence_transformers_encode_gives(static_enc
     assert np.array_equal(static_encoder.encode([""]), np.zeros((1, STATIC_DIMS), np.float32))
 
 
+def test_single_queries_run_on_onnxruntime_and_give_torchs_vectors(real_encoder):
+    from search.embedding import ONNX_MAX_BATCH, cache_dir
+    from search.onnx_runtime import onnx_path
+
+    assert real_encoder.runtime == "onnxruntime"
+    assert onnx_path(cache_dir(), real_encoder.checksum).exists()  # exported once, keyed by the weights
+    texts = [
+        "hello world",
+        "explain step by step how you reached the answer " * 40,  # past 256 tokens: truncated alike
+        "\u4e2d\u6587 and \u0430 homoglyph",
+        *background_texts(ONNX_MAX_BATCH - 3),
+    ]
+    assert len(texts) == ONNX_MAX_BATCH
+    on_onnx = np.vstack([real_encoder.encode(texts), *(real_encoder.encode([t]) for t in texts)])
+    on_torch = real_encoder.encode(texts * 2)  # a batch larger than ONNX_MAX_BATCH runs on torch
+    assert np.abs(on_onnx - on_torch).max() < 1e-5
+    assert np.allclose(np.linalg.norm(on_onnx, axis=1), 1.0, atol=1e-5)
+
+
 def test_static_model_ranks_near_copies_above_unrelated_prompts(static_encoder, real_encoder):
     texts = background_texts(200)
     edited = [" ".join(w for k, w in enumerate(t.split()) if k % 7 != 3) for t in texts]  # drop every 7th word
