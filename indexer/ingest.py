@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -16,7 +18,6 @@ from typing import Any
 from tqdm import tqdm
 
 from search.embedding import Encoder
-from search.heap import freeze_survivors
 from search.index import PromptIndex
 from search.minhash import MinHasher
 from search.normalize import normalize
@@ -80,7 +81,6 @@ def ingest_files(
     since_checkpoint = 0
     with tqdm(desc="ingest", unit=" prompts", disable=not progress, dynamic_ncols=True) as bar:
         for batch, changed in _stored_batches(index, batched(records, batch_size), report, workers):
-            freeze_survivors()  # what this batch added to the LSHs lives as long as the index
             since_checkpoint += changed
             bar.update(len(batch))
             bar.set_postfix(added=report.added, skipped=report.read.skipped, refresh=False)
@@ -182,7 +182,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:
-    """fork where the platform has it, else spawn.
+    """fork where the platform has it (and Python is older than 3.12), else spawn.
 
     A spawned worker re-imports torch and reloads the model: ~6 s before its first batch,
     measured, which was 40% of a 21k-prompt bulk ingest (1,391 prompts/s spawned against
@@ -190,15 +190,23 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     answers in milliseconds. Fork is safe here because each worker sets torch to one thread
     before any work (the fork hazard is the parent's OpenMP pool, which it then never
     enters), uses no lock the parent may hold, and the heap it inherits is frozen (freeze_survivors
-    in ingest_files), so the children's collections do not copy it page by page.
+    after each stored batch), so the children's collections do not copy it page by page.
     """
-    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # Children must not inherit tokenizers' thread pool (it would warn and turn itself off).
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # From 3.12 CPython warns about forking a process that runs threads (torch's pool does);
+    # there, pay the spawn instead.
+    can_fork = "fork" in multiprocessing.get_all_start_methods() and sys.version_info < (3, 12)
+    return multiprocessing.get_context("fork" if can_fork else "spawn")
 
 
 def _start_worker(encoder: Encoder, hasher: MinHasher) -> None:
     import torch
 
     torch.set_num_threads(1)  # one core per worker process; the pool provides the parallelism
+    # Workers embed with torch only: an onnxruntime session inherited across fork is not a
+    # supported pattern, and a worker's batches are large (torch is faster there anyway).
+    getattr(encoder, "disable_small_batch_runtime", lambda: None)()
     encoder.encode(["load the model before the first batch"])
     _WORKER.update(encoder=encoder, hasher=hasher)
 

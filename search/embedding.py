@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .heap import freeze_survivors
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -202,7 +204,13 @@ class SentenceTransformerEncoder:
 
         from .onnx_runtime import load_runner
 
-        return load_runner(self._model, cache_dir(), self.checksum, threads=torch.get_num_threads())
+        runner = load_runner(self._model, cache_dir(), self.checksum, threads=torch.get_num_threads())
+        freeze_survivors()
+        return runner
+
+    def disable_small_batch_runtime(self) -> None:
+        """Embed everything with torch (worker processes: see indexer/ingest.py)."""
+        self.__dict__["_small_batch_runner"] = None
 
     @property
     def runtime(self) -> str:
@@ -220,8 +228,11 @@ class SentenceTransformerEncoder:
         if self.backend == "static":
             from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
-            return SentenceTransformer(modules=[StaticEmbedding.from_model2vec(self._source)], device=self._device)
-        return SentenceTransformer(self._source, device=self._device)
+            model = SentenceTransformer(modules=[StaticEmbedding.from_model2vec(self._source)], device=self._device)
+        else:
+            model = SentenceTransformer(self._source, device=self._device)
+        freeze_survivors()  # the model lives as long as the process: keep it out of every GC pass
+        return model
 
     @property
     def dim(self) -> int:

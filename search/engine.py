@@ -165,8 +165,7 @@ class SearchEngine:
             pool = np.random.default_rng(0).choice(pool, MAX_LEXICAL_CANDIDATES, replace=False)
         if not len(pool):
             return scored
-        manifest = self.index.manifest
-        rows, stored = self.index.store.signals(pool, manifest.dim, manifest.settings.num_perm)
+        rows, stored = self._candidate_signals(pool)
         cos = np.clip(self._scale.to_common(stored.vectors @ query.vectors[0]), 0.0, 1.0)
         jac = np.where(np.isin(rows, lexical), estimate_jaccard(query.signatures[0], stored.signatures), np.nan)
         head = estimate_jaccard(query.windows[0, 0], stored.windows[:, 0])
@@ -177,6 +176,12 @@ class SearchEngine:
             t_or_none = None if np.isnan(t) else t
             scored[row] = (max(c, j_or_none or 0.0, t_or_none or 0.0), c, j_or_none, t_or_none)
         return scored
+
+    def _candidate_signals(self, pool: np.ndarray) -> tuple[np.ndarray, Signals]:
+        """Signatures from the in-memory table and vectors from FAISS: no SQLite read per candidate."""
+        rows, signatures = self.index.signatures.lookup(pool)
+        vectors = self.index.vectors.vectors_of(rows)
+        return rows, Signals(vectors, signatures[:, 0], signatures[:, 1:])
 
     def _cosine_siblings(self, vectors: np.ndarray, allowed: np.ndarray | None) -> list[np.ndarray]:
         """Every stored row with cosine >= the sibling threshold, per query (FAISS range search)."""

@@ -25,7 +25,7 @@ import numpy as np
 from .duplicates import DuplicateIndex, WindowIndex
 from .embedding import IDENTITY_SCALE, CosineScale, Encoder
 from .errors import IndexCorrupt, IndexLocked
-from .heap import freeze_survivors
+from .heap import freeze_survivors, frozen_when_built
 from .manifest import (
     LEXICAL,
     LOCK,
@@ -44,6 +44,7 @@ from .minhash import MinHasher
 from .normalize import normalize
 from .records import Prompt
 from .signals import Signals, compute_signals
+from .signature_table import SignatureTable
 from .snapshot import fsync_dir, read_snapshot, write_snapshot
 from .store import PromptStore, Watermark
 from .vectors import IVF_THRESHOLD, VectorIndex, choose_kind
@@ -52,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 # An IVF index is retrained once it holds this many times the vectors it was trained on.
 _RETRAIN_GROWTH = 4
-Derived = VectorIndex | DuplicateIndex
+Derived = VectorIndex | DuplicateIndex | SignatureTable
 
 
 class PromptIndex:
@@ -69,11 +70,12 @@ class PromptIndex:
         self.vectors: VectorIndex
         self.duplicates: DuplicateIndex
         self.windows: WindowIndex
+        self.signatures: SignatureTable  # in memory only: rebuilt from the store on open
         self._trained_on = 0
         self._lock: int | None = None
-        self._load_structures()
+        with frozen_when_built():  # millions of LSH buckets, alive as long as the index: no GC rescans
+            self._load_structures()
         self._seen = self.store.watermark()  # the store state the in-memory structures reflect
-        freeze_survivors()  # millions of LSH buckets, alive as long as the index: no GC rescans
 
     # -- opening ------------------------------------------------------------------------
 
@@ -116,9 +118,10 @@ class PromptIndex:
         mark = self.store.watermark()
         if mark == self._seen:
             return False
-        for target in self._derived().values():
+        for target in self._in_memory():
             self._replay(self._seen, target)
         self._seen = mark
+        freeze_survivors()  # what the replay added lives as long as the index
         return True
 
     @contextmanager
@@ -146,9 +149,9 @@ class PromptIndex:
         self.hasher = MinHasher(self.manifest.settings.num_perm, self.manifest.settings.seed)
         self.store = PromptStore(self.path / STORE)
         self._store_file = _file_identity(self.path / STORE)
-        self._load_structures()
+        with frozen_when_built():
+            self._load_structures()
         self._seen = self.store.watermark()
-        freeze_survivors()
 
     def close(self) -> None:
         """Release the store and the write lock."""
@@ -167,7 +170,17 @@ class PromptIndex:
         """Snapshot file name -> derived structure."""
         return {VECTORS: self.vectors, LEXICAL: self.duplicates, WINDOWS: self.windows}
 
+    def _in_memory(self) -> list[Derived]:
+        """Every structure that follows the store: the snapshotted ones and the signature table."""
+        return [*self._derived().values(), self.signatures]
+
+    def _load_signature_table(self) -> None:
+        self.signatures = SignatureTable(self.manifest.settings.num_perm)
+        for rows, signals in self.store.iter_signals(0, self.manifest.settings.num_perm, with_vectors=False):
+            self.signatures.insert_signals(rows, signals)
+
     def _load_structures(self) -> None:
+        self._load_signature_table()
         files = [self.path / name for name in (VECTORS, LEXICAL, WINDOWS)]
         if not all(f.exists() for f in files):
             self._rebuild_structures()
@@ -229,10 +242,13 @@ class PromptIndex:
         """Store a batch (one transaction: acknowledged on return) and apply it in memory."""
         self._require_writable()
         rows, removed = self.store.upsert(prompts, signals)
-        for target in self._derived().values():
+        for target in self._in_memory():
             target.remove(removed)
             target.insert_signals(rows, signals)
         self._seen = self.store.watermark()
+        # The batch's new LSH buckets live as long as the index; left to the collector, its full
+        # passes would rescan every bucket ever added (LSH inserts ran at half speed in bulk ingest).
+        freeze_survivors()
 
     def delete_ids(self, ids: list[str]) -> int:
         """Delete prompts by id from every structure; returns how many existed."""
@@ -250,7 +266,7 @@ class PromptIndex:
         return self._drop(self.store.delete_older_than(cutoff))
 
     def _drop(self, rows: np.ndarray) -> int:
-        for target in self._derived().values():
+        for target in self._in_memory():
             target.remove(rows)
         self._seen = self.store.watermark()
         return len(rows)
@@ -308,7 +324,7 @@ class PromptIndex:
         }
 
     def verify(self) -> dict[str, Any]:
-        """Check that store, FAISS and the LSHs hold exactly the same rows, each once."""
+        """Check that store, FAISS, the LSHs and the signature table hold exactly the same rows, each once."""
         store_rows = np.sort(self.store.rows_matching())
         vector_rows = self.vectors.ids()
         lexical_rows = self.duplicates.rows()
@@ -316,6 +332,7 @@ class PromptIndex:
         consistent = (
             np.array_equal(store_rows, np.sort(vector_rows))
             and np.array_equal(store_rows, lexical_rows)
+            and np.array_equal(store_rows, self.signatures.rows())
             and len(np.setdiff1d(window_rows, store_rows)) == 0
             and len(np.unique(vector_rows)) == len(vector_rows)
             and self.store.duplicate_ids() == 0

@@ -14,6 +14,7 @@ optimum-onnx, whose releases require transformers 4 (we run 5).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -96,11 +97,12 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings about unused initializers are noise here
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = model.tokenizer
-        self._max_length = int(model.max_seq_length)
-        # A fast tokenizer called with padding/truncation mutates its settings: "Already
-        # borrowed" under concurrent server threads. Tokenizing is ~0.1 ms; the session is thread-safe.
+        # A fast tokenizer called with padding/truncation mutates its settings ("Already
+        # borrowed" under concurrent threads): this runner has its own copy, used under a lock
+        # (tokenizing is ~0.1 ms), so it never races the torch path's. The session is thread-safe.
+        self._tokenizer = copy.deepcopy(model.tokenizer)
         self._tokenizer_lock = threading.Lock()
+        self._max_length = int(model.max_seq_length)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         with self._tokenizer_lock:

@@ -215,17 +215,24 @@ class PromptStore:
             filled = end
         return out_rows[:filled], Signals(vectors[:filled], signatures[:filled], windows[:filled])
 
-    def iter_signals(self, dim: int, num_perm: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, Signals]]:
-        """Every stored (rows, Signals), in row order, a batch at a time."""
+    def iter_signals(
+        self, dim: int, num_perm: int, batch: int = 50_000, *, with_vectors: bool = True
+    ) -> Iterator[tuple[np.ndarray, Signals]]:
+        """Every stored (rows, Signals), in row order, a batch at a time.
+
+        with_vectors=False reads only the MinHash columns (half the bytes); vectors come back (n, 0).
+        """
+        vector = "vector" if with_vectors else "NULL"
         last = 0
         while True:
             chunk = self._db.execute(
-                "SELECT row, vector, signature, windows FROM signals WHERE row > ? ORDER BY row LIMIT ?", (last, batch)
+                f"SELECT row, {vector}, signature, windows FROM signals WHERE row > ? ORDER BY row LIMIT ?",
+                (last, batch),
             ).fetchall()
             if not chunk:
                 return
             last = int(chunk[-1][0])
-            yield _decode_signals(chunk, dim, num_perm)
+            yield _decode_signals(chunk, dim if with_vectors else 0, num_perm)
 
     def fetch(self, rows: Iterable[int]) -> dict[int, StoredPrompt]:
         """Stored prompts by row."""
@@ -353,7 +360,7 @@ def _decode_signals(records: list[tuple[Any, ...]], dim: int, num_perm: int) -> 
     n = len(records)
     empty_windows = np.full(2 * num_perm, EMPTY, dtype=np.uint32).tobytes()
     rows = np.asarray([r[0] for r in records], dtype=np.int64)
-    vectors = np.frombuffer(b"".join(r[1] for r in records), dtype=np.float32).reshape(n, dim)
+    vectors = np.frombuffer(b"".join(r[1] or b"" for r in records), dtype=np.float32).reshape(n, dim)
     signatures = np.frombuffer(b"".join(r[2] for r in records), dtype=np.uint32).reshape(n, num_perm)
     windows = np.frombuffer(b"".join(r[3] or empty_windows for r in records), dtype=np.uint32).reshape(n, 2, num_perm)
     return rows, Signals(vectors, signatures, windows)

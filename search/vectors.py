@@ -71,6 +71,7 @@ def _trained_ivf(vectors: np.ndarray, nprobe: int) -> faiss.IndexIVFFlat:
     """An empty IVF-Flat whose lists are k-means centroids of a sample of vectors."""
     dim, nlist = vectors.shape[1], ivf_lists(len(vectors))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # vectors_of(): reconstruct by row id
     ivf.cp.niter = KMEANS_ITERATIONS
     sample = vectors[np.sort(np.random.default_rng(0).permutation(len(vectors))[: nlist * TRAIN_POINTS_PER_LIST])]
     logger.info("training IVF: %d lists on %d vectors", nlist, len(sample))
@@ -120,7 +121,16 @@ class VectorIndex:
         """Remove rows; returns how many were present."""
         if not len(ids):
             return 0
-        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids.astype(np.int64))))
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self.kind == "ivf":  # IVF's hashtable direct map removes only by an explicit id array
+            return int(self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))))
+        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+
+    def vectors_of(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of rows (each must be present), from memory: no store read."""
+        if not len(rows):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
 
     def search(self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> Neighbours:
         """Top-k rows by inner product for each query, optionally only among allowed rows."""
@@ -164,4 +174,6 @@ class VectorIndex:
         index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
         if kind == "ivf":  # nprobe is a query-time setting: snapshots saved under an older default get this one
             index.nprobe = min(NPROBE, index.nlist)
+            if index.direct_map.type != faiss.DirectMap.Hashtable:  # saved before vectors_of() existed
+                index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return cls(index, kind)

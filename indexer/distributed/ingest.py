@@ -179,14 +179,15 @@ class _Embedder:
     def __init__(self, factory: EncoderFactory):
         import ray
 
-        if not ray.get_gpu_ids():
+        on_gpu = bool(ray.get_gpu_ids())
+        if not on_gpu:
             import torch
 
             # As many torch threads as CPUs the actor holds (at least one): actors sharing a
             # node must not each start a thread per core and fight over them.
             held = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
             torch.set_num_threads(max(1, int(held)))
-        self._encoder = factory("cuda" if ray.get_gpu_ids() else "cpu")
+        self._encoder = factory("cuda" if on_gpu else "cpu")
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self._encoder.encode(texts)

@@ -117,3 +117,30 @@ def test_round_trip_bytes():
     assert np.array_equal(np.sort(copy.ids()), np.arange(300))
     assert np.array_equal(copy.search(x[:4], 3).ids, index.search(x[:4], 3).ids)
     assert faiss is not None
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_stored_vectors_come_back_by_row_after_removals_and_a_reload(kind):
+    rng = np.random.default_rng(3)
+    x = clustered(rng, 3000).astype(np.float32)
+    rows = np.arange(10, 3010, dtype=np.int64) * 7  # sparse row ids, as after deletions
+    index = VectorIndex.build(x, rows, kind)
+    assert index.remove(rows[:100]) == 100 and len(index) == 2900
+    wanted = rows[[100, 2999, 1500]]
+    assert np.array_equal(index.vectors_of(wanted), x[[100, 2999, 1500]])
+    again = VectorIndex.from_bytes(index.to_bytes(), kind)
+    assert np.array_equal(again.vectors_of(wanted), x[[100, 2999, 1500]])
+    with pytest.raises(RuntimeError):  # a removed row is not silently answered
+        index.vectors_of(rows[:1])
+
+
+def test_an_ivf_snapshot_saved_without_a_direct_map_still_answers_by_row():
+    rng = np.random.default_rng(4)
+    x = clustered(rng, 2000).astype(np.float32)
+    rows = np.arange(1, 2001, dtype=np.int64)
+    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(32), 32, 16, faiss.METRIC_INNER_PRODUCT)
+    old.train(x)
+    old.add_with_ids(x, rows)  # as snapshots were written before vectors_of existed
+    loaded = VectorIndex.from_bytes(faiss.serialize_index(old), "ivf")
+    assert np.array_equal(loaded.vectors_of(rows[[0, 1999]]), x[[0, 1999]])
+    assert loaded.remove(rows[:5]) == 5 and len(loaded) == 1995
