@@ -296,5 +296,5 @@ class SentenceTransformerEncoder:
         lengths = np.fromiter(map(len, ids), np.int64, len(ids))
         flat = np.fromiter(chain.from_iterable(ids), np.int64, int(lengths.sum()))
         offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        with torch.inference_mode():  # an empty bag (no tokens) embeds as zeros, as in encode()
+        with torch.inference_mode():  # an empty bag (no tokens) embeds as zeros (encode() gives NaNs)
             return module.embedding(torch.from_numpy(flat), torch.from_numpy(offsets)).float().numpy()
