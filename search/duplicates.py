@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import gc
 import pickle
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import numpy as np
 from datasketch import MinHashLSH
 from datasketch.lsh import _check_scheme_consistency
 from datasketch.storage import DictListStorage
 
+from .heap import gc_paused
 from .minhash import MinHasher
 from .signals import Signals
 
@@ -61,7 +60,7 @@ class DuplicateIndex:
         swapped = np.ascontiguousarray(signatures, dtype=np.uint32).byteswap()
         bands = [[band.tobytes() for band in swapped[:, lo:hi]] for lo, hi in lsh.hashranges]
         keys = lsh.keys._dict
-        with _gc_paused():  # hundreds of thousands of new buckets: see _gc_paused
+        with gc_paused():  # hundreds of thousands of new buckets: see gc_paused
             for i, row in enumerate(row_list):
                 keys[row].extend(band[i] for band in bands)
             for band, table in zip(bands, lsh.hashtables):
@@ -95,32 +94,15 @@ class DuplicateIndex:
         return np.asarray(sorted(self._lsh.keys.keys()), dtype=np.int64)
 
     def to_bytes(self) -> bytes:
-        with _gc_paused():
+        with gc_paused():
             return pickle.dumps(self._lsh, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
         # Read only from the index directory itself, after its checksum verified (snapshot.py).
-        with _gc_paused():
+        with gc_paused():
             lsh = pickle.loads(payload)  # noqa: S301
         return cls(hasher, threshold, lsh=lsh)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while (un)pickling an LSH.
-
-    Unpickling builds millions of small sets and lists (band buckets), and each allocation
-    batch triggers a generation scan over everything built so far: at 100k prompts that is
-    3/4 of the load time (9.5 s against 1.9 s measured). Nothing in an LSH is cyclic garbage.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class WindowIndex(DuplicateIndex):

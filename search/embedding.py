@@ -126,20 +126,23 @@ def static_model_dir() -> Path:
     return cache_dir() / f"{STATIC_MODEL}-{STATIC_DIMS}"
 
 
+def _model_config(path: Path) -> dict:
+    """A model folder's config.json, or {} where there is none (or it is unreadable)."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def is_static_model(path: Path) -> bool:
     """True for a folder saved by model2vec (its config names the model type)."""
-    try:
-        return json.loads((path / "config.json").read_text()).get("model_type") == "model2vec"
-    except (OSError, ValueError):
-        return False
+    return _model_config(path).get("model_type") == "model2vec"
 
 
 def is_current_static_build(path: Path) -> bool:
     """True for a static model this version of promptsim built; older builds are rebuilt on use."""
-    try:
-        return json.loads((path / "config.json").read_text()).get("promptsim_build") == STATIC_BUILD
-    except (OSError, ValueError):
-        return False
+    return _model_config(path).get("promptsim_build") == STATIC_BUILD
 
 
 def _make_location_independent(folder: Path, source: str) -> None:

@@ -35,3 +35,20 @@ def freeze_survivors() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building an LSH (bulk insert, unpickling).
+
+    Unpickling builds millions of small sets and lists (band buckets), and each allocation
+    batch triggers a generation scan over everything built so far: at 100k prompts that is
+    3/4 of the load time (9.5 s against 1.9 s measured). Nothing in an LSH is cyclic garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

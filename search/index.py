@@ -118,8 +118,7 @@ class PromptIndex:
         mark = self.store.watermark()
         if mark == self._seen:
             return False
-        for target in self._in_memory():
-            self._replay(self._seen, target)
+        self._replay(self._seen, *self._in_memory())  # one read of the changes for every structure
         self._seen = mark
         freeze_survivors()  # what the replay added lives as long as the index
         return True
@@ -199,15 +198,16 @@ class PromptIndex:
                 )
             self._replay(Watermark(*header["watermark"]), target)
 
-    def _replay(self, mark: Watermark, target: Derived) -> None:
-        """Apply the store changes after mark to one in-memory structure (idempotently)."""
+    def _replay(self, mark: Watermark, *targets: Derived) -> None:
+        """Apply the store changes after mark to in-memory structures (idempotently)."""
         added, deleted = self.store.changes_since(mark)
         if not len(added) and not len(deleted):
             return
         logger.info("replaying %d additions and %d deletions from the store", len(added), len(deleted))
         rows, signals = self.store.signals(added, self.manifest.dim, self.manifest.settings.num_perm)
-        target.remove(np.concatenate((deleted, rows)))  # removing first makes a repeated replay harmless
-        target.insert_signals(rows, signals)
+        for target in targets:
+            target.remove(np.concatenate((deleted, rows)))  # removing first makes a repeated replay harmless
+            target.insert_signals(rows, signals)
 
     def _rebuild_structures(self) -> None:
         """Regenerate FAISS and the LSHs from the signals in the store."""
