@@ -26,7 +26,8 @@ from search.signals import Signals
 from search.store import PromptStore
 
 from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features, explain, score_parts
-from .graph import Edges, GuardedUnionFind, band_pairs, mutual_knn_edges
+from .graph import Edges, GuardedUnionFind, band_pairs
+from .knn import mutual_knn_edges
 from .templates import extract_template
 
 logger = logging.getLogger(__name__)
@@ -81,16 +82,37 @@ class Source:
 
 @dataclass
 class Window:
-    """The prompts of one time window, as arrays aligned by position."""
+    """The prompts of one time window, as arrays aligned by position.
+
+    A subset (`Window.subset`) keeps its whole window's account names and per-account totals,
+    so statistics over its clusters are the whole window's.
+    """
 
     rows: np.ndarray
     accounts: np.ndarray  # int codes into account_names
     account_names: list[str]
     timestamps: np.ndarray
-    signals: Signals
+    signals: Signals | None  # None: rows, accounts and times only (the Ray driver reads signals in blocks)
+    account_totals: np.ndarray | None = None  # prompts per account in the whole window
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def totals(self) -> np.ndarray:
+        if self.account_totals is not None:
+            return self.account_totals
+        return np.bincount(self.accounts, minlength=len(self.account_names))
+
+    def subset(self, positions: np.ndarray, signals: Signals) -> Window:
+        """The prompts at positions (ascending), with their signals."""
+        return Window(
+            self.rows[positions],
+            self.accounts[positions],
+            self.account_names,
+            self.timestamps[positions],
+            signals,
+            self.totals(),
+        )
 
 
 @dataclass
@@ -99,12 +121,19 @@ class DedupResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def load_window(source: Source, since: float | None, until: float | None) -> Window:
-    """Every stored prompt with since <= timestamp < until, with its signals."""
-    rows, account_ids, timestamps = source.store.window(since, until)
-    _, signals = source.store.signals(rows, source.dim, source.num_perm)
-    names, codes = np.unique(np.asarray(account_ids, dtype=object), return_inverse=True)
-    return Window(rows, codes.astype(np.int64), [str(n) for n in names], timestamps, signals)
+def load_window(source: Source, since: float | None, until: float | None, *, with_signals: bool = True) -> Window:
+    """Every stored prompt with since <= timestamp < until, with its signals unless told otherwise."""
+    rows, codes, names, timestamps = source.store.window(since, until)
+    signals = signals_of(source, rows) if with_signals else None
+    return Window(rows, codes, names, timestamps, signals)
+
+
+def signals_of(source: Source, rows: np.ndarray) -> Signals:
+    """The signals of rows (ascending), aligned with them."""
+    found, signals = source.store.signals(rows, source.dim, source.num_perm)
+    if not np.array_equal(found, rows):  # a delete or purge ran between reading the window and its signals
+        raise RuntimeError("prompts were deleted while dedup read the window; run dedup again")
+    return signals
 
 
 def find_edges(
@@ -169,14 +198,19 @@ def build_clusters(
     for i in np.argsort(-every.weight, kind="stable"):
         uf.union(int(every.left[i]), int(every.right[i]))
     labels = uf.labels()
-    merged = _merge_by_accounts(labels, window.accounts, v, settings, uf)
+    merged = _merge_by_accounts(labels, window.accounts, len(window.account_names), v, settings, uf)
     counts = {kind: len(e.left) for kind, e in edges.items()}
     counts.update(refused_merges=uf.refused, account_merges=merged)
     return uf.labels(), labels, counts
 
 
 def _merge_by_accounts(
-    labels: np.ndarray, accounts: np.ndarray, vectors: np.ndarray, settings: DedupSettings, uf: GuardedUnionFind
+    labels: np.ndarray,
+    accounts: np.ndarray,
+    total_accounts: int,
+    vectors: np.ndarray,
+    settings: DedupSettings,
+    uf: GuardedUnionFind,
 ) -> int:
     """Join clusters sent by the same accounts about the same thing (one campaign's paraphrased wrappers).
 
@@ -202,7 +236,6 @@ def _merge_by_accounts(
     for n, (_, accs) in enumerate(big):
         for a in accs:
             by_account.setdefault(a, []).append(n)
-    total_accounts = max(int(accounts.max()) + 1, 1)
     merged = 0
     for n, (label, accs) in enumerate(big):
         shared: dict[int, int] = {}
@@ -232,7 +265,7 @@ def describe_clusters(
     within parts, since varied slots are a property of one wrapper, not of several.
     """
     rng = np.random.default_rng(0)
-    totals = np.bincount(window.accounts, minlength=len(window.account_names))
+    totals = window.totals()
     order = np.argsort(labels, kind="stable")
     starts = np.flatnonzero(np.concatenate(([True], labels[order][1:] != labels[order][:-1])))
     clusters = []

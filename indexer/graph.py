@@ -1,21 +1,16 @@
-"""Candidate pairs and clusters: banded self-joins, mutual kNN, and a union-find that refuses chains."""
+"""Candidate pairs and clusters: banded self-joins and a union-find that refuses chains (kNN edges: knn.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
-
-from search.vectors import VectorIndex, choose_kind, faiss_threads
 
 _U64 = np.uint64
 # A side this small is checked member by member: copies of a prompt that a campaign member
 # reuses as slot content must not ride into the campaign on that member's back.
 _CHECK_EACH = 16
-# Gram-matrix entries computed at once by the bucketed kNN (float32: 64 MB).
-_GRAM_ENTRIES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -77,102 +72,6 @@ def band_pairs(signatures: np.ndarray, bands: int, rows: int, queries: np.ndarra
     both = np.concatenate(pairs)
     both = np.sort(both, axis=1)
     return np.unique(both[both[:, 0] != both[:, 1]], axis=0)
-
-
-def mutual_knn_edges(
-    vectors: np.ndarray, k: int, min_cosine: float, queries: np.ndarray | None = None, vector_index: str = "auto"
-) -> Edges:
-    """Pairs that are each other's k nearest neighbours with cosine >= min_cosine.
-
-    Mutuality is the chaining guard for embeddings: a hub close to two families is rarely
-    among the nearest neighbours of both families' members.
-    """
-    n = len(vectors)
-    if n < 2:
-        return Edges.empty()
-    k = min(k + 1, n)
-    knn = _flat_knn(vectors) if choose_kind(vector_index, n) == "flat" else _BucketKnn(vectors)
-    asked = np.arange(n, dtype=np.int64) if queries is None else np.asarray(queries, np.int64)
-    first_ids, first_scores = knn.search(asked, k)
-    others = np.setdiff1d(np.unique(first_ids[first_ids >= 0]), asked)
-    second_ids, second_scores = knn.search(others, k)
-    rows = np.concatenate((asked, others))
-    found, scores = np.concatenate((first_ids, second_ids)), np.concatenate((first_scores, second_scores))
-    q, j, s = np.repeat(rows, found.shape[1]), found.ravel(), scores.ravel()
-    valid = (j >= 0) & (j != q)
-    q, j, s = q[valid], j[valid], s[valid]
-    mutual = np.isin(j * n + q, q * n + j)  # j lists q among its neighbours too
-    keep = mutual & (s >= min_cosine) & np.isin(q, asked)
-    pairs = np.sort(np.stack((q[keep], j[keep]), axis=1), axis=1)
-    if not len(pairs):
-        return Edges.empty()
-    pairs, first_idx = np.unique(pairs, axis=0, return_index=True)
-    return Edges(pairs[:, 0], pairs[:, 1], s[keep][first_idx].astype(np.float32))
-
-
-class _flat_knn:  # noqa: N801  (a callable-like helper, named for what it does)
-    """Exact kNN with a flat FAISS index (small windows)."""
-
-    def __init__(self, vectors: np.ndarray):
-        self._vectors = vectors
-        self._index = VectorIndex.build(vectors, np.arange(len(vectors), dtype=np.int64), "flat")
-
-    def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if not len(rows):
-            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        with faiss_threads(faiss.omp_get_max_threads()):
-            found = self._index.search(self._vectors[rows], k)
-        return found.ids, found.scores
-
-
-class _BucketKnn:
-    """Approximate kNN for large windows: exact, BLAS-blocked search inside k-means buckets.
-
-    Vectors are bucketed by spherical k-means (~2,000 per bucket); each vector is stored in
-    its two nearest buckets and searched in its nearest one, so every bucket is one dense
-    matrix product. At a million prompts this replaces an IVF index whose training alone took
-    most of the ten-minute budget here; near-duplicates (cosine >= 0.9) almost always share
-    their nearest centroid, and the two-bucket storage catches most that straddle a border.
-    """
-
-    def __init__(self, vectors: np.ndarray, bucket_size: int = 2000, seed: int = 0):
-        self._vectors = vectors
-        n, dim = vectors.shape
-        nlist = max(1, n // bucket_size)
-        sample = vectors[np.random.default_rng(seed).permutation(n)[: nlist * 40]]
-        kmeans = faiss.Kmeans(dim, nlist, niter=10, spherical=True, seed=seed, verbose=False)
-        kmeans.train(np.ascontiguousarray(sample, dtype=np.float32))
-        quantizer = faiss.IndexFlatIP(dim)
-        quantizer.add(kmeans.centroids)
-        with faiss_threads(faiss.omp_get_max_threads()):
-            _, nearest = quantizer.search(np.ascontiguousarray(vectors, dtype=np.float32), min(2, nlist))
-        self._home = nearest[:, 0]
-        stored = nearest.ravel()
-        order = np.argsort(stored, kind="stable")
-        self._members = np.repeat(np.arange(n), nearest.shape[1])[order]
-        self._starts = np.searchsorted(stored[order], np.arange(nlist + 1))
-
-    def search(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.full((len(rows), k), -1, dtype=np.int64)
-        scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
-        buckets = self._home[rows]
-        for bucket in np.unique(buckets):
-            in_bucket = np.flatnonzero(buckets == bucket)
-            members = self._members[self._starts[bucket] : self._starts[bucket + 1]]
-            stored = self._vectors[members]
-            top = min(k, len(members))
-            # a campaign can fill a bucket with tens of thousands of prompts: a block of rows at
-            # a time keeps the Gram matrix (and argpartition's copies of it) to ~64 MB
-            step = max(1, _GRAM_ENTRIES // max(len(members), 1))
-            for lo in range(0, len(in_bucket), step):
-                local = in_bucket[lo : lo + step]
-                gram = self._vectors[rows[local]] @ stored.T  # one BLAS call per block
-                best = np.argpartition(-gram, top - 1, axis=1)[:, :top]
-                best_scores = np.take_along_axis(gram, best, axis=1)
-                order = np.argsort(-best_scores, axis=1)
-                ids[local, :top] = members[np.take_along_axis(best, order, axis=1)]
-                scores[local, :top] = np.take_along_axis(best_scores, order, axis=1)
-        return ids, scores
 
 
 class GuardedUnionFind:

@@ -282,15 +282,33 @@ class PromptStore:
         ).fetchone()
         return {"prompts": prompts, "accounts": accounts, "first_seen": first, "last_seen": last}
 
-    def window(self, since: float | None, until: float | None) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """(rows, account ids, timestamps) of every prompt with since <= ts < until, in row order."""
+    def window(self, since: float | None, until: float | None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+        """(rows, account codes, account names, timestamps) of every prompt with since <= ts < until,
+        in row order; codes index the sorted names.
+
+        Read a chunk at a time and coded as it goes, so a window costs 24 bytes a prompt, not a
+        Python string per prompt (the dedup driver holds this for the whole window).
+        """
         lo = -np.inf if since is None else since
         hi = np.inf if until is None else until
-        found = self._db.execute(
-            "SELECT row, account_id, ts FROM prompts WHERE ts >= ? AND ts < ? ORDER BY row", (lo, hi)
-        ).fetchall()
-        rows = np.asarray([f[0] for f in found], dtype=np.int64)
-        return rows, [f[1] for f in found], np.asarray([f[2] for f in found], dtype=np.float64)
+        query = "SELECT row, account_id, ts FROM prompts WHERE ts >= ? AND ts < ? ORDER BY row"
+        cursor = self._db.execute(query, (lo, hi))
+        code_of: dict[str, int] = {}
+        rows, codes, stamps = [], [], []
+        while chunk := cursor.fetchmany(100_000):
+            rows.append(np.fromiter((c[0] for c in chunk), np.int64, len(chunk)))
+            codes.append(np.fromiter((code_of.setdefault(c[1], len(code_of)) for c in chunk), np.int64, len(chunk)))
+            stamps.append(np.fromiter((c[2] for c in chunk), np.float64, len(chunk)))
+        names = sorted(code_of)
+        sorted_code = np.zeros(len(names), np.int64)
+        sorted_code[[code_of[n] for n in names]] = np.arange(len(names))
+        first_seen = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+        return (
+            np.concatenate(rows) if rows else np.zeros(0, np.int64),
+            sorted_code[first_seen],
+            names,
+            np.concatenate(stamps) if stamps else np.zeros(0, np.float64),
+        )
 
     def rows_after(self, row: int) -> np.ndarray:
         """Rows inserted after the given row that still exist."""

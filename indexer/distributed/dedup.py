@@ -5,12 +5,14 @@ Stages (each a set of retried Ray tasks over blocks of the window in the object 
      bucket joins its members to its smallest position (the star `band_pairs` makes);
   2. verification: candidate pairs grouped by the block of their left end, that block's and
      then each right block's signatures fetched one at a time (Jaccard >= thresholds);
-  3. mutual kNN edges (`graph.mutual_knn_edges`, in one task: see docs/scale-out.md);
+  3. mutual kNN edges (`knn.mutual_knn_edges`, in one task: see docs/scale-out.md);
   4. connected components of all edges (large-star / small-star, `components.py`);
   5. the guarded union-find, per component in parallel: components never interact, and each
      is fed its edges in the single-node order (weight descending, then jaccard < head <
      tail < cosine edges, then by pair), so each reaches the same clusters and founders;
   6. on the driver, with the existing functions: account-overlap merges, description, score.
+The driver holds the window's rows, account codes and times (24 bytes a prompt), one block of
+signals at a time while putting them, and then the signals of clustered prompts only.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from search.manifest import STORE
 
 from ..campaigns import save_run
 from ..cluster_store import ClusterStore
-from ..dedup import DedupResult, DedupSettings, Source, Window, describe_clusters, load_window
+from ..dedup import DedupResult, DedupSettings, Source, Window, describe_clusters, load_window, signals_of
 from ..dedup import _merge_by_accounts as merge_by_accounts
-from ..graph import GuardedUnionFind, band_keys, mutual_knn_edges
+from ..graph import GuardedUnionFind, band_keys
+from ..knn import mutual_knn_edges
 from .cluster import RayCluster, import_ray
 from .components import connected_components
 from .shuffle import RETRIES, Table, concat, map_task, partition_of, shuffle, split
@@ -257,14 +260,14 @@ def ray_dedup(
     """Cluster the window [since, until) on Ray; the same clusters `dedup.run_dedup` finds."""
     ray = import_ray()
     start = time.perf_counter()
-    window = load_window(source, since, until)
-    seconds: dict[str, float] = {"load": time.perf_counter() - start}
+    window = load_window(source, since, until, with_signals=False)  # 24 bytes a prompt; signals go by block
     if not len(window):
         return DedupResult([], {"prompts": 0, "clusters": 0, "flagged": 0, "edges": {}, "engine": "ray"})
     parts = parts or max(1, cluster.cpus)
     raw = settings.in_raw_cosines(source.cosine_scale)  # as run_dedup: thresholds are MiniLM cosines
-    blocks = [ray.put(_block(window, lo, block_rows)) for lo in range(0, len(window), block_rows)]
-    edge_refs, counts = _edges(ray, window, blocks, block_rows, parts, source.bands, raw, seconds)
+    blocks = [ray.put(_block(source, window.rows[lo : lo + block_rows])) for lo in range(0, len(window), block_rows)]
+    seconds: dict[str, float] = {"load": time.perf_counter() - start}
+    edge_refs, counts = _edges(ray, blocks, block_rows, parts, source.bands, raw, seconds)
     mark = time.perf_counter()
     stars = connected_components(ray, edge_refs, parts)
     seconds["components"] = time.perf_counter() - mark
@@ -276,9 +279,11 @@ def ray_dedup(
             parts_labels[f["pos"]] = f["root"]
     seconds["union"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    labels, merged = _account_merges(window, parts_labels, raw)
+    clustered, parts_labels = _clustered(parts_labels)
+    in_clusters = window.subset(clustered, signals_of(source, window.rows[clustered]))
+    labels, merged = _account_merges(in_clusters, parts_labels, raw)
     counts.update(refused_merges=int(sum(int(f["refused"][0]) for f in found)), account_merges=merged)
-    clusters = describe_clusters(source, window, labels, parts_labels, settings)
+    clusters = describe_clusters(source, in_clusters, labels, parts_labels, settings)
     seconds["describe"] = time.perf_counter() - mark
     stats = {
         "prompts": len(window),
@@ -293,20 +298,26 @@ def ray_dedup(
     return DedupResult(clusters, stats)
 
 
-def _block(window: Window, lo: int, block_rows: int) -> dict[str, np.ndarray]:
-    s = window.signals
-    hi = min(lo + block_rows, len(window))
-    return {
-        "vectors": s.vectors[lo:hi],
-        "signatures": s.signatures[lo:hi],
-        "windows": s.windows[lo:hi],
-        "has_windows": s.has_windows[lo:hi],
-    }
+def _block(source: Source, rows: np.ndarray) -> dict[str, np.ndarray]:
+    s = signals_of(source, rows)
+    return {"vectors": s.vectors, "signatures": s.signatures, "windows": s.windows, "has_windows": s.has_windows}
+
+
+def _clustered(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in clusters of two or more, and their labels renumbered to those positions.
+
+    Only these need signals on the driver: the account merge joins multi-account clusters and
+    singletons are not described. Renumbering keeps order, so clusters come out as over the
+    whole window.
+    """
+    clustered = np.flatnonzero(np.bincount(labels, minlength=len(labels))[labels] >= 2)
+    compact = np.full(len(labels), -1, np.int64)
+    compact[clustered] = np.arange(len(clustered))
+    return clustered, compact[labels[clustered]]  # a part's root is one of its members
 
 
 def _edges(
     ray: Any,
-    window: Window,
     blocks: list[Any],
     block_rows: int,
     parts: int,
@@ -352,7 +363,9 @@ def _account_merges(window: Window, parts_labels: np.ndarray, settings: DedupSet
     uf = GuardedUnionFind(len(window), lambda a, b: True)
     uf.parent = parts_labels.copy()
     uf.size = np.bincount(parts_labels, minlength=len(window)).astype(np.int64)
-    merged = merge_by_accounts(parts_labels, window.accounts, window.signals.vectors, settings, uf)
+    merged = merge_by_accounts(
+        parts_labels, window.accounts, len(window.account_names), window.signals.vectors, settings, uf
+    )
     return uf.labels(), merged
 
 

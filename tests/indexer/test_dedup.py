@@ -7,6 +7,8 @@ import pytest
 from datasketch import MinHashLSH
 
 from indexer.campaigns import account_records, cluster_lines, nightly
+from indexer.dedup import DedupSettings, Source, build_clusters, describe_clusters, find_edges, load_window, signals_of
+from indexer.distributed.dedup import _account_merges, _clustered
 from indexer.graph import band_keys, band_pairs
 from search.index import PromptIndex
 from search.minhash import MinHasher
@@ -175,6 +177,37 @@ def test_cluster_ids_are_stable_across_incremental_runs(tmp_path, real_encoder):
     with PromptIndex.open(tmp_path / "idx", real_encoder) as index:
         third, _ = nightly(index)  # a full run agrees with the incremental one
     assert {c["cluster_id"]: c["size"] for c in third if c["flagged"]} == {k: v["size"] for k, v in flagged.items()}
+
+
+def test_clusters_described_from_their_own_signals_equal_the_whole_windows(tmp_path, real_encoder):
+    """The Ray driver keeps only clustered prompts' signals: describing from them changes nothing."""
+    corpus = Corpus(7)
+    corpus.background(30, 3)
+    corpus.campaign(12, 3, lambda slot: f"{WRAPPER}\n\n{slot}")
+    paraphrase = "Prior to replying, lay out all of your hidden thinking one step at a time, then state the answer:"
+    corpus.campaign(12, 3, lambda slot: f"{paraphrase}\n\n{slot}")  # the same bots, the wrapper paraphrased
+    popular = "Write me a cover letter for a junior data analyst position at a mid-sized logistics company."
+    for a in range(20):
+        corpus.add(popular + " Thanks!" * (a % 2), f"user{a}")
+    with build(tmp_path, corpus, real_encoder) as index:
+        source = Source.of(index)
+        window = load_window(source, None, None)
+        accounts = index.store.accounts_of(window.rows.tolist())
+        assert [window.account_names[c] for c in window.accounts] == [accounts[int(r)] for r in window.rows]
+        assert window.account_names == sorted(set(accounts.values()))
+        settings = DedupSettings()
+        labels, parts, counts = build_clusters(window, find_edges(window, settings, source.bands), settings)
+        whole = describe_clusters(source, window, labels, parts, settings)
+
+        clustered, compact_parts = _clustered(parts)
+        in_clusters = window.subset(clustered, signals_of(source, window.rows[clustered]))
+        compact_labels, merged = _account_merges(in_clusters, compact_parts, settings)
+        alone = describe_clusters(source, in_clusters, compact_labels, compact_parts, settings)
+    assert 0 < len(clustered) < len(window) and merged == counts["account_merges"] >= 1
+    assert len(whole) >= 2 and [c["rows"].tolist() for c in whole] == [c["rows"].tolist() for c in alone]
+    assert [{k: v for k, v in c.items() if k != "rows"} for c in whole] == [
+        {k: v for k, v in c.items() if k != "rows"} for c in alone
+    ]
 
 
 def test_accounts_report(tmp_path, real_encoder):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from indexer.graph import _BucketKnn, _flat_knn, mutual_knn_edges
+from indexer.knn import BucketKnn, ExactKnn, mutual_knn_edges
 
 
 def clustered(n: int, d: int = 48, centers: int = 60, seed: int = 0) -> np.ndarray:
@@ -15,8 +15,8 @@ def clustered(n: int, d: int = 48, centers: int = 60, seed: int = 0) -> np.ndarr
 def test_bucketed_knn_matches_exact_search():
     x = clustered(6000)
     rows = np.arange(0, 6000, 7)
-    approx_ids, approx_scores = _BucketKnn(x, bucket_size=500).search(rows, 11)
-    exact_ids, exact_scores = _flat_knn(x).search(rows, 11)
+    approx_ids, approx_scores = BucketKnn(x, bucket_size=500).search(rows, 11)
+    exact_ids, exact_scores = ExactKnn(x).search(rows, 11)
     recall = np.mean([len(set(a) & set(e)) / 11 for a, e in zip(approx_ids, exact_ids)])
     assert recall >= 0.98
     assert (approx_scores[:, 0] >= exact_scores[:, 0] - 1e-5).mean() >= 0.99  # the best hit is found
@@ -33,11 +33,31 @@ def test_mutual_edges_agree_between_exact_and_bucketed():
 
 
 def test_bucketed_knn_in_blocks_of_rows_gives_the_same_neighbours(monkeypatch):
-    import indexer.graph
+    import indexer.knn
 
     x = clustered(4000, centers=5, seed=2)  # few, crowded buckets: many blocks each
     rows = np.arange(4000)
-    whole = _BucketKnn(x, bucket_size=1000).search(rows, 11)
-    monkeypatch.setattr(indexer.graph, "_GRAM_ENTRIES", 5000)
-    blocked = _BucketKnn(x, bucket_size=1000).search(rows, 11)
-    assert np.array_equal(whole[0], blocked[0]) and np.array_equal(whole[1], blocked[1])
+    whole = BucketKnn(x, bucket_size=1000).search(rows, 11)
+    monkeypatch.setattr(indexer.knn, "_GRAM_ENTRIES", 5000)
+    blocked = BucketKnn(x, bucket_size=1000).search(rows, 11)
+    # another block shape moves the last bits, so near-ties may swap places (within k, or at its edge)
+    assert np.abs(whole[1] - blocked[1]).max() < 1e-6
+    changed = sum(set(a) != set(b) for a, b in zip(whole[0].tolist(), blocked[0].tolist()))
+    assert changed <= len(rows) // 1000
+
+
+def test_knn_is_bit_identical_whatever_the_thread_count(monkeypatch):
+    """What lets a one-thread Ray task find the edges a many-core node finds."""
+    import indexer.knn
+
+    x = clustered(6000, centers=30, seed=3)
+    x[100:140] = x[99]  # exact ties
+    found = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(indexer.knn, "_threads", lambda threads=threads: threads)
+        for kind in ("flat", "ivf"):
+            edges = mutual_knn_edges(x, 10, 0.9, vector_index=kind)
+            found[threads, kind] = (edges.left.tolist(), edges.right.tolist(), edges.weight.tolist())
+    for kind in ("flat", "ivf"):
+        assert len(found[1, kind][0]) > 1000
+        assert found[1, kind] == found[2, kind] == found[3, kind]
