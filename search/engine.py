@@ -25,7 +25,7 @@ from .index import PromptIndex
 from .minhash import estimate_jaccard
 from .records import to_iso
 from .signals import Signals
-from .vectors import faiss_threads
+from .vectors import Neighbours, faiss_threads
 
 PREVIEW_CHARS = 200
 Scores = tuple[float, float, float | None, float | None]  # score, cosine, jaccard, template
@@ -135,27 +135,23 @@ class SearchEngine:
             raise ValueError(f"k={k} must be at least 1")
         allowed = self.index.store.rows_matching(**_filter_args(filters)) if filters else None
         neighbours = self.index.vectors.search(queries.vectors, max(k, self.fetch) + 1, allowed=allowed)
-        radius_hits = self._cosine_siblings(queries.vectors, allowed)
+        radius_hits = self._cosine_siblings(queries.vectors, allowed, neighbours)
         results = []
         for i in range(len(queries)):
-            candidates = self._score(queries.take([i]), neighbours.ids[i], neighbours.scores[i], allowed)
-            candidates.pop(exclude_row, None)
-            ranked = sorted(candidates.items(), key=_rank_key)
-            ranked = [(row, s) for row, s in ranked if s[0] >= min_score][:k]
-            siblings = {row for row, s in candidates.items() if s[0] >= self.sibling_threshold}
-            siblings |= set(radius_hits[i].tolist()) - {exclude_row}
+            found = self._score(queries.take([i]), neighbours.ids[i], neighbours.scores[i], allowed)
+            if exclude_row is not None:
+                found = found.without(exclude_row)
+            ranked = found.ranked(min_score, k)
+            siblings = np.union1d(found.rows[found.score >= self.sibling_threshold], radius_hits[i])
+            if exclude_row is not None:
+                siblings = siblings[siblings != exclude_row]
             results.append(SearchResult(self._hits(ranked), self._summary(siblings)))
         return results
 
-    def _score(
-        self, query: Signals, ids: np.ndarray, cosines: np.ndarray, allowed: np.ndarray | None
-    ) -> dict[int, Scores]:
-        """row -> (score, cosine, jaccard, template) for the FAISS and LSH candidates of one query."""
-        scored: dict[int, Scores] = {}
-        for row, cos in zip(ids.tolist(), self._scale.to_common(cosines).tolist()):
-            if row >= 0:
-                c = _unit(cos)
-                scored[row] = (c, c, None, None)
+    def _score(self, query: Signals, ids: np.ndarray, cosines: np.ndarray, allowed: np.ndarray | None) -> _Scored:
+        """The FAISS and LSH candidates of one query with their scores (arrays, no per-candidate Python)."""
+        valid = ids >= 0
+        neighbours = _Scored.cosine_only(ids[valid], np.clip(self._scale.to_common(cosines[valid]), 0.0, 1.0))
         lexical = self.index.duplicates.candidates(query.signatures[0])
         windowed = self.index.windows.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
         pool = np.union1d(lexical, windowed)
@@ -164,18 +160,15 @@ class SearchEngine:
         if len(pool) > MAX_LEXICAL_CANDIDATES:
             pool = np.random.default_rng(0).choice(pool, MAX_LEXICAL_CANDIDATES, replace=False)
         if not len(pool):
-            return scored
+            return neighbours
         rows, stored = self._candidate_signals(pool)
         cos = np.clip(self._scale.to_common(stored.vectors @ query.vectors[0]), 0.0, 1.0)
         jac = np.where(np.isin(rows, lexical), estimate_jaccard(query.signatures[0], stored.signatures), np.nan)
         head = estimate_jaccard(query.windows[0, 0], stored.windows[:, 0])
         tail = estimate_jaccard(query.windows[0, 1], stored.windows[:, 1])
         tmpl = np.where(np.isin(rows, windowed) & stored.has_windows, np.maximum(head, tail), np.nan)
-        for row, c, j, t in zip(rows.tolist(), cos.tolist(), jac.tolist(), tmpl.tolist()):
-            j_or_none = None if np.isnan(j) else j
-            t_or_none = None if np.isnan(t) else t
-            scored[row] = (max(c, j_or_none or 0.0, t_or_none or 0.0), c, j_or_none, t_or_none)
-        return scored
+        verified = _Scored(rows, cos.astype(np.float64), jac, tmpl)
+        return verified.plus(neighbours)
 
     def _candidate_signals(self, pool: np.ndarray) -> tuple[np.ndarray, Signals]:
         """Signatures from the in-memory table and vectors from FAISS: no SQLite read per candidate."""
@@ -183,14 +176,23 @@ class SearchEngine:
         vectors = self.index.vectors.vectors_of(rows)
         return rows, Signals(vectors, signatures[:, 0], signatures[:, 1:])
 
-    def _cosine_siblings(self, vectors: np.ndarray, allowed: np.ndarray | None) -> list[np.ndarray]:
-        """Every stored row with cosine >= the sibling threshold, per query (FAISS range search)."""
-        if not len(self.index.vectors):
-            return [np.zeros(0, np.int64) for _ in range(len(vectors))]
-        lims, _, ids = self.index.vectors.range_search(vectors, self._scale.to_raw(self.sibling_threshold))
-        found = [ids[lims[i] : lims[i + 1]] for i in range(len(vectors))]
-        if allowed is not None:
-            found = [np.intersect1d(f, allowed) for f in found]
+    def _cosine_siblings(
+        self, vectors: np.ndarray, allowed: np.ndarray | None, nearest: Neighbours
+    ) -> list[np.ndarray]:
+        """Every stored row with cosine >= the sibling threshold, per query.
+
+        The nearest neighbours already hold them all unless even the last one is a sibling:
+        only those queries need the FAISS range search (it scans the same inverted lists again).
+        """
+        radius = np.float32(self._scale.to_raw(self.sibling_threshold))  # compared as FAISS compares
+        found = [ids[(ids >= 0) & (scores >= radius)] for ids, scores in zip(nearest.ids, nearest.scores)]
+        cut_off = np.flatnonzero((nearest.ids[:, -1] >= 0) & (nearest.scores[:, -1] >= radius))
+        if len(cut_off):
+            lims, _, ids = self.index.vectors.range_search(vectors[cut_off], float(radius))
+            for n, i in enumerate(cut_off.tolist()):
+                found[i] = ids[lims[n] : lims[n + 1]]
+                if allowed is not None:
+                    found[i] = np.intersect1d(found[i], allowed)
         return found
 
     def _hits(self, ranked: list[tuple[int, Scores]]) -> list[Hit]:
@@ -214,8 +216,8 @@ class SearchEngine:
             )
         return hits
 
-    def _summary(self, siblings: set[int]) -> Summary:
-        agg = self.index.store.aggregate(sorted(siblings))
+    def _summary(self, siblings: np.ndarray) -> Summary:
+        agg = self.index.store.aggregate(siblings.tolist())
         return Summary(
             threshold=self.sibling_threshold,
             siblings=agg["prompts"],
@@ -226,15 +228,51 @@ class SearchEngine:
         )
 
 
-def _rank_key(item: tuple[int, Scores]) -> tuple[float, float, float, int]:
-    """Best score first; ties (a template match also scores 1.0) go to the closer whole prompt."""
-    row, (score, cosine, jaccard, _) = item
-    return (-score, -(jaccard or 0.0), -cosine, row)
+@dataclass(frozen=True)
+class _Scored:
+    """Candidates of one query as aligned arrays; jaccard and template are NaN where not estimated."""
+
+    rows: np.ndarray
+    cosine: np.ndarray
+    jaccard: np.ndarray
+    template: np.ndarray
+
+    @classmethod
+    def cosine_only(cls, rows: np.ndarray, cosine: np.ndarray) -> _Scored:
+        nan = np.full(len(rows), np.nan)
+        return cls(rows.astype(np.int64), cosine.astype(np.float64), nan, nan)
+
+    @property
+    def score(self) -> np.ndarray:
+        """max(cosine, jaccard, template), the missing ones left out."""
+        return np.fmax(np.fmax(self.cosine, self.jaccard), self.template)
+
+    def plus(self, other: _Scored) -> _Scored:
+        """These candidates and other's that are not among them (ours were verified: they win)."""
+        extra = ~np.isin(other.rows, self.rows)
+        return _Scored(*(np.concatenate((getattr(self, f), getattr(other, f)[extra])) for f in _SCORED_FIELDS))
+
+    def without(self, row: int) -> _Scored:
+        keep = self.rows != row
+        return _Scored(*(getattr(self, f)[keep] for f in _SCORED_FIELDS))
+
+    def ranked(self, min_score: float, k: int) -> list[tuple[int, Scores]]:
+        """The best k at or above min_score. Ties (a template match also scores 1.0) go to the
+        closer whole prompt: higher Jaccard, then cosine, then the lower row."""
+        score = self.score
+        order = np.lexsort((self.rows, -self.cosine, -np.nan_to_num(self.jaccard), -score))
+        order = order[score[order] >= min_score][:k]
+        return [(int(self.rows[i]), self._scores(score, i)) for i in order]
+
+    def _scores(self, score: np.ndarray, i: int) -> Scores:
+        return float(score[i]), float(self.cosine[i]), _or_none(self.jaccard[i]), _or_none(self.template[i])
 
 
-def _unit(value: float) -> float:
-    """Clip an inner product to [0, 1]; opposite directions are simply not similar."""
-    return float(min(max(value, 0.0), 1.0))
+_SCORED_FIELDS = ("rows", "cosine", "jaccard", "template")
+
+
+def _or_none(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def _filter_args(filters: SearchFilters) -> dict[str, Any]:

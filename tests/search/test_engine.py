@@ -96,3 +96,24 @@ def test_unrelated_prompt_has_no_siblings(engine):
     result = engine.similar("Quantos graus faz hoje em Lisboa? Responde em português, por favor.", k=5)
     assert result.summary.siblings == 0
     assert all(h.score < 0.8 for h in result.hits)
+
+
+def test_cosine_siblings_come_from_the_neighbours_or_a_range_search_alike(engine):
+    """Siblings beyond the fetched neighbours need a range search; those within them do not."""
+    import numpy as np
+
+    index = engine.index
+    fresh = f"{WRAPPER}\n\nSummarise the causes of the 1929 stock market crash in two paragraphs."
+    query = index.signals([fresh])
+    rows = index.vectors.ids()
+    cosines = index.vectors.vectors_of(rows) @ query.vectors[0]
+    ranked = np.sort(cosines)[::-1]
+    threshold = float(ranked[19] + ranked[20]) / 2  # 20 siblings, the boundary far from any cosine
+    assert ranked[19] - ranked[20] > 1e-4
+    brute = set(rows[cosines >= threshold].tolist())
+    few = SearchEngine(index, sibling_threshold=threshold, fetch=4)  # its last neighbour is a sibling: range search
+    many = SearchEngine(index, sibling_threshold=threshold, fetch=400)  # every sibling is among its neighbours
+    for searcher in (few, many):
+        nearest = index.vectors.search(query.vectors, searcher.fetch + 1)
+        assert set(searcher._cosine_siblings(query.vectors, None, nearest)[0].tolist()) == brute
+    assert len(brute) == 20 and few.similar(fresh).summary == many.similar(fresh).summary
