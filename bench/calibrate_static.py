@@ -13,7 +13,7 @@ cosines on random and on near pairs, and the overlap of "near duplicate" decisio
 matched threshold.
 
 The fit uses the calibration corpus (seed 1, as the flag threshold); the knots it prints go
-into search/embedding.py (STATIC_COSINE_KNOTS), keyed by the static model's checksum.
+into search/embedding.py (STATIC_COSINE_KNOTS), for every static model built by the current recipe.
 
 Example:
     python bench/calibrate_static.py                 # seed 1: fit and agreement
