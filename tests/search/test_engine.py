@@ -1,5 +1,6 @@
 """Search with the real bundled model: obfuscation, fusion, templates, filters, summary."""
 
+import numpy as np
 import pytest
 
 from search.engine import SearchEngine, SearchFilters
@@ -100,8 +101,6 @@ def test_unrelated_prompt_has_no_siblings(engine):
 
 def test_cosine_siblings_come_from_the_neighbours_or_a_range_search_alike(engine):
     """Siblings beyond the fetched neighbours need a range search; those within them do not."""
-    import numpy as np
-
     index = engine.index
     fresh = f"{WRAPPER}\n\nSummarise the causes of the 1929 stock market crash in two paragraphs."
     query = index.signals([fresh])
