@@ -23,8 +23,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)  ## ingest data/demo and search an example campaign prompt
 	$(VENV)/bin/promptsim demo
 
-test: $(STAMP)  ## run the test suite (real model, real SQLite, subprocess kills)
+test: $(STAMP) browser  ## run the test suite (real model, real SQLite, subprocess kills, Chromium)
 	$(PY) -m pytest
+
+# The UI tests drive Debian's Chromium (Playwright's own browser download fails here). Installed
+# when missing; where apt cannot run, say so loudly and let those four tests skip with a reason.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:  ## install Debian's chromium and chromium-driver when missing
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	} || echo "WARNING: could not install Debian's chromium: the browser tests will be skipped" >&2
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check search indexer api tests bench
