@@ -28,7 +28,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 # Bumped when the export recipe changes, so older cached graphs are not used.
-ONNX_EXPORT_VERSION = 1
+ONNX_EXPORT_VERSION = 2  # 2: eager attention, fused by onnxruntime's transformer optimizer
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -45,7 +45,14 @@ def supports(model: Any) -> bool:
 
 
 def export(model: Any, path: Path) -> Path:
-    """Export the model's transformer to ONNX at path (atomically: a killed export leaves nothing)."""
+    """Export the model's transformer to ONNX at path (atomically: a killed export leaves nothing).
+
+    A BERT graph is exported with eager attention and fused by onnxruntime's transformer
+    optimizer (Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization): the
+    optimizer recognizes the eager pattern only, not the SDPA one. Measured on 200 benchmark
+    queries side by side: p50 60.1 -> 52.8 ms, p99 144.5 -> 113.3 ms on a noisy machine,
+    vectors within 2e-7.
+    """
     import torch
 
     transformer = model[0].auto_model.eval()
@@ -62,10 +69,15 @@ def export(model: Any, path: Path) -> Path:
     texts = ["an example prompt", "a longer example, so that the batch is padded"]
     example = model.tokenizer(texts, padding=True, return_tensors="pt")
     args = tuple(example.get(name, torch.zeros_like(example["input_ids"])) for name in _INPUTS)
+    config = transformer.config
+    fuse = config.model_type == "bert"
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(handle)
+    attention = config._attn_implementation
     try:
+        if fuse:
+            transformer.set_attn_implementation("eager")
         with warnings.catch_warnings():
             # the tracer's notes on shape checks it folds to constants; a test pins the graph against torch
             warnings.simplefilter("ignore")
@@ -79,11 +91,22 @@ def export(model: Any, path: Path) -> Path:
                 opset_version=17,
                 dynamo=False,
             )
+            if fuse:
+                _fuse(tmp, config.num_attention_heads, config.hidden_size)
         os.replace(tmp, path)
     finally:
+        if fuse:
+            transformer.set_attn_implementation(attention)  # the torch path keeps what it had
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _fuse(path: str, heads: int, hidden: int) -> None:
+    """Rewrite the graph at path with onnxruntime's BERT fusions."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimize_model(path, model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(path)
 
 
 class OnnxRunner:

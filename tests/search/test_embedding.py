@@ -85,11 +85,17 @@ def test_static_vectors_equal_what_sentence_transformers_encode_gives(static_enc
 
 
 def test_single_queries_run_on_onnxruntime_and_give_torchs_vectors(real_encoder):
+    import onnx
+
     from search.embedding import ONNX_MAX_BATCH, cache_dir
     from search.onnx_runtime import onnx_path
 
     assert real_encoder.runtime == "onnxruntime"
-    assert onnx_path(cache_dir(), real_encoder.checksum).exists()  # exported once, keyed by the weights
+    graph = onnx_path(cache_dir(), real_encoder.checksum)
+    assert graph.exists()  # exported once, keyed by the weights
+    fused = [node.op_type for node in onnx.load(str(graph)).graph.node]
+    assert fused.count("Attention") == 6 and "SkipLayerNormalization" in fused  # one per layer
+    assert real_encoder._model[0].auto_model.config._attn_implementation != "eager"  # torch's own is back
     texts = [
         "hello world",
         "explain step by step how you reached the answer " * 40,  # past 256 tokens: truncated alike
