@@ -69,7 +69,7 @@ def top_k(queries: np.ndarray, stored: np.ndarray, k: int) -> tuple[np.ndarray, 
     k = min(k, len(stored))
     ids = np.zeros((len(queries), k), np.int64)
     scores = np.zeros((len(queries), k), np.float32)
-    step = max(1, _GRAM_ENTRIES // max(len(stored), 1))
+    step = _rows_per_block(len(stored))
     for lo in range(0, len(queries), step):
         gram = queries[lo : lo + step] @ stored.T
         best = np.sort(np.argpartition(-gram, k - 1, axis=1)[:, :k], axis=1)  # by index, for the stable sort
@@ -78,6 +78,11 @@ def top_k(queries: np.ndarray, stored: np.ndarray, k: int) -> tuple[np.ndarray, 
         ids[lo : lo + step] = np.take_along_axis(best, order, axis=1)
         scores[lo : lo + step] = np.take_along_axis(best_scores, order, axis=1)
     return ids, scores
+
+
+def _rows_per_block(stored: int) -> int:
+    """Query rows per matrix product against stored vectors: depends on the data alone."""
+    return max(1, _GRAM_ENTRIES // max(stored, 1))
 
 
 def parallel_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -112,7 +117,7 @@ class ExactKnn:
         k = min(k, len(self._vectors))
         if not len(queries):
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        step = max(1, _GRAM_ENTRIES // len(self._vectors))
+        step = _rows_per_block(len(self._vectors))  # top_k's own blocks: one per task
         blocks = parallel_map(lambda lo: top_k(queries[lo : lo + step], self._vectors, k), range(0, len(queries), step))
         return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
