@@ -28,7 +28,9 @@ class AuditLog:
             "prompts_returned": returned,
             "raw": raw,
         }
-        line = json.dumps(entry, ensure_ascii=False, default=str)
+        # ASCII: a query may hold \x85 or \u2028, which str.splitlines() and other readers take
+        # for line breaks, or a lone surrogate, which UTF-8 cannot encode. Escaped, one entry is one line.
+        line = json.dumps(entry, ensure_ascii=True, default=str)
         with open(self.path, "a", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.write(line + "\n")

@@ -223,7 +223,8 @@ def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
     read_manifest(index_dir)
     start = _time(since) or 0.0
     path = index_dir / AUDIT_FILE
-    lines = [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
+    text = path.read_text("utf-8") if path.exists() else ""
+    lines = [json.loads(line) for line in text.split("\n") if line]  # files written before entries were ASCII
     for entry in (e for e in lines if e["time"] >= start):
         if as_json:
             output.echo_json(entry, indent=None)

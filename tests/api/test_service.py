@@ -1,5 +1,7 @@
 """Two workers (two IndexService objects) on one index directory stay consistent after writes."""
 
+import json
+
 from api.service import IndexService
 from search.engine import SearchFilters
 from search.index import PromptIndex
@@ -26,3 +28,14 @@ def test_a_write_in_one_worker_is_seen_by_the_other(tmp_path):
     finally:
         one.close()
         two.close()
+
+
+def test_an_audit_entry_is_one_line_whatever_the_query_holds(tmp_path):
+    from api.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    odd = "next\x85line\u2028sep\u2029para \ud800 lone surrogate \x00 nul"
+    log.record(key_id="k", key_name="n", endpoint="POST /v1/search", query={"text": odd}, returned=1, raw=False)
+    log.record(key_id="k", key_name="n", endpoint="GET /v1/prompts/x", query={"id": "x"}, returned=1, raw=True)
+    lines = (tmp_path / "audit.jsonl").read_text("utf-8").splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["query"]["text"] == odd
