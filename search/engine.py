@@ -23,6 +23,7 @@ import numpy as np
 from .errors import PromptNotFound
 from .index import PromptIndex
 from .minhash import estimate_jaccard
+from .normalize import prepare as prepare_normalization
 from .records import to_iso
 from .signals import Signals
 from .vectors import Neighbours, faiss_threads
@@ -92,6 +93,7 @@ class SearchEngine:
         self.sibling_threshold = sibling_threshold
         self.fetch = fetch
         self._scale = index.cosine_scale  # scores and thresholds are on MiniLM's cosine scale
+        prepare_normalization()
 
     def similar(
         self, text: str, k: int = 20, *, min_score: float = 0.0, filters: SearchFilters = SearchFilters()

@@ -42,6 +42,15 @@ def _normalize_unicode(text: str) -> str:
     return " ".join(text.split())
 
 
+def prepare() -> None:
+    """Build the Unicode tables now: lazily, the first non-ASCII query would wait ~0.7 s for them.
+
+    Long-lived searchers (the engine, the server) call this once at start.
+    """
+    _drop_table()
+    _confusables_table()
+
+
 _ASCII_ALNUM = re.compile(r"[0-9A-Za-z]")
 
 

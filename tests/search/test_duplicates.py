@@ -29,6 +29,23 @@ def test_bulk_insert_matches_datasketch_insert_key_for_key():
     assert set(ours.candidates(signatures[7]).tolist()) >= {35, *(5 * i for i in range(100, 150))}
 
 
+def test_candidates_read_from_the_buckets_are_datasketch_query_results():
+    hasher = MinHasher()
+    rng = np.random.default_rng(2)
+    signatures = rng.integers(0, 2**32, (3000, 128), dtype=np.uint32)
+    signatures[:400, :64] = signatures[400, :64]  # a campaign: 400 rows share half their bands
+    signatures[500:510] = signatures[511]
+    ours = DuplicateIndex(hasher, 0.5)
+    ours.insert(np.arange(3000, dtype=np.int64), signatures)
+    probes = np.concatenate((signatures[[0, 400, 511, 2999]], rng.integers(0, 2**32, (3, 128), dtype=np.uint32)))
+    sizes = []
+    for probe in probes:
+        found = ours.candidates(probe)
+        assert found.dtype == np.int64 and found.tolist() == sorted(ours._lsh.query(hasher.lean(probe)))
+        sizes.append(len(found))
+    assert sizes[:3] == [401, 401, 11] and sizes[3] >= 1 and sizes[4:] == [0, 0, 0]
+
+
 def test_reinserting_a_row_with_a_new_signature_drops_its_old_buckets():
     hasher = MinHasher()
     rng = np.random.default_rng(1)
