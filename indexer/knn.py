@@ -27,10 +27,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 # Score-matrix entries computed at once per thread (float32: 64 MB).
 _GRAM_ENTRIES = 1 << 24
+# Bucketed kNN: vectors per k-means bucket, and sample points per bucket for training it.
+BUCKET_SIZE = 2000
+SAMPLE_PER_BUCKET = 40
+KMEANS_SEED = 0
+KMEANS_ITERATIONS = 10
 
 
 def mutual_knn_edges(
-    vectors: np.ndarray, k: int, min_cosine: float, queries: np.ndarray | None = None, vector_index: str = "auto"
+    vectors: np.ndarray,
+    k: int,
+    min_cosine: float,
+    queries: np.ndarray | None = None,
+    vector_index: str = "auto",
+    bucket_size: int = BUCKET_SIZE,
 ) -> Edges:
     """Pairs that are each other's k nearest neighbours with cosine >= min_cosine.
 
@@ -41,7 +51,8 @@ def mutual_knn_edges(
     if n < 2:
         return Edges.empty()
     k = min(k + 1, n)
-    knn = ExactKnn(vectors) if choose_kind(vector_index, n) == "flat" else BucketKnn(vectors)
+    flat = choose_kind(vector_index, n) == "flat"
+    knn = ExactKnn(vectors) if flat else BucketKnn(vectors, bucket_size)
     asked = np.arange(n, dtype=np.int64) if queries is None else np.asarray(queries, np.int64)
     first_ids, first_scores = knn.search(asked, k)
     others = np.setdiff1d(np.unique(first_ids[first_ids >= 0]), asked)
@@ -50,9 +61,22 @@ def mutual_knn_edges(
     found, scores = np.concatenate((first_ids, second_ids)), np.concatenate((first_scores, second_scores))
     q, j, s = np.repeat(rows, found.shape[1]), found.ravel(), scores.ravel()
     valid = (j >= 0) & (j != q)
-    q, j, s = q[valid], j[valid], s[valid]
+    return mutual_edges(q[valid], j[valid], s[valid], n, min_cosine, asked)
+
+
+def mutual_edges(
+    q: np.ndarray, j: np.ndarray, s: np.ndarray, n: int, min_cosine: float, asked: np.ndarray | None = None
+) -> Edges:
+    """Edges from directed neighbour entries (q lists j at cosine s), given in ascending q.
+
+    A pair is an edge when both directions are listed and one of them reaches min_cosine; its
+    weight is the first such direction's (the lower q's). The Ray engine hands each partition
+    of pairs here, so both engines weigh an edge alike.
+    """
     mutual = np.isin(j * n + q, q * n + j)  # j lists q among its neighbours too
-    keep = mutual & (s >= min_cosine) & np.isin(q, asked)
+    keep = mutual & (s >= min_cosine)
+    if asked is not None:
+        keep &= np.isin(q, asked)
     pairs = np.sort(np.stack((q[keep], j[keep]), axis=1), axis=1)
     if not len(pairs):
         return Edges.empty()
@@ -69,7 +93,7 @@ def top_k(queries: np.ndarray, stored: np.ndarray, k: int) -> tuple[np.ndarray, 
     k = min(k, len(stored))
     ids = np.zeros((len(queries), k), np.int64)
     scores = np.zeros((len(queries), k), np.float32)
-    step = _rows_per_block(len(stored))
+    step = rows_per_block(len(stored))
     for lo in range(0, len(queries), step):
         gram = queries[lo : lo + step] @ stored.T
         best = np.sort(np.argpartition(-gram, k - 1, axis=1)[:, :k], axis=1)  # by index, for the stable sort
@@ -80,7 +104,7 @@ def top_k(queries: np.ndarray, stored: np.ndarray, k: int) -> tuple[np.ndarray, 
     return ids, scores
 
 
-def _rows_per_block(stored: int) -> int:
+def rows_per_block(stored: int) -> int:
     """Query rows per matrix product against stored vectors: depends on the data alone."""
     return max(1, _GRAM_ENTRIES // max(stored, 1))
 
@@ -117,7 +141,7 @@ class ExactKnn:
         k = min(k, len(self._vectors))
         if not len(queries):
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        step = _rows_per_block(len(self._vectors))  # top_k's own blocks: one per task
+        step = rows_per_block(len(self._vectors))  # top_k's own blocks: one per task
         blocks = parallel_map(lambda lo: top_k(queries[lo : lo + step], self._vectors, k), range(0, len(queries), step))
         return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
@@ -132,12 +156,11 @@ class BucketKnn:
     their nearest centroid, and the two-bucket storage catches most that straddle a border.
     """
 
-    def __init__(self, vectors: np.ndarray, bucket_size: int = 2000, seed: int = 0, niter: int = 10):
+    def __init__(self, vectors: np.ndarray, bucket_size: int = BUCKET_SIZE):
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n = len(vectors)
-        nlist = max(1, n // bucket_size)
-        sample = self._vectors[np.random.default_rng(seed).permutation(n)[: nlist * 40]]
-        centroids = spherical_kmeans(sample, nlist, niter, seed)
+        nlist = buckets_for(n, bucket_size)
+        centroids = spherical_kmeans(self._vectors[kmeans_sample(n, nlist)], nlist)
         nearest, _ = ExactKnn(centroids).nearest(self._vectors, min(2, nlist))
         self._home = nearest[:, 0]
         stored = nearest.ravel()
@@ -162,11 +185,21 @@ class BucketKnn:
         return ids, scores
 
 
-def spherical_kmeans(sample: np.ndarray, nlist: int, niter: int, seed: int) -> np.ndarray:
+def buckets_for(n: int, bucket_size: int = BUCKET_SIZE) -> int:
+    """How many k-means buckets a window of n vectors gets."""
+    return max(1, n // bucket_size)
+
+
+def kmeans_sample(n: int, nlist: int) -> np.ndarray:
+    """Rows whose vectors train the buckets, in the order k-means takes them."""
+    return np.random.default_rng(KMEANS_SEED).permutation(n)[: nlist * SAMPLE_PER_BUCKET]
+
+
+def spherical_kmeans(sample: np.ndarray, nlist: int) -> np.ndarray:
     """Unit centroids of nlist clusters of sample by cosine (Lloyd's iterations, deterministic)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(KMEANS_SEED)
     centroids = sample[rng.choice(len(sample), nlist, replace=False)].copy()
-    for _ in range(niter):
+    for _ in range(KMEANS_ITERATIONS):
         assign = ExactKnn(centroids).nearest(sample, 1)[0][:, 0]
         sums = np.zeros_like(centroids, dtype=np.float64)
         np.add.at(sums, assign, sample)

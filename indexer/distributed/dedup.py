@@ -5,7 +5,7 @@ Stages (each a set of retried Ray tasks over blocks of the window in the object 
      bucket joins its members to its smallest position (the star `band_pairs` makes);
   2. verification: candidate pairs grouped by the block of their left end, that block's and
      then each right block's signatures fetched one at a time (Jaccard >= thresholds);
-  3. mutual kNN edges (`knn.mutual_knn_edges`, in one task: see docs/scale-out.md);
+  3. mutual kNN edges, the single node's bits in parallel tasks (`knn.py` here);
   4. connected components of all edges (large-star / small-star, `components.py`);
   5. the guarded union-find, per component in parallel: components never interact, and each
      is fed its edges in the single-node order (weight descending, then jaccard < head <
@@ -31,9 +31,9 @@ from ..cluster_store import ClusterStore
 from ..dedup import DedupResult, DedupSettings, Source, Window, describe_clusters, load_window, signals_of
 from ..dedup import _merge_by_accounts as merge_by_accounts
 from ..graph import GuardedUnionFind, band_keys
-from ..knn import mutual_knn_edges
 from .cluster import RayCluster, import_ray
 from .components import connected_components
+from .knn import ray_mutual_knn
 from .shuffle import RETRIES, Table, concat, map_task, partition_of, shuffle, split
 
 logger = logging.getLogger(__name__)
@@ -108,11 +108,6 @@ def _verify(pairs: Table, blocks: list[Any], block_rows: int, settings: DedupSet
     limit = np.where(kind == 0, settings.jaccard, settings.window_jaccard)
     ok = weight >= limit
     return {"kind": kind[ok], "a": a[ok], "b": b[ok], "weight": weight[ok].astype(np.float32)}
-
-
-def _knn(settings: DedupSettings, *blocks: dict[str, np.ndarray]) -> Table:
-    edges = mutual_knn_edges(np.concatenate([b["vectors"] for b in blocks]), settings.knn, settings.cosine)
-    return {"kind": np.full(len(edges.left), 3, np.int64), "a": edges.left, "b": edges.right, "weight": edges.weight}
 
 
 def _by_node(table: Table, parts: int) -> list[Table]:
@@ -267,7 +262,7 @@ def ray_dedup(
     raw = settings.in_raw_cosines(source.cosine_scale)  # as run_dedup: thresholds are MiniLM cosines
     blocks = [ray.put(_block(source, window.rows[lo : lo + block_rows])) for lo in range(0, len(window), block_rows)]
     seconds: dict[str, float] = {"load": time.perf_counter() - start}
-    edge_refs, counts = _edges(ray, blocks, block_rows, parts, source.bands, raw, seconds)
+    edge_refs, counts = _edges(ray, blocks, block_rows, len(window), parts, source.bands, raw, seconds)
     mark = time.perf_counter()
     stars = connected_components(ray, edge_refs, parts)
     seconds["components"] = time.perf_counter() - mark
@@ -320,14 +315,15 @@ def _edges(
     ray: Any,
     blocks: list[Any],
     block_rows: int,
+    n: int,
     parts: int,
     bands: tuple[int, int],
     settings: DedupSettings,
     seconds: dict[str, float],
 ) -> tuple[list[Any], dict[str, int]]:
-    """Refs to verified edge tables (band joins by block, kNN in one task) and the count of each kind."""
+    """Refs to verified edge tables (band joins by block, kNN by partition) and the count of each kind."""
     mark = time.perf_counter()
-    knn = ray.remote(_knn).options(max_retries=RETRIES).remote(settings, *blocks)
+    knn = ray_mutual_knn(blocks, block_rows, n, settings.knn, settings.cosine, parts)
     keyed = [(b, i * block_rows, bands, parts) for i, b in enumerate(blocks)]
     candidates = shuffle(
         ray,
@@ -342,7 +338,7 @@ def _edges(
         candidates = [[c] for c in candidates]
     verify = ray.remote(_verify_task).options(max_retries=RETRIES)
     verified = [verify.remote(blocks, block_rows, settings, *(c[i] for c in candidates)) for i in range(len(blocks))]
-    edge_refs = verified + [knn]
+    edge_refs = verified + knn
     kinds = ray.get(edge_refs)
     seconds["edges"] = time.perf_counter() - mark
     counts = {"jaccard": 0, "window": 0, "cosine": 0}

@@ -23,6 +23,8 @@ ray = pytest.importorskip("ray", reason="the Ray engine is optional: pip install
 from indexer.distributed import RayCluster, ray_cluster  # noqa: E402
 from indexer.distributed.dedup import ray_dedup  # noqa: E402
 from indexer.distributed.ingest import RayIngestOptions, ray_ingest  # noqa: E402
+from indexer.distributed.knn import aligned_ranges, ray_mutual_knn  # noqa: E402
+from indexer.knn import mutual_knn_edges  # noqa: E402
 
 DEMO = REPO / "data" / "demo" / "prompts.jsonl"
 # Ray's own internals warn about Ray's own deprecated settings; not ours.
@@ -110,6 +112,40 @@ def test_ray_dedup_finds_the_single_node_clusters(fake_pair, cluster: RayCluster
     assert local.stats["edges"]["refused_merges"] > 0 and local.stats["edges"]["account_merges"] > 0
     assert clusters_of(remote) == clusters_of(local)
     assert remote.stats["edges"] == local.stats["edges"]
+
+
+def clustered_unit_vectors(n: int, seed: int = 0) -> np.ndarray:
+    """Families of nearby vectors, with a run of exact copies (ties at the k-th neighbour)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n // 20, 64)).astype(np.float32)
+    x = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.normal(size=(n, 64)).astype(np.float32)
+    x[100:110] = x[50]
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(("vector_index", "bucket_size"), [("flat", 2000), ("ivf", 250)])
+def test_ray_knn_edges_are_the_single_node_edges_bit_for_bit(
+    vector_index: str, bucket_size: int, cluster: RayCluster
+) -> None:
+    """Flat: query blocks split over tasks. Bucketed: k-means, a shuffle by bucket, per-bucket searches."""
+    x = clustered_unit_vectors(5000)  # past one flat query block (4,096 rows at 5,000 stored)
+    block_rows = 1200
+    blocks = [ray.put({"vectors": x[lo : lo + block_rows]}) for lo in range(0, len(x), block_rows)]
+    single = mutual_knn_edges(x, 10, 0.6, vector_index=vector_index, bucket_size=bucket_size)
+    refs = ray_mutual_knn(blocks, block_rows, len(x), 10, 0.6, 3, vector_index=vector_index, bucket_size=bucket_size)
+    tables = [t for t in ray.get(refs) if t]
+    assert len(tables) > 1  # the pairs really were spread over partitions
+    a, b, weight = (np.concatenate([t[c] for t in tables]) for c in ("a", "b", "weight"))
+    order = np.lexsort((b, a))
+    assert len(single.left) > 10_000
+    assert np.array_equal(a[order], single.left) and np.array_equal(b[order], single.right)
+    assert np.array_equal(weight[order], single.weight)  # the same float32 bits
+
+
+def test_aligned_ranges_cover_every_row_in_whole_blocks() -> None:
+    assert aligned_ranges(10, 3, 7) == [(0, 6), (6, 10)]
+    assert aligned_ranges(10, 4, 1) == [(0, 4), (4, 8), (8, 10)]
+    assert aligned_ranges(5, 8, 100) == [(0, 5)]
 
 
 def test_real_model_parity_from_parquet(tmp_path: Path, real_encoder, cluster: RayCluster) -> None:  # noqa: ANN001
