@@ -137,3 +137,25 @@ def test_ivf_past_the_threshold(tmp_path, monkeypatch):
     with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
         assert index.vectors.kind == "ivf" and index.verify()["consistent"]
         assert np.array_equal(np.sort(index.vectors.ids()), np.sort(index.store.rows_matching()))
+
+
+def test_sibling_summaries_read_the_covering_index_and_stores_without_it_still_work(index_dir):
+    import sqlite3
+
+    from search.manifest import STORE
+    from search.store import PromptStore
+
+    rows = list(range(1, 200, 3))
+    store = PromptStore(index_dir / STORE, readonly=True)
+    covered = store.aggregate(rows)
+    plan = store._db.execute(
+        f"EXPLAIN QUERY PLAN SELECT account_id, COUNT(*) FROM prompts {store._facts_index} WHERE row IN (1, 2)"
+    ).fetchall()
+    store.close()
+    assert "COVERING INDEX prompts_facts" in " ".join(str(step[-1]) for step in plan)
+    assert covered["prompts"] == len(rows) and covered["accounts"] == 5
+    with sqlite3.connect(index_dir / STORE) as db:  # a store written before the index existed
+        db.execute("DROP INDEX prompts_facts")
+    old = PromptStore(index_dir / STORE, readonly=True)
+    assert old.aggregate(rows) == covered
+    old.close()
