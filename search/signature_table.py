@@ -7,6 +7,10 @@ signals). Here they are one array lookup. The cost is RAM: 3 x num_perm x 4 byte
 (1.5 KB at 128 permutations: 150 MB at 100k prompts, 1.5 GB at 1M, against the LSHs'
 ~10 GB there). The table is rebuilt from the store on open, like nothing else it needs
 no snapshot: SQLite stays the truth.
+
+Rows map to slots through an array indexed by row (8 bytes for each row id ever handed out),
+not a dict: a campaign query looks up ~800 candidates (p50 at 100k prompts), and a dict
+lookup per row was 1.7 ms of a search.
 """
 
 from __future__ import annotations
@@ -25,60 +29,66 @@ class SignatureTable:
 
     def __init__(self, num_perm: int):
         self._num_perm = num_perm
-        self._slot_of: dict[int, int] = {}
+        self._slot_by_row = np.full(_INITIAL_CAPACITY, -1, dtype=np.int64)  # -1: row absent
         self._free: list[int] = []
         self._signatures = np.empty((_INITIAL_CAPACITY, 3, num_perm), dtype=np.uint32)
         self._used = 0  # slots ever handed out; freed ones are reused first
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._slot_of)
+        return self._count
 
     def insert_signals(self, rows: np.ndarray, signals: Signals) -> None:
-        """Set the signatures of rows (a row already present is overwritten)."""
-        row_list = [int(row) for row in rows]
-        if self._free or any(row in self._slot_of for row in row_list) or len(set(row_list)) < len(row_list):
-            slots = np.fromiter((self._slot_for(row) for row in row_list), dtype=np.int64, count=len(row_list))
-        else:  # the bulk-ingest case: all new rows, no free slots: take the next ones at once
-            self._reserve(self._used + len(row_list))
-            slots = np.arange(self._used, self._used + len(row_list))
-            self._slot_of.update(zip(row_list, slots.tolist()))
-            self._used += len(row_list)
+        """Set the signatures of rows (a row already present is overwritten; in a batch, the last wins)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return
+        self._cover(int(rows.max()))
+        new = np.unique(rows[self._slot_by_row[rows] < 0])
+        reused = min(len(new), len(self._free))
+        fresh = len(new) - reused
+        taken = [self._free.pop() for _ in range(reused)]
+        self._reserve(self._used + fresh)
+        slots = np.concatenate((np.asarray(taken, dtype=np.int64), np.arange(self._used, self._used + fresh)))
+        self._used += fresh
+        self._slot_by_row[new] = slots
+        self._count += len(new)
+        slots = self._slot_by_row[rows]
         self._signatures[slots, 0] = signals.signatures
         self._signatures[slots, 1:] = signals.windows
 
     def remove(self, rows: Iterable[int]) -> int:
         """Forget rows; returns how many were present."""
-        removed = 0
-        for row in rows:
-            slot = self._slot_of.pop(int(row), None)
-            if slot is not None:
-                self._free.append(slot)
-                removed += 1
-        return removed
+        wanted = np.unique(np.fromiter((int(r) for r in rows), dtype=np.int64))
+        wanted = wanted[(wanted >= 0) & (wanted < len(self._slot_by_row))]
+        present = wanted[self._slot_by_row[wanted] >= 0]
+        self._free.extend(self._slot_by_row[present].tolist())
+        self._slot_by_row[present] = -1
+        self._count -= len(present)
+        return len(present)
 
     def lookup(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the rows present, sorted; their signatures as (n, 3, num_perm): whole, head, tail)."""
         wanted = np.unique(np.asarray(rows, dtype=np.int64))
-        slots = np.fromiter((self._slot_of.get(row, -1) for row in wanted.tolist()), dtype=np.int64, count=len(wanted))
+        wanted = wanted[(wanted >= 0) & (wanted < len(self._slot_by_row))]
+        slots = self._slot_by_row[wanted]
         present = slots >= 0
         return wanted[present], self._signatures[slots[present]]
 
     def rows(self) -> np.ndarray:
         """Every row held, sorted (for consistency checks)."""
-        return np.sort(np.fromiter(self._slot_of, dtype=np.int64, count=len(self._slot_of)))
+        return np.flatnonzero(self._slot_by_row >= 0).astype(np.int64)
 
-    def _slot_for(self, row: int) -> int:
-        slot = self._slot_of.get(row)
-        if slot is not None:
-            return slot
-        if self._free:
-            slot = self._free.pop()
-        else:
-            self._reserve(self._used + 1)
-            slot = self._used
-            self._used += 1
-        self._slot_of[row] = slot
-        return slot
+    def _cover(self, row: int) -> None:
+        """Grow the row -> slot array by doubling until row fits."""
+        if row < len(self._slot_by_row):
+            return
+        size = len(self._slot_by_row)
+        while size <= row:
+            size *= 2
+        grown = np.full(size, -1, dtype=np.int64)
+        grown[: len(self._slot_by_row)] = self._slot_by_row
+        self._slot_by_row = grown
 
     def _reserve(self, slots: int) -> None:
         """Grow by doubling (amortized O(1) a row) until `slots` slots fit."""
