@@ -1,6 +1,6 @@
 """Mutual k-nearest-neighbour edges for dedup, the same on any machine and any core count.
 
-The Ray engine must find exactly the edges one node finds, but its kNN task runs on one
+The Ray engine must find exactly the edges one node finds, but its kNN tasks run on one
 thread while one node uses every core, and both a multi-threaded matrix product's last bits
 and FAISS's order among tied scores depend on the thread count (measured on the demo corpus
 with the hashing encoder: 17 of 1,535 mutual-kNN edges differed between 1 and 2 FAISS
@@ -51,8 +51,7 @@ def mutual_knn_edges(
     if n < 2:
         return Edges.empty()
     k = min(k + 1, n)
-    flat = choose_kind(vector_index, n) == "flat"
-    knn = ExactKnn(vectors) if flat else BucketKnn(vectors, bucket_size)
+    knn = ExactKnn(vectors) if choose_kind(vector_index, n) == "flat" else BucketKnn(vectors, bucket_size)
     asked = np.arange(n, dtype=np.int64) if queries is None else np.asarray(queries, np.int64)
     first_ids, first_scores = knn.search(asked, k)
     others = np.setdiff1d(np.unique(first_ids[first_ids >= 0]), asked)
