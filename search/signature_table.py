@@ -9,8 +9,8 @@ signals). Here they are one array lookup. The cost is RAM: 3 x num_perm x 4 byte
 no snapshot: SQLite stays the truth.
 
 Rows map to slots through an array indexed by row (8 bytes for each row id ever handed out),
-not a dict: a campaign query looks up ~800 candidates (p50 at 100k prompts), and a dict
-lookup per row was 1.7 ms of a search.
+not a dict: a campaign query looks up ~800 candidates (p50 at 100k prompts), and with a dict
+lookup per row, fetching their signals took 2.1 ms of a search (1.0 ms now).
 """
 
 from __future__ import annotations
