@@ -219,7 +219,7 @@ class SearchEngine:
         return hits
 
     def _summary(self, siblings: np.ndarray) -> Summary:
-        agg = self.index.store.aggregate(siblings.tolist())
+        agg = self.index.facts.aggregate(siblings)
         return Summary(
             threshold=self.sibling_threshold,
             siblings=agg["prompts"],

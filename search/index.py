@@ -43,6 +43,7 @@ from .manifest import (
 from .minhash import MinHasher
 from .normalize import normalize
 from .records import Prompt
+from .row_facts import RowFacts
 from .signals import Signals, compute_signals
 from .signature_table import SignatureTable
 from .snapshot import fsync_dir, read_snapshot, write_snapshot
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 # An IVF index is retrained once it holds this many times the vectors it was trained on.
 _RETRAIN_GROWTH = 4
-Derived = VectorIndex | DuplicateIndex | SignatureTable
+Derived = VectorIndex | DuplicateIndex | SignatureTable | RowFacts
 
 
 class PromptIndex:
@@ -71,6 +72,7 @@ class PromptIndex:
         self.duplicates: DuplicateIndex
         self.windows: WindowIndex
         self.signatures: SignatureTable  # in memory only: rebuilt from the store on open
+        self.facts: RowFacts  # likewise: each row's account and time, for sibling summaries
         self._trained_on = 0
         self._lock: int | None = None
         with frozen_when_built():  # millions of LSH buckets, alive as long as the index: no GC rescans
@@ -170,8 +172,8 @@ class PromptIndex:
         return {VECTORS: self.vectors, LEXICAL: self.duplicates, WINDOWS: self.windows}
 
     def _in_memory(self) -> list[Derived]:
-        """Every structure that follows the store: the snapshotted ones and the signature table."""
-        return [*self._derived().values(), self.signatures]
+        """Every structure that follows the store: the snapshotted ones, the signature table, the facts."""
+        return [*self._derived().values(), self.signatures, self.facts]
 
     def _load_signature_table(self) -> None:
         self.signatures = SignatureTable(self.manifest.settings.num_perm)
@@ -180,6 +182,7 @@ class PromptIndex:
 
     def _load_structures(self) -> None:
         self._load_signature_table()
+        self.facts = RowFacts.load(self.store)
         files = [self.path / name for name in (VECTORS, LEXICAL, WINDOWS)]
         if not all(f.exists() for f in files):
             self._rebuild_structures()
@@ -324,7 +327,7 @@ class PromptIndex:
         }
 
     def verify(self) -> dict[str, Any]:
-        """Check that store, FAISS, the LSHs and the signature table hold exactly the same rows, each once."""
+        """Check that store, FAISS, the LSHs, the signature table and the facts hold the same rows, each once."""
         store_rows = np.sort(self.store.rows_matching())
         vector_rows = self.vectors.ids()
         lexical_rows = self.duplicates.rows()
@@ -333,6 +336,7 @@ class PromptIndex:
             np.array_equal(store_rows, np.sort(vector_rows))
             and np.array_equal(store_rows, lexical_rows)
             and np.array_equal(store_rows, self.signatures.rows())
+            and np.array_equal(store_rows, self.facts.rows())
             and len(np.setdiff1d(window_rows, store_rows)) == 0
             and len(np.unique(vector_rows)) == len(vector_rows)
             and self.store.duplicate_ids() == 0

@@ -139,23 +139,72 @@ def test_ivf_past_the_threshold(tmp_path, monkeypatch):
         assert np.array_equal(np.sort(index.vectors.ids()), np.sort(index.store.rows_matching()))
 
 
-def test_sibling_summaries_read_the_covering_index_and_stores_without_it_still_work(index_dir):
+def sql_summary(index_dir, rows, top=5):
+    """The sibling summary computed by SQL over the store file: the reference for RowFacts."""
+    import sqlite3
+
+    from search.manifest import STORE
+
+    with sqlite3.connect(index_dir / STORE) as db:
+        marks = ",".join("?" * len(rows))
+        groups = db.execute(
+            f"SELECT account_id, COUNT(*), MIN(ts), MAX(ts) FROM prompts WHERE row IN ({marks}) GROUP BY account_id",
+            rows,
+        ).fetchall()
+    if not groups:
+        return {"prompts": 0, "accounts": 0, "first_seen": None, "last_seen": None, "top_accounts": []}
+    busiest = sorted(groups, key=lambda g: (-g[1], g[0]))[:top]
+    return {
+        "prompts": sum(g[1] for g in groups),
+        "accounts": len(groups),
+        "first_seen": min(g[2] for g in groups),
+        "last_seen": max(g[3] for g in groups),
+        "top_accounts": [{"account_id": g[0], "prompts": g[1]} for g in busiest],
+    }
+
+
+def test_sibling_summaries_from_memory_follow_every_store_change(index_dir):
+    rng = np.random.default_rng(0)
+    with PromptIndex.open(index_dir, FakeEncoder()) as reader:
+        with PromptIndex.open(index_dir, FakeEncoder(), writable=True) as writer:
+            # 12 accounts with uneven counts, so the top five has ties broken by name
+            batch = [
+                Prompt(
+                    f"q{i}",
+                    f"another prompt number {i} about topic {i % 7}",
+                    f"acct{i % 12 if i % 3 else 3}",
+                    1.8e9 - i,
+                )
+                for i in range(300)
+            ]
+            add(writer, batch)
+            add(writer, prompts(["p0 replaced by new text"], prefix="p", account="z"))  # an upsert moves p0
+            writer.delete_ids(["q5", "q6", "p7"])
+            writer.delete_account("a2")
+            assert writer.verify()["consistent"]
+            samples = [rng.choice(700, size, replace=False).tolist() for size in (1, 40, 400, 650)] + [[5_000]]
+            for rows in samples:
+                assert writer.facts.aggregate(np.asarray(rows)) == sql_summary(index_dir, rows)
+        assert reader.refresh()  # another process's changes are replayed into the reader's facts
+        for rows in samples:
+            assert reader.facts.aggregate(np.asarray(rows)) == sql_summary(index_dir, rows)
+        assert reader.verify()["consistent"] and len(reader.facts) == reader.counts()["prompts"]
+
+
+def test_a_store_written_before_the_covering_index_still_gives_every_row_s_facts(index_dir):
     import sqlite3
 
     from search.manifest import STORE
     from search.store import PromptStore
 
-    rows = list(range(1, 200, 3))
     store = PromptStore(index_dir / STORE, readonly=True)
-    covered = store.aggregate(rows)
-    plan = store._db.execute(
-        f"EXPLAIN QUERY PLAN SELECT account_id, COUNT(*) FROM prompts {store._facts_index} WHERE row IN (1, 2)"
-    ).fetchall()
+    covered = [(r.tolist(), a, t.tolist()) for r, a, t in store.iter_facts(batch=64)]
+    plan = store._db.execute(f"EXPLAIN QUERY PLAN SELECT account_id FROM prompts {store._facts_index} WHERE row = 1")
+    assert "COVERING INDEX prompts_facts" in " ".join(str(step[-1]) for step in plan.fetchall())
     store.close()
-    assert "COVERING INDEX prompts_facts" in " ".join(str(step[-1]) for step in plan)
-    assert covered["prompts"] == len(rows) and covered["accounts"] == 5
-    with sqlite3.connect(index_dir / STORE) as db:  # a store written before the index existed
+    with sqlite3.connect(index_dir / STORE) as db:
         db.execute("DROP INDEX prompts_facts")
     old = PromptStore(index_dir / STORE, readonly=True)
-    assert old.aggregate(rows) == covered
+    assert [(r.tolist(), a, t.tolist()) for r, a, t in old.iter_facts(batch=64)] == covered
+    assert sum(len(c[0]) for c in covered) == 200
     old.close()
