@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import pickle
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from itertools import chain, islice
 
 import numpy as np
 from datasketch import MinHashLSH
 from datasketch.lsh import _check_scheme_consistency
 from datasketch.storage import DictListStorage
 
+from .errors import IndexCorrupt
 from .heap import gc_paused
 from .minhash import MinHasher
 from .signals import Signals
@@ -112,15 +116,29 @@ class DuplicateIndex:
         return np.asarray(sorted(self._lsh.keys.keys()), dtype=np.int64)
 
     def to_bytes(self) -> bytes:
-        with gc_paused():
-            return pickle.dumps(self._lsh, protocol=pickle.HIGHEST_PROTOCOL)
+        """The band tables as flat arrays (an uncompressed .npz; see _band_arrays)."""
+        if not self._in_memory_dicts():
+            with gc_paused():
+                return pickle.dumps(self._lsh, protocol=pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        np.savez(buffer, **_band_arrays(self._lsh))
+        return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
         # Read only from the index directory itself, after its checksum verified (snapshot.py).
-        with gc_paused():
-            lsh = pickle.loads(payload)  # noqa: S301
-        return cls(hasher, threshold, lsh=lsh)
+        if payload[:1] == _PICKLE_PROTOCOL_2_PLUS:  # snapshots written before the array format
+            with gc_paused():
+                lsh = pickle.loads(payload)  # noqa: S301
+            return cls(hasher, threshold, lsh=lsh)
+        index = cls(hasher, threshold)
+        with np.load(io.BytesIO(payload), allow_pickle=False) as arrays, gc_paused():
+            _fill_from_band_arrays(index._lsh, arrays)
+        if len(index):
+            index._lsh._minhash_scheme = _check_scheme_consistency(
+                None, hasher.lean(np.zeros(hasher.num_perm, np.uint32))
+            )
+        return index
 
 
 class WindowIndex(DuplicateIndex):
@@ -141,6 +159,70 @@ class WindowIndex(DuplicateIndex):
         heads = self.candidates(windows[0])
         tails = self.candidates(windows[1])
         return np.union1d(heads[heads % 2 == 0] // 2, tails[tails % 2 == 1] // 2)
+
+
+_PICKLE_PROTOCOL_2_PLUS = b"\x80"
+
+
+def _band_arrays(lsh: MinHashLSH) -> dict[str, np.ndarray]:
+    """Each band table as three arrays: its bucket keys end to end, bucket sizes, members in bucket order.
+
+    Pickling datasketch's dict of sets walks millions of small objects through pickle's memo:
+    0.4 s for 21k prompts' whole-prompt LSH, a fifth of bulk ingest's main process with one
+    checkpoint midway and one at the end. These arrays come from C-level iteration over the
+    same dicts (~6x faster) and load without unpickling anything. The per-row key lists
+    (`lsh.keys`) are not saved: every row has one key in every band, so they are rebuilt.
+    """
+    arrays = {"params": np.array([lsh.h, lsh.b, lsh.r], dtype=np.int64)}
+    for band, table in enumerate(lsh.hashtables):
+        buckets = table._dict
+        sizes = np.fromiter(map(len, buckets.values()), dtype=np.int64, count=len(buckets))
+        arrays[f"keys{band}"] = np.frombuffer(b"".join(buckets), dtype=np.uint8)
+        arrays[f"sizes{band}"] = sizes
+        arrays[f"members{band}"] = np.fromiter(chain.from_iterable(buckets.values()), np.int64, int(sizes.sum()))
+    return arrays
+
+
+def _fill_from_band_arrays(lsh: MinHashLSH, arrays: Mapping[str, np.ndarray]) -> None:
+    """Rebuild an empty LSH's band tables and per-row key lists from _band_arrays' output."""
+    if tuple(arrays["params"].tolist()) != (lsh.h, lsh.b, lsh.r):
+        raise IndexCorrupt(
+            f"LSH snapshot has (perms, bands, rows) {arrays['params'].tolist()}, expected {(lsh.h, lsh.b, lsh.r)}"
+        )
+    width = 4 * lsh.r  # a band key is r byte-swapped uint32 hash values
+    rows: np.ndarray | None = None
+    keys_by_band = []
+    for band, table in enumerate(lsh.hashtables):
+        sizes, members, raw = arrays[f"sizes{band}"], arrays[f"members{band}"], arrays[f"keys{band}"]
+        if len(raw) != width * len(sizes) or int(sizes.sum()) != len(members):
+            raise IndexCorrupt(f"LSH snapshot band {band} is inconsistent")
+        table._dict, keys = _buckets(raw.view(f"V{width}"), sizes, members)
+        order = np.argsort(members, kind="stable")
+        if rows is None:
+            rows = members[order]
+        elif not np.array_equal(rows, members[order]):
+            raise IndexCorrupt(f"LSH snapshot band {band} holds other rows than band 0")
+        # Each row's key in this band, as the same bytes object the table holds (no copies).
+        keys_by_band.append(keys[np.repeat(np.arange(len(keys)), sizes)[order]])
+    if rows is not None and len(rows):
+        lsh.keys._dict = defaultdict(list, zip(rows.tolist(), np.stack(keys_by_band, axis=1).tolist()))
+
+
+def _buckets(keys: np.ndarray, sizes: np.ndarray, members: np.ndarray) -> tuple[defaultdict, np.ndarray]:
+    """One band table (key -> set of rows) and its keys as an object array of the same bytes objects.
+
+    Most buckets (80% at 100k prompts) hold one row; building those sets from a comprehension
+    and the rest from runs of members takes half the time of one generator over all of them.
+    """
+    single = sizes == 1
+    starts = np.cumsum(sizes) - sizes
+    single_keys, multi_keys = keys[single].tolist(), keys[~single].tolist()  # bytes objects, made in C
+    table = defaultdict(set, zip(single_keys, [{row} for row in members[starts[single]].tolist()]))
+    rest = iter(members[np.repeat(~single, sizes)].tolist())
+    table.update(zip(multi_keys, [set(islice(rest, size)) for size in sizes[~single].tolist()]))
+    shared = np.empty(len(sizes), dtype=object)
+    shared[single], shared[~single] = single_keys, multi_keys
+    return table, shared
 
 
 def _swapped(signatures: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STORE = "prompts.sqlite"
 VECTORS = "vectors.faiss"
+# Historical names: the LSH snapshots now hold band arrays (.npz), no pickle (search/duplicates.py).
 LEXICAL = "lsh.pickle"
 WINDOWS = "windows.pickle"
 LOCK = "write.lock"

@@ -1,9 +1,14 @@
 """The LSH wrapper's bulk insert writes exactly what datasketch's own insert writes."""
 
+import io
+import pickle
+
 import numpy as np
+import pytest
 from datasketch import MinHashLSH
 
 from search.duplicates import DuplicateIndex, WindowIndex
+from search.errors import IndexCorrupt
 from search.minhash import MinHasher
 
 
@@ -55,3 +60,62 @@ def test_reinserting_a_row_with_a_new_signature_drops_its_old_buckets():
     windows.insert(np.array([10]), new[None])
     assert windows.candidates(old).tolist() == [] and windows.candidates(new).tolist() == [10]
     assert len(windows) == 1
+
+
+def assert_same_lsh(ours: DuplicateIndex, theirs: DuplicateIndex) -> None:
+    assert dict(ours._lsh.keys._dict) == dict(theirs._lsh.keys._dict)
+    for mine, other in zip(ours._lsh.hashtables, theirs._lsh.hashtables, strict=True):
+        assert dict(mine._dict) == dict(other._dict)
+    assert ours._lsh._minhash_scheme == theirs._lsh._minhash_scheme
+
+
+@pytest.mark.parametrize("kind", [DuplicateIndex, WindowIndex])
+def test_a_saved_lsh_loads_back_bucket_for_bucket_without_pickle(kind):
+    hasher = MinHasher()
+    rng = np.random.default_rng(3)
+    signatures = rng.integers(0, 2**32, (3000, 128), dtype=np.uint32)
+    signatures[:300, :64] = signatures[300, :64]  # shared buckets of many sizes
+    signatures[400:410] = signatures[411]
+    signatures[500:520, :5] = 0  # band keys full of zero bytes (a bytes dtype would strip them)
+    index = kind(hasher, 0.5)
+    index.insert(np.arange(3000, dtype=np.int64) * 3, signatures)
+    index.remove(range(0, 900, 9))  # removals leave no empty buckets behind
+    payload = index.to_bytes()
+    assert not payload.startswith(b"\x80")  # an .npz, not a pickle
+    loaded = kind.from_bytes(payload, hasher, 0.5)
+    assert_same_lsh(loaded, index)
+    for probe in signatures[[0, 300, 411, 505, 2999]]:
+        assert loaded.candidates(probe).tolist() == index.candidates(probe).tolist()
+    # each row's key list holds the very bytes objects its buckets are keyed by (no second copy)
+    table_keys = {id(key) for table in loaded._lsh.hashtables for key in table._dict}
+    assert all(id(key) in table_keys for keys in loaded._lsh.keys._dict.values() for key in keys)
+    # the loaded LSH keeps working: a removal and an insert after loading
+    for lsh in (loaded, index):
+        lsh.remove([3])
+        lsh.insert(np.array([3]), signatures[1:2])
+    assert_same_lsh(loaded, index)
+    empty = kind(hasher, 0.5)
+    assert len(kind.from_bytes(empty.to_bytes(), hasher, 0.5)) == 0
+
+
+def test_snapshots_pickled_by_earlier_versions_still_load():
+    hasher = MinHasher()
+    signatures = np.random.default_rng(4).integers(0, 2**32, (500, 128), dtype=np.uint32)
+    index = DuplicateIndex(hasher, 0.5)
+    index.insert(np.arange(500, dtype=np.int64), signatures)
+    old_payload = pickle.dumps(index._lsh, protocol=pickle.HIGHEST_PROTOCOL)
+    assert_same_lsh(DuplicateIndex.from_bytes(old_payload, hasher, 0.5), index)
+
+
+def test_an_lsh_snapshot_of_other_parameters_or_inconsistent_arrays_is_refused():
+    hasher = MinHasher()
+    index = DuplicateIndex(hasher, 0.5)
+    index.insert(np.arange(50, dtype=np.int64), np.random.default_rng(5).integers(0, 2**32, (50, 128), np.uint32))
+    with pytest.raises(IndexCorrupt, match="bands"):
+        DuplicateIndex.from_bytes(index.to_bytes(), hasher, 0.8)  # another threshold: other bands
+    arrays = dict(np.load(io.BytesIO(index.to_bytes())))
+    arrays["members3"] = arrays["members3"] + 1
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with pytest.raises(IndexCorrupt, match="band 3"):
+        DuplicateIndex.from_bytes(buffer.getvalue(), hasher, 0.5)
