@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from .duplicates import union_of_sorted
 from .errors import PromptNotFound
 from .index import PromptIndex
-from .minhash import estimate_jaccard
 from .normalize import prepare as prepare_normalization
 from .records import to_iso
-from .signals import Signals
+from .signals import EMPTY, Signals
 from .vectors import Neighbours, faiss_threads
 
 PREVIEW_CHARS = 200
@@ -156,27 +156,23 @@ class SearchEngine:
         neighbours = _Scored.cosine_only(ids[valid], np.clip(self._scale.to_common(cosines[valid]), 0.0, 1.0))
         lexical = self.index.duplicates.candidates(query.signatures[0])
         windowed = self.index.windows.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
-        pool = np.union1d(lexical, windowed)
+        pool = union_of_sorted(lexical, windowed)
         if allowed is not None:
             pool = np.intersect1d(pool, allowed)
         if len(pool) > MAX_LEXICAL_CANDIDATES:
-            pool = np.random.default_rng(0).choice(pool, MAX_LEXICAL_CANDIDATES, replace=False)
+            pool = np.sort(np.random.default_rng(0).choice(pool, MAX_LEXICAL_CANDIDATES, replace=False))
         if not len(pool):
             return neighbours
-        rows, stored = self._candidate_signals(pool)
-        cos = np.clip(self._scale.to_common(stored.vectors @ query.vectors[0]), 0.0, 1.0)
-        jac = np.where(np.isin(rows, lexical), estimate_jaccard(query.signatures[0], stored.signatures), np.nan)
-        head = estimate_jaccard(query.windows[0, 0], stored.windows[:, 0])
-        tail = estimate_jaccard(query.windows[0, 1], stored.windows[:, 1])
-        tmpl = np.where(np.isin(rows, windowed) & stored.has_windows, np.maximum(head, tail), np.nan)
-        verified = _Scored(rows, cos.astype(np.float64), jac, tmpl)
-        return verified.plus(neighbours)
-
-    def _candidate_signals(self, pool: np.ndarray) -> tuple[np.ndarray, Signals]:
-        """Signatures from the in-memory table and vectors from FAISS: no SQLite read per candidate."""
-        rows, signatures = self.index.signatures.lookup(pool)
+        # Signatures from the in-memory table and vectors from FAISS: no SQLite read per candidate.
+        rows, stored = self.index.signatures.lookup(pool)  # (n, 3, P): whole, head, tail
         vectors = self.index.vectors.vectors_of(rows)
-        return rows, Signals(vectors, signatures[:, 0], signatures[:, 1:])
+        cos = np.clip(self._scale.to_common(vectors @ query.vectors[0]), 0.0, 1.0)
+        # Jaccard estimates against the whole prompt, head and tail windows, in one pass.
+        agreement = (stored == np.concatenate((query.signatures[:1], query.windows[0]))).mean(axis=2)
+        jac = np.where(_among(rows, lexical), agreement[:, 0], np.nan)
+        has_windows = ~(stored[:, 1] == EMPTY).all(axis=1)
+        tmpl = np.where(_among(rows, windowed) & has_windows, agreement[:, 1:].max(axis=1), np.nan)
+        return _Scored(rows, cos.astype(np.float64), jac, tmpl).plus(neighbours)
 
     def _cosine_siblings(
         self, vectors: np.ndarray, allowed: np.ndarray | None, nearest: Neighbours
@@ -250,8 +246,8 @@ class _Scored:
         return np.fmax(np.fmax(self.cosine, self.jaccard), self.template)
 
     def plus(self, other: _Scored) -> _Scored:
-        """These candidates and other's that are not among them (ours were verified: they win)."""
-        extra = ~np.isin(other.rows, self.rows)
+        """These candidates and other's that are not among them (ours were verified: they win; ours are sorted)."""
+        extra = ~_among(other.rows, self.rows)
         return _Scored(*(np.concatenate((getattr(self, f), getattr(other, f)[extra])) for f in _SCORED_FIELDS))
 
     def without(self, row: int) -> _Scored:
@@ -271,6 +267,14 @@ class _Scored:
 
 
 _SCORED_FIELDS = ("rows", "cosine", "jaccard", "template")
+
+
+def _among(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which values are in sorted_set (sorted and unique), by binary search: faster than np.isin here."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[at] == values
 
 
 def _or_none(value: float) -> float | None:

@@ -69,7 +69,9 @@ class SignatureTable:
 
     def lookup(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the rows present, sorted; their signatures as (n, 3, num_perm): whole, head, tail)."""
-        wanted = np.unique(np.asarray(rows, dtype=np.int64))
+        wanted = np.asarray(rows, dtype=np.int64)
+        if not (wanted[1:] > wanted[:-1]).all():  # a search's pool is sorted and unique already
+            wanted = np.unique(wanted)
         wanted = wanted[(wanted >= 0) & (wanted < len(self._slot_by_row))]
         slots = self._slot_by_row[wanted]
         present = slots >= 0

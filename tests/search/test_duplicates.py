@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from datasketch import MinHashLSH
 
-from search.duplicates import DuplicateIndex, WindowIndex
+from search.duplicates import DuplicateIndex, WindowIndex, union_of_sorted
 from search.errors import IndexCorrupt
 from search.minhash import MinHasher
 
@@ -119,3 +119,12 @@ def test_an_lsh_snapshot_of_other_parameters_or_inconsistent_arrays_is_refused()
     np.savez(buffer, **arrays)
     with pytest.raises(IndexCorrupt, match="band 3"):
         DuplicateIndex.from_bytes(buffer.getvalue(), hasher, 0.5)
+
+
+def test_union_of_sorted_is_union1d():
+    rng = np.random.default_rng(6)
+    for size_a, size_b in [(0, 0), (0, 5), (7, 0), (1, 1), (300, 200), (2000, 50)]:
+        a = np.unique(rng.integers(0, 1000, size_a))
+        b = np.unique(np.concatenate((rng.integers(0, 1000, size_b), a[: size_a // 2])))[:size_b]
+        found = union_of_sorted(a.astype(np.int64), b.astype(np.int64))
+        assert found.tolist() == np.union1d(a, b).tolist()
