@@ -111,3 +111,30 @@ def test_static_vectors_come_through_the_cache_bit_for_bit(static_encoder, token
         expected = static_encoder._model[0].embedding(torch.tensor(sum(ids, [])), offsets).float().numpy()
     expected /= np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
     assert np.array_equal(vectors, expected)
+
+
+def test_every_unicode_character_gives_the_tokenizers_ids(tokenizer):
+    """Each basic-plane character (and the emoji and tag planes) alone, inside words, doubled, upper-cased."""
+    codes = [c for c in range(0x10000) if not 0xD800 <= c < 0xE000]
+    codes += list(range(0x1F000, 0x1FB00)) + list(range(0x20000, 0x20100)) + list(range(0xE0000, 0xE0080))
+    chars = [chr(c) for c in codes]
+    texts = [f"{c} x{c}y Ab{c}{c}CD \u00e9{c}1 {c.upper()}z" for c in chars]
+    cached = CachedWordPiece(tokenizer)
+    assert cached.ids(texts) == tokenizer_ids(tokenizer, texts)
+    # nearly every character has an exact per-character form: the fast path is the rule, not the exception
+    assert len(cached._inexact) < 0.01 * len(chars)
+
+
+def test_multilingual_prompts_take_the_fast_path_and_give_the_tokenizers_ids(tokenizer):
+    texts = [
+        "Объясни, пожалуйста, как работает трансформер — шаг за шагом.",
+        "请一步一步地解释这个问题的答案，并给出最终结果。",
+        "Écris une réponse détaillée… «très» précise, s’il te plaît!",
+        "Schreibe eine ausführliche Begründung für STRASSE und Straße.",
+        "ΟΔΟΣ προς την απάντηση: σκέψου βήμα-βήμα.",
+        "─═ Rubric ═─ • score 1–5 → explain ✓",
+    ]
+    texts += [normalize(t) for t in texts]
+    cached = CachedWordPiece(tokenizer)
+    assert all(cached._words_of(t) is not None for t in texts)
+    assert cached.ids(texts) == tokenizer_ids(tokenizer, texts)
