@@ -1,27 +1,27 @@
 """CachedWordPiece: a BERT WordPiece tokenizer's token ids, computed word by word from a cache.
 
-A static model's whole cost is tokenization: on one core the `tokenizers` library spent
-~250 us on a 370-character prompt (78 tokens), 80% of the bulk path's embedding time.
-WordPiece tokenizes each pre-tokenized word on its own, and prompt traffic reuses a small
-vocabulary of words, so the ids of a word are looked up once and cached: for an ASCII
-text, BERT's normalizer and pre-tokenizer reduce to lower-casing, dropping control
-characters and splitting into runs of letters and digits and single punctuation marks,
-which one regex does. Other texts go through a per-character table learned from the
-tokenizer itself (`_probe`: what its normalizer and pre-tokenizer make of each character
-as it first appears, checked in several contexts), then `str.split`.
+A static model's whole cost is tokenization: on one core the `tokenizers` library spent ~250
+us on a 370-character prompt (78 tokens), 80% of the bulk path's embedding time. WordPiece
+tokenizes each pre-tokenized word on its own, and prompt traffic reuses a small vocabulary
+of words, so the ids of a word are looked up once and cached: for an ASCII text, BERT's
+normalizer and pre-tokenizer reduce to lower-casing, dropping control characters and
+splitting into runs of letters and digits and single punctuation marks, which one regex
+does. Other texts go through a per-character table learned from the tokenizer itself
+(`_probe`: what its normalizer and pre-tokenizer make of each character as it first appears,
+checked in several contexts), then `str.split`.
 
 Measured on one core, the tokenizer single-threaded as in ingest's workers, on the eval
 corpus (12% of its prompts non-ASCII, and 3x longer), a prompt took 300 us in the tokenizer,
 190 warm / 257 cold with an ASCII-only cache, and 140 warm / 188 cold with this one (cold:
 every prompt new, as in ingest); non-ASCII prompts 940 -> ~320 us. The ids are the
 tokenizer's own, so the vectors are too, bit for bit: tests compare every ASCII character,
-every basic-plane Unicode character in five contexts, random strings, multilingual prompts and the demo corpus.
+every basic-plane Unicode character in five contexts, random strings, multilingual prompts
+and the demo corpus.
 
 Anything else goes to the tokenizer itself: texts holding a special token's literal text
 ("[UNK]" is matched before normalization), characters whose normalization depends on their
 neighbours or that Python's Unicode tables call combining (70 of the basic plane's 63,488,
-rare marks), and any tokenizer that is not a lower-casing
-BERT WordPiece.
+rare marks), and any tokenizer that is not a lower-casing BERT WordPiece.
 """
 
 from __future__ import annotations
