@@ -179,7 +179,7 @@ def _band_arrays(lsh: MinHashLSH) -> dict[str, np.ndarray]:
     Pickling datasketch's dict of sets walks millions of small objects through pickle's memo:
     0.4 s for 21k prompts' whole-prompt LSH, a fifth of bulk ingest's main process with one
     checkpoint midway and one at the end. These arrays come from C-level iteration over the
-    same dicts (~6x faster) and load without unpickling anything. The per-row key lists
+    same dicts (~5x faster) and load without unpickling anything. The per-row key lists
     (`lsh.keys`) are not saved: every row has one key in every band, so they are rebuilt.
     """
     arrays = {"params": np.array([lsh.h, lsh.b, lsh.r], dtype=np.int64)}

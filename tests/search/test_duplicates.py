@@ -86,6 +86,7 @@ def test_a_saved_lsh_loads_back_bucket_for_bucket_without_pickle(kind):
     assert_same_lsh(loaded, index)
     for probe in signatures[[0, 300, 411, 505, 2999]]:
         assert loaded.candidates(probe).tolist() == index.candidates(probe).tolist()
+        assert sorted(loaded._lsh.query(hasher.lean(probe))) == sorted(index._lsh.query(hasher.lean(probe)))
     # each row's key list holds the very bytes objects its buckets are keyed by (no second copy)
     table_keys = {id(key) for table in loaded._lsh.hashtables for key in table._dict}
     assert all(id(key) in table_keys for keys in loaded._lsh.keys._dict.values() for key in keys)
