@@ -179,16 +179,25 @@ def _band_arrays(lsh: MinHashLSH) -> dict[str, np.ndarray]:
     Pickling datasketch's dict of sets walks millions of small objects through pickle's memo:
     0.4 s for 21k prompts' whole-prompt LSH, a fifth of bulk ingest's main process with one
     checkpoint midway and one at the end. These arrays come from C-level iteration over the
-    same dicts (~5x faster) and load without unpickling anything. The per-row key lists
-    (`lsh.keys`) are not saved: every row has one key in every band, so they are rebuilt.
+    same dicts (~3x faster, canonical order included) and load without unpickling anything.
+    The per-row key lists (`lsh.keys`) are not saved: every row has one key in every band,
+    so they are rebuilt.
     """
     arrays = {"params": np.array([lsh.h, lsh.b, lsh.r], dtype=np.int64)}
     for band, table in enumerate(lsh.hashtables):
         buckets = table._dict
         sizes = np.fromiter(map(len, buckets.values()), dtype=np.int64, count=len(buckets))
-        arrays[f"keys{band}"] = np.frombuffer(b"".join(buckets), dtype=np.uint8)
-        arrays[f"sizes{band}"] = sizes
-        arrays[f"members{band}"] = np.fromiter(chain.from_iterable(buckets.values()), np.int64, int(sizes.sum()))
+        keys = np.frombuffer(b"".join(buckets), dtype=f"V{4 * lsh.r}")
+        members = np.fromiter(chain.from_iterable(buckets.values()), np.int64, int(sizes.sum()))
+        # Canonical order, so equal LSHs save equal bytes whatever their history: single-row
+        # buckets first, then the others (each group in dict order: the order _buckets loads
+        # them in), members sorted within a bucket (a set's order depends on its history).
+        bucket_of = np.repeat(np.arange(len(sizes)), sizes)
+        members = members[np.lexsort((members, bucket_of))]
+        order = np.argsort(sizes != 1, kind="stable")
+        arrays[f"keys{band}"] = keys[order].view(np.uint8)
+        arrays[f"sizes{band}"] = sizes[order]
+        arrays[f"members{band}"] = members[np.argsort(sizes[bucket_of] != 1, kind="stable")]
     return arrays
 
 

@@ -84,6 +84,7 @@ def test_a_saved_lsh_loads_back_bucket_for_bucket_without_pickle(kind):
     assert not payload.startswith(b"\x80")  # an .npz, not a pickle
     loaded = kind.from_bytes(payload, hasher, 0.5)
     assert_same_lsh(loaded, index)
+    assert loaded.to_bytes() == payload  # saving what was loaded writes the same bytes
     for probe in signatures[[0, 300, 411, 505, 2999]]:
         assert loaded.candidates(probe).tolist() == index.candidates(probe).tolist()
         assert sorted(loaded._lsh.query(hasher.lean(probe))) == sorted(index._lsh.query(hasher.lean(probe)))
