@@ -69,6 +69,7 @@ class CachedWordPiece:
         return len(self._words)
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """What `[e.ids for e in tokenizer.encode_batch_fast(texts, add_special_tokens=False)]` gives."""
         words = [self._words_of(text) for text in texts]
         lookup = self._words.__getitem__
         self._learn(set().union(*(w for w in words if w is not None)))
