@@ -13,6 +13,7 @@ from datasketch import MinHashLSH
 from datasketch.lsh import _check_scheme_consistency
 from datasketch.storage import DictListStorage
 
+from .arrays import union_of_sorted
 from .errors import IndexCorrupt
 from .heap import gc_paused
 from .minhash import MinHasher
@@ -158,16 +159,6 @@ class WindowIndex(DuplicateIndex):
         heads = self.candidates(windows[0])
         tails = self.candidates(windows[1])
         return union_of_sorted(heads[heads % 2 == 0] // 2, tails[tails % 2 == 1] // 2)
-
-
-def union_of_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.union1d of two sorted, unique arrays, 9x faster at search sizes (~1,000 rows: 18 against 160 us).
-
-    union1d hashes or sorts from scratch; a stable sort finds the two runs and merges them.
-    """
-    both = np.concatenate((a, b))
-    both.sort(kind="stable")
-    return both[np.concatenate(([True], both[1:] != both[:-1]))] if len(both) else both
 
 
 _PICKLE_PROTOCOL_2_PLUS = b"\x80"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .duplicates import union_of_sorted
+from .arrays import among, union_of_sorted
 from .errors import PromptNotFound
 from .index import PromptIndex
 from .normalize import prepare as prepare_normalization
@@ -169,9 +169,9 @@ class SearchEngine:
         cos = np.clip(self._scale.to_common(vectors @ query.vectors[0]), 0.0, 1.0)
         # Jaccard estimates against the whole prompt, head and tail windows, in one pass.
         agreement = (stored == np.concatenate((query.signatures[:1], query.windows[0]))).mean(axis=2)
-        jac = np.where(_among(rows, lexical), agreement[:, 0], np.nan)
+        jac = np.where(among(rows, lexical), agreement[:, 0], np.nan)
         has_windows = ~(stored[:, 1] == EMPTY).all(axis=1)
-        tmpl = np.where(_among(rows, windowed) & has_windows, agreement[:, 1:].max(axis=1), np.nan)
+        tmpl = np.where(among(rows, windowed) & has_windows, agreement[:, 1:].max(axis=1), np.nan)
         return _Scored(rows, cos.astype(np.float64), jac, tmpl).plus(neighbours)
 
     def _cosine_siblings(
@@ -247,7 +247,7 @@ class _Scored:
 
     def plus(self, other: _Scored) -> _Scored:
         """These candidates and other's that are not among them (ours were verified: they win; ours are sorted)."""
-        extra = ~_among(other.rows, self.rows)
+        extra = ~among(other.rows, self.rows)
         return _Scored(*(np.concatenate((getattr(self, f), getattr(other, f)[extra])) for f in _SCORED_FIELDS))
 
     def without(self, row: int) -> _Scored:
@@ -267,14 +267,6 @@ class _Scored:
 
 
 _SCORED_FIELDS = ("rows", "cosine", "jaccard", "template")
-
-
-def _among(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """Which values are in sorted_set (sorted and unique), by binary search: faster than np.isin here."""
-    if not len(sorted_set):
-        return np.zeros(len(values), dtype=bool)
-    at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return sorted_set[at] == values
 
 
 def _or_none(value: float) -> float | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import grown_to_fit
 from .signals import Signals
 from .store import PromptStore
 
@@ -55,7 +56,8 @@ class RowFacts:
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return
-        self._cover(int(rows.max()))
+        top = int(rows.max())
+        self._account, self._time = grown_to_fit(self._account, top, _ABSENT), grown_to_fit(self._time, top, 0.0)
         codes = np.fromiter((self._code(a) for a in accounts), dtype=np.int32, count=len(rows))
         self._count += len(np.unique(rows[self._account[rows] == _ABSENT]))
         self._account[rows] = codes
@@ -103,16 +105,3 @@ class RowFacts:
 
     def _in_range(self, rows: np.ndarray) -> np.ndarray:
         return rows[(rows >= 0) & (rows < len(self._account))]
-
-    def _cover(self, row: int) -> None:
-        """Grow both columns by doubling until row fits."""
-        if row < len(self._account):
-            return
-        size = len(self._account)
-        while size <= row:
-            size *= 2
-        account = np.full(size, _ABSENT, dtype=np.int32)
-        account[: len(self._account)] = self._account
-        time = np.zeros(size, dtype=np.float64)
-        time[: len(self._time)] = self._time
-        self._account, self._time = account, time

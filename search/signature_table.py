@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .arrays import grown_to_fit
 from .signals import Signals
 
 _INITIAL_CAPACITY = 1024
@@ -43,7 +44,7 @@ class SignatureTable:
         rows = np.asarray(rows, dtype=np.int64)
         if not len(rows):
             return
-        self._cover(int(rows.max()))
+        self._slot_by_row = grown_to_fit(self._slot_by_row, int(rows.max()), -1)
         new = np.unique(rows[self._slot_by_row[rows] < 0])
         reused = min(len(new), len(self._free))
         fresh = len(new) - reused
@@ -80,17 +81,6 @@ class SignatureTable:
     def rows(self) -> np.ndarray:
         """Every row held, sorted (for consistency checks)."""
         return np.flatnonzero(self._slot_by_row >= 0).astype(np.int64)
-
-    def _cover(self, row: int) -> None:
-        """Grow the row -> slot array by doubling until row fits."""
-        if row < len(self._slot_by_row):
-            return
-        size = len(self._slot_by_row)
-        while size <= row:
-            size *= 2
-        grown = np.full(size, -1, dtype=np.int64)
-        grown[: len(self._slot_by_row)] = self._slot_by_row
-        self._slot_by_row = grown
 
     def _reserve(self, slots: int) -> None:
         """Grow by doubling (amortized O(1) a row) until `slots` slots fit."""

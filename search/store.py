@@ -229,15 +229,7 @@ class PromptStore:
         with_vectors=False reads only the MinHash columns (half the bytes); vectors come back (n, 0).
         """
         vector = "vector" if with_vectors else "NULL"
-        last = 0
-        while True:
-            chunk = self._db.execute(
-                f"SELECT row, {vector}, signature, windows FROM signals WHERE row > ? ORDER BY row LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not chunk:
-                return
-            last = int(chunk[-1][0])
+        for chunk in self._pages(f"SELECT row, {vector}, signature, windows FROM signals", batch):
             yield _decode_signals(chunk, dim if with_vectors else 0, num_perm)
 
     def fetch(self, rows: Iterable[int]) -> dict[int, StoredPrompt]:
@@ -354,16 +346,15 @@ class PromptStore:
 
     def iter_facts(self, batch: int = 100_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
         """Every stored (rows, accounts, times), in row order, a batch at a time (for RowFacts)."""
-        last = 0
-        while True:
-            chunk = self._db.execute(
-                f"SELECT row, account_id, ts FROM prompts {self._facts_index} WHERE row > ? ORDER BY row LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not chunk:
-                return
-            last = int(chunk[-1][0])
+        for chunk in self._pages(f"SELECT row, account_id, ts FROM prompts {self._facts_index}", batch):
             yield _decode_facts(chunk)
+
+    def _pages(self, select: str, batch: int) -> Iterator[list[tuple]]:
+        """select's rows (row id first) in row order, batch at a time, by keyset: no OFFSET rescans."""
+        last = 0
+        while chunk := self._db.execute(f"{select} WHERE row > ? ORDER BY row LIMIT ?", (last, batch)).fetchall():
+            last = int(chunk[-1][0])
+            yield chunk
 
     def facts_of(self, rows: Iterable[int]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(rows, accounts, times) of the given rows that exist, in row order."""

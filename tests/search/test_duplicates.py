@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from datasketch import MinHashLSH
 
-from search.duplicates import DuplicateIndex, WindowIndex, union_of_sorted
+from search.arrays import union_of_sorted
+from search.duplicates import DuplicateIndex, WindowIndex
 from search.errors import IndexCorrupt
 from search.minhash import MinHasher
 

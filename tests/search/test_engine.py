@@ -119,10 +119,10 @@ def test_cosine_siblings_come_from_the_neighbours_or_a_range_search_alike(engine
 
 
 def test_membership_by_binary_search_is_isin():
-    from search.engine import _among
+    from search.arrays import among
 
     rng = np.random.default_rng(7)
     for size in (0, 1, 5, 400):
         members = np.unique(rng.integers(0, 500, size)).astype(np.int64)
         values = rng.integers(-5, 510, 300).astype(np.int64)
-        assert _among(values, members).tolist() == np.isin(values, members).tolist()
+        assert among(values, members).tolist() == np.isin(values, members).tolist()
