@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import unicodedata
 from functools import lru_cache
 from importlib import resources
+from itertools import chain
 
 NORMALIZATION_VERSION = 1
 
@@ -64,11 +64,18 @@ def is_blank(text: str) -> bool:
     return _ASCII_ALNUM.search(text) is None and not normalize(text)
 
 
+# Where format (Cf) and control (Cc) characters live in this Python's Unicode database: the
+# basic and supplementary multilingual planes and the tag plane (pinned against a scan of
+# every code point by a test). Scanning only these builds the table 5x faster, ~0.14 s less
+# at the start of every process that normalizes (ingest, its workers, the server).
+_PLANES_WITH_FORMAT_CHARACTERS = (range(0x00000, 0x20000), range(0xE0000, 0xF0000))
+
+
 @lru_cache(maxsize=1)
-def _drop_table() -> dict[int, None]:
+def _drop_table(planes: tuple[range, ...] = _PLANES_WITH_FORMAT_CHARACTERS) -> dict[int, None]:
     """Code points that render as nothing (category Cf) or are C0/C1 controls but not whitespace."""
     drop: dict[int, None] = {}
-    for code in range(sys.maxunicode + 1):
+    for code in chain.from_iterable(planes):
         category = unicodedata.category(chr(code))
         if category == "Cf" or (category == "Cc" and not chr(code).isspace()):
             drop[code] = None

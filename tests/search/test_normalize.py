@@ -1,3 +1,5 @@
+import sys
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,6 +72,12 @@ def test_is_blank_agrees_with_normalize_on_mixed_invisible_text(text):
 @given(st.text(max_size=30))
 def test_is_blank_agrees_with_normalize_on_any_text(text):
     assert is_blank(text) == (normalize(text) == "")
+
+
+def test_the_drop_table_scans_every_plane_that_holds_format_or_control_characters():
+    every_code_point = _drop_table((range(sys.maxunicode + 1),))
+    assert _drop_table() == every_code_point
+    assert 0x200B in every_code_point and 0xE0041 in every_code_point  # zero-width space, tag 'A'
 
 
 def test_the_ascii_fast_path_drops_exactly_the_ascii_characters_the_full_path_drops():
