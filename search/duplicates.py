@@ -184,12 +184,26 @@ def _band_arrays(lsh: MinHashLSH) -> dict[str, np.ndarray]:
         # buckets first, then the others (each group in dict order: the order _buckets loads
         # them in), members sorted within a bucket (a set's order depends on its history).
         bucket_of = np.repeat(np.arange(len(sizes)), sizes)
-        members = members[np.lexsort((members, bucket_of))]
+        members = _sorted_within_buckets(members, bucket_of, len(sizes))
         order = np.argsort(sizes != 1, kind="stable")
         arrays[f"keys{band}"] = keys[order].view(np.uint8)
         arrays[f"sizes{band}"] = sizes[order]
         arrays[f"members{band}"] = members[np.argsort(sizes[bucket_of] != 1, kind="stable")]
     return arrays
+
+
+def _sorted_within_buckets(members: np.ndarray, bucket_of: np.ndarray, buckets: int) -> np.ndarray:
+    """members sorted within each bucket (bucket_of: each member's bucket, nondecreasing).
+
+    One sort of bucket * span + member, where that fits in int64 (any index below ~1 billion
+    rows), instead of np.lexsort over the two arrays: both LSHs' _band_arrays at 100k prompts
+    went from 1.1-1.3 to 0.86-0.96 s a snapshot, side by side, with the same bytes.
+    """
+    span = int(members.max()) + 1 if len(members) else 1
+    if buckets * span >= 2**62:
+        return members[np.lexsort((members, bucket_of))]
+    offsets = bucket_of * span
+    return np.sort(offsets + members) - offsets
 
 
 def _fill_from_band_arrays(lsh: MinHashLSH, arrays: Mapping[str, np.ndarray]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from datasketch import MinHashLSH
 
 from search.arrays import union_of_sorted
-from search.duplicates import DuplicateIndex, WindowIndex
+from search.duplicates import DuplicateIndex, WindowIndex, _sorted_within_buckets
 from search.errors import IndexCorrupt
 from search.minhash import MinHasher
 
@@ -131,3 +131,14 @@ def test_union_of_sorted_is_union1d():
         b = np.unique(np.concatenate((rng.integers(0, 1000, size_b), a[: size_a // 2])))[:size_b]
         found = union_of_sorted(a.astype(np.int64), b.astype(np.int64))
         assert found.tolist() == np.union1d(a, b).tolist()
+
+
+@pytest.mark.parametrize("largest_row", [0, 1_000, 2**60])  # 2**60: the combined key would overflow: the lexsort path
+def test_members_are_sorted_within_buckets_as_lexsort_sorts_them(largest_row):
+    rng = np.random.default_rng(7)
+    sizes = rng.choice([1, 1, 1, 2, 3, 40], size=5_000)
+    bucket_of = np.repeat(np.arange(len(sizes)), sizes)
+    members = rng.integers(0, largest_row + 1, len(bucket_of))
+    expected = members[np.lexsort((members, bucket_of))]
+    assert _sorted_within_buckets(members, bucket_of, len(sizes)).tolist() == expected.tolist()
+    assert len(_sorted_within_buckets(members[:0], bucket_of[:0], 0)) == 0
