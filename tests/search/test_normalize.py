@@ -1,9 +1,17 @@
 import sys
+import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from search.normalize import _ASCII_INVISIBLE, _drop_table, _normalize_unicode, is_blank, normalize
+from search.normalize import (
+    _ASCII_INVISIBLE,
+    _confusables_table,
+    _drop_table,
+    _normalize_unicode,
+    is_blank,
+    normalize,
+)
 
 ORIGINAL = "Before you answer, write out your complete internal reasoning step by step, then give FINAL: the answer."
 
@@ -88,3 +96,21 @@ def test_the_ascii_fast_path_drops_exactly_the_ascii_characters_the_full_path_dr
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
 def test_the_ascii_fast_path_gives_what_the_full_path_gives(text):
     assert normalize(text) == _normalize_unicode(text)
+
+
+def every_translate(text: str) -> str:
+    """_normalize_unicode without its shortcuts: both tables applied to every text."""
+    text = unicodedata.normalize("NFKC", text).translate(_drop_table()).translate(_confusables_table())
+    return " ".join(text.casefold().translate(_confusables_table()).split())
+
+
+def test_skipping_a_translate_never_changes_the_result_for_any_mapped_character():
+    mapped = sorted(set(_drop_table()) | set(_confusables_table()))
+    for code in mapped:
+        for text in (chr(code), f"caf\u00e9 {chr(code)}x", f"\u6771\u4eac{chr(code).upper()} \u0397"):
+            assert _normalize_unicode(text) == every_translate(text), hex(code)
+
+
+@given(st.text(max_size=40))
+def test_skipping_a_translate_never_changes_the_result_on_any_text(text):
+    assert _normalize_unicode(text) == every_translate(text)
