@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
 
-from search.minhash import MinHasher, estimate_jaccard, shingle_hashes
+from search.minhash import _CHUNK_SHINGLES, MinHasher, estimate_jaccard, shingle_hashes
 from search.normalize import normalize
 from tests.conftest import background_texts
 
@@ -10,9 +10,11 @@ from tests.conftest import background_texts
 def test_signatures_equal_datasketch_per_shingle_updates():
     """Our bulk path is datasketch's affine32 MinHash with our shingle hashes as hashfunc."""
     texts = [normalize(t) for t in background_texts(60)] + ["a", "ab cd", "x y z", "short"]
+    texts.append(" ".join(texts[:60]))  # more shingles than a scratch chunk holds: a buffer of its own
     hasher = MinHasher(num_perm=128, seed=7)
     hashes, offsets = shingle_hashes(texts)
     bulk = hasher.signatures(texts)
+    assert np.diff(offsets).max() > _CHUNK_SHINGLES
     for i in range(len(texts)):
         reference = MinHash(num_perm=128, seed=7, hashfunc=int, scheme="affine32")
         for value in hashes[offsets[i] : offsets[i + 1]].tolist():
