@@ -40,11 +40,11 @@ KNOTS = 41
 
 def corpus_vectors(seed: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """MiniLM and static vectors of the same normalized corpus texts (MiniLM from bench/out if kept)."""
-    from bench.corpus import build_corpus, default_shared
+    from bench.corpus import build_corpus, default_sources
     from search.embedding import STATIC_MODEL, SentenceTransformerEncoder
     from search.normalize import normalize
 
-    corpus = build_corpus(default_shared(), seed=seed, scale="eval")
+    corpus = build_corpus(default_sources(), seed=seed, scale="eval")
     rng = np.random.default_rng(seed)
     picked = rng.choice(len(corpus.prompts), min(limit, len(corpus.prompts)), replace=False)
     texts = [normalize(corpus.prompts[i]["text"]) for i in picked]

@@ -7,7 +7,7 @@ promptsim runs its bulk path: ingest from the JSONL file (normalize, embed with 
 backend, bulk MinHash, SQLite store, FAISS, LSHs), the nightly dedup, then batch search.
 
 Each side runs in its own process, so peak memory is its own. Printed: seconds per stage,
-ingest throughput, peak RSS, the detection metrics of shared/docs/evaluation.md, and the
+ingest throughput, peak RSS, the detection metrics of docs/evaluation.md, and the
 ratios. JSON goes to bench/out/compare.json.
 
 Example:
@@ -44,9 +44,9 @@ def peak_rss_mib() -> float:
 
 
 def load_corpus(scale: str, seed: int):  # type: ignore[no-untyped-def]
-    from bench.corpus import build_corpus, default_shared
+    from bench.corpus import build_corpus, default_sources
 
-    corpus = build_corpus(default_shared(), seed=seed, scale=int(scale) if scale.isdigit() else scale)
+    corpus = build_corpus(default_sources(), seed=seed, scale=int(scale) if scale.isdigit() else scale)
     corpus.truth["prompt_accounts"] = {p["id"]: p["account_id"] for p in corpus.prompts}
     return corpus
 

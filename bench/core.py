@@ -1,7 +1,7 @@
 """Core engine benchmark: ingest split by stage, search latency, batch throughput, memory, MinHash speed.
 
 Each corpus size runs in its own process so peak memory is that size's alone. Corpora come
-from bench/corpus.py (real background prompts from shared/data plus synthetic campaigns).
+from bench/corpus.py (real background prompts from data/corpora plus synthetic campaigns).
 
 Example:
     python bench/core.py --sizes 10000 100000          # writes bench/out/core.json and prints a table
@@ -36,12 +36,12 @@ def peak_rss_mib() -> float:
 
 def run_size(size: int, n_queries: int) -> dict:
     """Build a corpus of about `size` prompts, ingest it, and measure search (one process)."""
-    from bench.corpus import build_corpus, default_shared, write_corpus
+    from bench.corpus import build_corpus, default_sources, write_corpus
     from indexer.ingest import ingest_files
     from search.embedding import SentenceTransformerEncoder
     from search.index import PromptIndex
 
-    corpus = build_corpus(default_shared(), seed=0, scale=size)
+    corpus = build_corpus(default_sources(), seed=0, scale=size)
     with tempfile.TemporaryDirectory() as tmp:
         write_corpus(corpus, tmp)
         encoder = SentenceTransformerEncoder()
@@ -109,12 +109,12 @@ def measure_search(path: Path, encoder, corpus, n_queries: int) -> dict:  # type
 
 def reuse(path: Path, n_queries: int) -> dict:
     """The search half of run_size over an index a former run kept (its corpus rebuilt by seed)."""
-    from bench.corpus import build_corpus, default_shared
+    from bench.corpus import build_corpus, default_sources
     from search.embedding import SentenceTransformerEncoder
     from search.manifest import read_manifest
 
     size = int(path.name.rsplit("-", 1)[1])
-    corpus = build_corpus(default_shared(), seed=0, scale=size)
+    corpus = build_corpus(default_sources(), seed=0, scale=size)
     encoder = SentenceTransformerEncoder(read_manifest(path).settings.model)
     encoder.checksum  # load the model outside the timed region  # noqa: B018
     return {
@@ -129,11 +129,11 @@ def minhash_side_by_side(n_docs: int = 2000) -> dict:
     """Our bulk MinHash vs datasketch's per-shingle update() and update_batch(), same shingles, same run."""
     from datasketch import MinHash
 
-    from bench.corpus import build_corpus, default_shared
+    from bench.corpus import build_corpus, default_sources
     from search.minhash import MinHasher
     from search.normalize import normalize
 
-    texts = [normalize(p["text"]) for p in build_corpus(default_shared(), seed=0, scale="demo").prompts[:n_docs]]
+    texts = [normalize(p["text"]) for p in build_corpus(default_sources(), seed=0, scale="demo").prompts[:n_docs]]
 
     def shingles(text: str) -> list[bytes]:
         words, raw = text.split(" "), text.encode()

@@ -1,6 +1,6 @@
 """Deterministic generator of labelled prompt corpora for promptsim benchmarks.
 
-Mixes real background traffic (shared/data corpora) with synthetic extraction campaigns, as
+Mixes real background traffic (the corpora bundled in data/corpora) with synthetic extraction campaigns, as
 described in docs/evaluation.md. Same seed and scale -> byte-identical output.
 
 Example:
@@ -417,6 +417,14 @@ def load_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def load_source(sources: Path, name: str) -> list[dict]:
+    """One source corpus by name: `<name>.jsonl.gz` (as bundled in data/corpora) or `<name>.jsonl`."""
+    for candidate in (sources / f"{name}.jsonl.gz", sources / f"{name}.jsonl"):
+        if candidate.is_file():
+            return load_jsonl(candidate)
+    raise FileNotFoundError(f"no {name}.jsonl(.gz) in {sources}")
+
+
 def _norm(text: str) -> str:
     """Key for exact-duplicate removal."""
     return " ".join(text.lower().split())
@@ -437,21 +445,22 @@ def word_grams(text: str, n: int = 8) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def restricted_grams(shared: Path) -> set[str]:
+def restricted_grams(sources: Path) -> set[str]:
     """Word 8-grams of the jailbreak_* and hh-rlhf files (offensive text that enters only through its flags)."""
     grams: set[str] = set()
-    for path in sorted(shared.glob("jailbreak_*.jsonl")) + [shared / "hh_rlhf_harmless_test_first_turns.jsonl"]:
-        for row in load_jsonl(path):
+    names = sorted({p.name.split(".")[0] for p in sources.glob("jailbreak_*.jsonl*")})
+    for name in [*names, "hh_rlhf_harmless_test_first_turns"]:
+        for row in load_source(sources, name):
             grams |= word_grams(row["text"])
     return grams
 
 
-def general_texts(shared: Path, max_chars: int) -> list[str]:
+def general_texts(sources: Path, max_chars: int) -> list[str]:
     """Benign general prompts (arena, self-instruct with its input, awesome, FastChat), minus any text
     sharing a word 8-gram with the jailbreak or hh-rlhf files (awesome-chatgpt-prompts holds DAN prompts)."""
-    texts, restricted = [], restricted_grams(shared)
+    texts, restricted = [], restricted_grams(sources)
     for name in GENERAL_FILES:
-        for row in load_jsonl(shared / f"{name}.jsonl"):
+        for row in load_source(sources, name):
             extra = (row.get("inputs") or [""])[0] if name == "self_instruct_instructions" else ""
             texts.append(f"{row['text']}\n{extra}" if extra else row["text"])
     return [t for t in dedupe(texts, max_chars) if not word_grams(t) & restricted]
@@ -580,11 +589,11 @@ def add_campaign(d: Draft, rng: random.Random, spec: CampaignSpec, slots: list[s
     return [{"text": render(rng, s), "campaign": spec.name} for s in query_slots]
 
 
-def add_apps(d: Draft, rng: random.Random, mix: Mix, t0: list[dict], shared: Path) -> None:
+def add_apps(d: Draft, rng: random.Random, mix: Mix, t0: list[dict], sources: Path) -> None:
     """Benign apps: one template with many slot values, sent by one or two accounts."""
     for dataset, template, n, n_accts in mix.apps:
         if dataset == "persona":
-            rows, name = load_jsonl(shared / "anthropic_persona_sample.jsonl"), "app:anthropic_persona"
+            rows, name = load_source(sources, "anthropic_persona_sample"), "app:anthropic_persona"
         else:
             rows = [r for r in t0 if r["dataset"] == dataset and r["template"] == template]
             name = f"app:t0/{dataset}/{template}"
@@ -608,10 +617,10 @@ def add_popular(d: Draft, rng: random.Random, mix: Mix, texts: list[str], bg: St
             add_background(d, rng, bg, acct, rng.randint(1, 4))
 
 
-def add_jailbreaks(d: Draft, rng: random.Random, mix: Mix, shared: Path, bg: Stream) -> None:
+def add_jailbreaks(d: Draft, rng: random.Random, mix: Mix, sources: Path, bg: Stream) -> None:
     """Real jailbreak families (jailbreak_llms 2023-12-25 communities), passed around between accounts."""
     families: dict[int, list[str]] = {}
-    for row in load_jsonl(shared / "jailbreak_llms_2023_12_25.jsonl"):
+    for row in load_source(sources, "jailbreak_llms_2023_12_25"):
         if row.get("community_id") is not None and len(row["text"]) <= 8000:
             families.setdefault(int(row["community_id"]), []).append(row["text"])
     eligible = sorted(c for c, texts in families.items() if len(dedupe(texts, 8000)) >= 5)
@@ -654,17 +663,17 @@ def finalize(d: Draft, rng: random.Random, queries: list[dict], specs: list[Camp
 
 
 def build_corpus(
-    shared_dir: str | Path,
+    sources_dir: str | Path,
     seed: int = 0,
     scale: str | int = "demo",
     include_harmful: bool | None = None,
     include_jailbreak: bool | None = None,
 ) -> Corpus:
     """Build a labelled corpus; same arguments -> same corpus. Harmful/jailbreak text is off at demo scale."""
-    shared, mix = Path(shared_dir), mix_for_scale(scale, seed, include_harmful, include_jailbreak)
+    sources, mix = Path(sources_dir), mix_for_scale(scale, seed, include_harmful, include_jailbreak)
     rng = random.Random(f"{seed}:pool")
-    t0 = load_jsonl(shared / "t0_templated_prompts.jsonl.gz")
-    general = [t for t in general_texts(shared, mix.max_chars) if not (mix.clean and UNCLEAN.search(t))]
+    t0 = load_source(sources, "t0_templated_prompts")
+    general = [t for t in general_texts(sources, mix.max_chars) if not (mix.clean and UNCLEAN.search(t))]
     general = rng.sample(general, len(general))
     popular = [t for t in general if 80 <= len(t) <= 600][: mix.popular]
     general = [t for t in general if t not in popular]
@@ -674,16 +683,16 @@ def build_corpus(
     reservoir = rng.sample(general[:k] + slots_t0, k + len(slots_t0))
     bg_items = general[k:]
     if mix.include_harmful:
-        bg_items += [r["text"] for r in load_jsonl(shared / "hh_rlhf_harmless_test_first_turns.jsonl")]
+        bg_items += [r["text"] for r in load_source(sources, "hh_rlhf_harmless_test_first_turns")]
     d = Draft(random.Random(f"{seed}:ties"))
     bg = Stream(bg_items, random.Random(f"{seed}:background"))
     traffic = random.Random(f"{seed}:traffic")
     for n in zipf_counts(traffic, mix.background):
         add_background(d, traffic, bg, d.account("background"), n)
-    add_apps(d, random.Random(f"{seed}:apps"), mix, t0, shared)
+    add_apps(d, random.Random(f"{seed}:apps"), mix, t0, sources)
     add_popular(d, random.Random(f"{seed}:popular"), mix, popular, bg)
     if mix.include_jailbreak:
-        add_jailbreaks(d, random.Random(f"{seed}:jailbreak"), mix, shared, bg)
+        add_jailbreaks(d, random.Random(f"{seed}:jailbreak"), mix, sources, bg)
     queries = []
     for spec, slots in zip(mix.campaigns, allocate_slots(rng, reservoir, mix.campaigns)):
         queries += add_campaign(d, random.Random(f"{seed}:{spec.name}"), spec, slots, bg)
@@ -702,18 +711,10 @@ def write_corpus(corpus: Corpus, out_dir: str | Path) -> None:
         fh.write("\n")
 
 
-def default_shared() -> Path:
-    """$PROMPTSIM_SHARED_DATA, else shared/data in the repo, else shared/data next to the repo."""
-    repo = Path(__file__).resolve().parents[1]
-    env = os.environ.get("PROMPTSIM_SHARED_DATA")
-    return (
-        Path(env)
-        if env
-        else next(
-            (p for p in (repo / "shared" / "data", repo.parent / "shared" / "data") if p.is_dir()),
-            repo / "shared" / "data",
-        )
-    )
+def default_sources() -> Path:
+    """The source corpora bundled with the repository (data/corpora), or $PROMPTSIM_SOURCES."""
+    env = os.environ.get("PROMPTSIM_SOURCES")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "data" / "corpora"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -727,9 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     ap.add_argument("--scale", default="demo", help="demo (~4k, safe) | eval (~21k) | N (about N prompts, eval mix)")
     ap.add_argument(
-        "--shared",
+        "--sources",
         default=None,
-        help="path to shared/data (default: $PROMPTSIM_SHARED_DATA, ./shared/data or ../shared/data)",
+        help="folder of source corpora (default: $PROMPTSIM_SOURCES, else data/corpora in the repository)",
     )
     ap.add_argument(
         "--include-harmful",
@@ -749,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     try:
         corpus = build_corpus(
-            args.shared or default_shared(), args.seed, args.scale, args.include_harmful, args.include_jailbreak
+            args.sources or default_sources(), args.seed, args.scale, args.include_harmful, args.include_jailbreak
         )
     except (ValueError, FileNotFoundError) as exc:
         ap.error(str(exc))

@@ -48,7 +48,7 @@ def hashing_vectors(texts: list[str]) -> np.ndarray:
 
 
 def build_store(path: Path, size: int) -> tuple[int, float, tuple[int, int]]:
-    from bench.corpus import build_corpus, default_shared
+    from bench.corpus import build_corpus, default_sources
     from search.minhash import MinHasher
     from search.normalize import normalize
     from search.records import Prompt, parse_timestamp
@@ -56,7 +56,7 @@ def build_store(path: Path, size: int) -> tuple[int, float, tuple[int, int]]:
     from search.store import PromptStore
 
     start = time.perf_counter()
-    corpus = build_corpus(default_shared(), seed=0, scale=size)
+    corpus = build_corpus(default_sources(), seed=0, scale=size)
     store = PromptStore(path)
     hasher = MinHasher()
     batch = 20_000

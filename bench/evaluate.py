@@ -1,8 +1,8 @@
 """Detection quality: promptsim vs the plain baseline on a labelled corpus, every metric, one run.
 
-Builds the corpus with bench/corpus.py (real background from shared/data plus campaign
+Builds the corpus with bench/corpus.py (real background from data/corpora plus campaign
 generators), ingests it, runs `dedup` and batch search, computes the metrics of
-shared/docs/evaluation.md for promptsim and for the baseline (bench/baseline.py) on the
+docs/evaluation.md for promptsim and for the baseline (bench/baseline.py) on the
 same corpus, and prints them side by side. --calibrate instead prints the flag threshold
 that keeps the benign-account false-positive rate at the target on this corpus's benign data.
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.corpus import build_corpus, default_shared, write_corpus  # noqa: E402
+from bench.corpus import build_corpus, default_sources, write_corpus  # noqa: E402
 from bench.metrics import HEADLINE_METRICS, cluster_metrics, sibling_metrics  # noqa: E402
 
 
@@ -134,7 +134,7 @@ def main() -> None:
     scale = int(args.scale) if args.scale.isdigit() else args.scale
     suffix = "" if args.model == "all-MiniLM-L6-v2" else f"-{Path(args.model).name}"
     work = args.work or REPO / "bench" / "out" / f"eval-{args.scale}-{args.seed}{suffix}"
-    corpus = build_corpus(default_shared(), seed=args.seed, scale=scale)
+    corpus = build_corpus(default_sources(), seed=args.seed, scale=scale)
     corpus.truth["prompt_accounts"] = {p["id"]: p["account_id"] for p in corpus.prompts}
     from search.embedding import SentenceTransformerEncoder
 

@@ -1,4 +1,4 @@
-"""The detection metrics of shared/docs/evaluation.md, computed from clusters and search results."""
+"""The detection metrics of docs/evaluation.md, computed from clusters and search results."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from math import comb
 from typing import Any
 
-# The metrics of shared/docs/evaluation.md that the benchmarks print, in this order.
+# The metrics of docs/evaluation.md that the benchmarks print, in this order.
 HEADLINE_METRICS = (
     "campaigns_detected",
     "campaign_account_recall",

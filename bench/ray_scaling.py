@@ -33,9 +33,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def make_parts(prompts: int, out: Path, files: int = 8) -> Path:
     """prompts labelled corpus rows (bench/corpus.py at this scale, seed 0) as JSONL parts."""
-    from bench.corpus import build_corpus, default_shared
+    from bench.corpus import build_corpus, default_sources
 
-    rows = build_corpus(default_shared(), seed=0, scale=prompts).prompts
+    rows = build_corpus(default_sources(), seed=0, scale=prompts).prompts
     out.mkdir(parents=True, exist_ok=True)
     size = -(-len(rows) // files)
     for n in range(files):

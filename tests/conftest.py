@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+SOURCES = REPO / "data" / "corpora"  # the real prompt corpora bundled with the repository
 
 
 class FakeEncoder:
@@ -57,8 +58,8 @@ def fake_encoder() -> FakeEncoder:
 def background_texts(n: int = 400) -> list[str]:
     """Real, diverse prompts (arena-hard + self-instruct) for realistic fixtures."""
     texts: list[str] = []
-    for name in ("arena_hard_questions.jsonl", "self_instruct_instructions.jsonl"):
-        with open(SHARED_DATA / name, encoding="utf-8") as handle:
+    for name in ("arena_hard_questions.jsonl.gz", "self_instruct_instructions.jsonl.gz"):
+        with gzip.open(SOURCES / name, "rt", encoding="utf-8") as handle:
             texts += [json.loads(line)["text"] for line in handle]
     seen, unique = set(), []
     for t in texts:
