@@ -70,11 +70,11 @@ def test_no_tracked_file_names_a_path_outside_the_repository():
 @pytest.mark.parametrize(
     ("relative", "line"),
     [
-        ("tests/conftest.py", 'SHARED_DATA = REPO.parent / "shared" / "data"'),
-        ("tests/conftest.py", 'open("../shared/data/arena_hard_questions.jsonl")'),
-        ("bench/corpus.py", "repo = Path(__file__).resolve().parents[2]"),
-        ("tests/search/test_x.py", "Path(__file__).parent.parent.parent.parent / 'x'"),
-        ("Makefile", "DATA := /work/shared/data"),
+        ("tests/conftest.py", 'SHARED_DATA = REPO.parent / "shared" / "data"'),  # outside-ok: must be caught
+        ("tests/conftest.py", 'open("../shared/data/arena_hard_questions.jsonl")'),  # outside-ok: must be caught
+        ("bench/corpus.py", "repo = Path(__file__).resolve().parents[2]"),  # outside-ok: must be caught
+        ("tests/search/test_x.py", "Path(__file__).parent.parent.parent.parent / 'x'"),  # outside-ok: must be caught
+        ("Makefile", "DATA := /work/shared/data"),  # outside-ok: must be caught
     ],
 )
 def test_the_check_catches_each_way_out(relative, line):
@@ -87,7 +87,7 @@ def test_the_check_catches_each_way_out(relative, line):
         ("bench/corpus.py", 'return Path(__file__).resolve().parents[1] / "data" / "corpora"'),
         ("tests/conftest.py", "REPO = Path(__file__).resolve().parent.parent"),
         ("tests/conftest.py", 'SOURCES = REPO / "data" / "corpora"'),
-        ("tests/x.py", 'member = "../evil"  # outside-ok: a traversal attack the restore must refuse'),
+        ("tests/x.py", 'member = "../evil"  # outside-ok: a traversal attack the restore must refuse'),  # outside-ok: example
     ],
 )
 def test_the_check_lets_paths_inside_the_repository_pass(relative, line):
