@@ -87,7 +87,7 @@ def test_the_check_catches_each_way_out(relative, line):
         ("bench/corpus.py", 'return Path(__file__).resolve().parents[1] / "data" / "corpora"'),
         ("tests/conftest.py", "REPO = Path(__file__).resolve().parent.parent"),
         ("tests/conftest.py", 'SOURCES = REPO / "data" / "corpora"'),
-        ("tests/x.py", 'member = "../evil"  # outside-ok: a traversal attack the restore must refuse'),  # outside-ok: example
+        ("tests/x.py", 'member = "../evil"  # outside-ok: an attack under test'),  # outside-ok: example
     ],
 )
 def test_the_check_lets_paths_inside_the_repository_pass(relative, line):
