@@ -362,6 +362,12 @@ def stats(index_dir: Path, as_json: bool) -> None:
     "--flag-threshold", type=float, help="campaign_score at which a cluster is flagged [default: calibrated]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option(
+    "--families/--no-families",
+    default=True,
+    show_default=True,
+    help="Mine wrappers and group campaign families across rewordings and languages (one machine only).",
+)
 @engine_options
 def dedup(
     index_dir: Path,
@@ -371,6 +377,7 @@ def dedup(
     incremental: bool,
     flag_threshold: float | None,
     as_json: bool,
+    families: bool,
     engine: str,
     ray_address: str | None,
 ) -> None:
@@ -382,15 +389,22 @@ def dedup(
     Example:
         promptsim dedup --index idx --out clusters.jsonl --since 2026-11-20 --until 2026-11-21
         promptsim dedup --index idx --out clusters.jsonl --incremental     # hourly
-        promptsim dedup --index idx --out clusters.jsonl --engine ray      # on a Ray cluster
+        promptsim dedup --index idx --out clusters.jsonl --engine ray --no-families   # on a Ray cluster
     """
     if engine == "ray" and incremental:
         raise click.UsageError("--incremental runs on one machine; drop --engine ray")
+    if engine == "ray" and families:
+        raise click.UsageError(
+            "wrapper families run on one machine only for now; add --no-families to dedup on Ray, "
+            "or drop --engine ray"
+        )
     from indexer.campaigns import cluster_lines, nightly, write_jsonl
     from indexer.dedup import DedupSettings
     from indexer.retention import purge
 
-    settings = DedupSettings() if flag_threshold is None else DedupSettings(flag_threshold=flag_threshold)
+    settings = DedupSettings(families=families)
+    if flag_threshold is not None:
+        settings = DedupSettings(families=families, flag_threshold=flag_threshold)
     if read_manifest(index_dir).settings.retention_days is not None:
         with open_index(index_dir, with_encoder=False, writable=True) as index:
             purged = purge(index)

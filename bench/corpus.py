@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+if __package__:
+    from . import families
+else:  # run as a script: python bench/corpus.py
+    import families  # type: ignore[no-redef]
+
 WINDOW_END = datetime(2026, 11, 21, tzinfo=UTC)  # last day of traffic: 2026-11-20
 WINDOW_DAYS = 14
 WINDOW_START = WINDOW_END - timedelta(days=WINDOW_DAYS)
@@ -298,6 +303,9 @@ GENERATORS: dict[str, Callable[[random.Random, int], Renderer]] = {
     "rubric_grading": make_rubric_grading,
     "agent_task": make_agent_task,
 }
+CLASSIC_TYPES = tuple(GENERATORS)  # the first suite's shapes: the eval mix iterates these only
+GENERATORS.update(families.GENERATORS)
+BANKS.update(families.BANKS)
 # slot-length profile per variant (0, 1, ...): prefix/suffix wrappers go around long slots
 PROFILES = {
     "prefix_wrapper": ("long", "mixed"),
@@ -308,6 +316,7 @@ PROFILES = {
     "hydra": ("mixed", "short"),
     "rubric_grading": ("short", "mixed"),
     "agent_task": ("short", "mixed"),
+    **families.PROFILES,
 }
 
 
@@ -322,6 +331,8 @@ class CampaignSpec:
     prompts: int
     accounts: int
     share: float = 1.0
+    span_days: tuple[float, float] = (1.0, 4.0)  # the campaign's whole duration, drawn from this range
+    one_per_account: bool = False  # every account sends exactly one prompt (fresh accounts in a burst)
 
 
 @dataclass
@@ -339,6 +350,9 @@ class Mix:
     share_alike: bool
     clean: bool  # drop profane / sexualised / jailbreak-flavoured texts (keyword filter, for demos)
     max_chars: int
+    team_accounts: int = 0  # long-lived accounts sharing one narrow template every day (benign)
+    cot_users: int = 0  # ordinary users who append "think step by step" to their own questions (benign)
+    passage_apps: int = 0  # single-account apps running different templates over shared passages (benign)
 
 
 @dataclass
@@ -369,7 +383,7 @@ def eval_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool) ->
     """Full mix with every generator type, scaled to about `target` prompts (background takes up the rest)."""
     f = target / EVAL_NOMINAL
     camps = []
-    for gtype in GENERATORS:
+    for gtype in CLASSIC_TYPES:
         per_type = max(1, min(len(BANKS[gtype]), round(2 * f**0.5)))
         mult = 2 * f / per_type  # campaign volume per type grows linearly with the target
         for v in range(per_type):
@@ -398,8 +412,81 @@ def eval_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool) ->
     )
 
 
-def mix_for_scale(scale: str | int, seed: int, harmful: bool | None = None, jailbreak: bool | None = None) -> Mix:
-    """Mix for 'demo', 'eval' or an integer prompt count; harmful/jailbreak default on except at demo."""
+FAMILIES_NOMINAL = 45000  # approximate prompt count of the families suite at --scale eval
+
+
+def families_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool) -> Mix:
+    """Every campaign class (the first suite's and the evasions), two variants each, plus hard negatives.
+
+    Hard negatives: a team of ~25 long-lived accounts on one narrow template every day, ~1,200
+    ordinary users who append "think step by step" to their own questions, single-account apps
+    running different templates over passages that campaigns also use as slots; with the
+    classic apps, popular prompts and jailbreak families.
+    """
+    f = target / FAMILIES_NOMINAL
+    camps = []
+    for gtype in GENERATORS:
+        for v in range(2):
+            name = f"{gtype}-{v + 1}"
+            if gtype == "burst_one_per_account":
+                n = max(12, round((800, 400)[v] * f))
+                camps.append(CampaignSpec(name, gtype, v, n, n, 1.0, (0.25, 0.25), True))
+                continue
+            hydra = gtype == "hydra"
+            n = max(12, round((rng.randint(80, 200) if hydra else rng.randint(120, 400)) * f))
+            a = round((rng.randint(15, 60) if hydra else rng.randint(15, 140)) * f**0.5)
+            a = min(max(a, -(-n // 30)), max(3, n // 2))
+            span = (9.0, 13.0) if gtype == "slow_drip" else (1.0, 4.0)
+            camps.append(CampaignSpec(name, gtype, v, n, a, (0.1, 0.25)[v] if hydra else 1.0, span))
+    apps = [(d, t, min(200, max(20, round(190 * f**0.5))), 1) for d, t in EVAL_APPS]
+    apps.append(("persona", "", min(5400, max(30, round(1000 * f))), 2))
+    popular, families_n = max(2, round(8 * f**0.5)), max(1, round(12 * f**0.5)) if jailbreak else 0
+    team, cot, passage_apps = max(5, round(25 * f**0.5)), max(20, round(1200 * f)), max(3, round(12 * f**0.5))
+    others = (
+        sum(c.prompts / c.share for c in camps)
+        + sum(a[2] for a in apps)
+        + popular * 35 * 3.5
+        + families_n * 55
+        + team * 14 * 8
+        + cot * 6
+        + passage_apps * 40
+    )
+    return Mix(
+        max(50, round(target - others)),
+        camps,
+        apps,
+        popular,
+        (10, 60),
+        families_n,
+        harmful,
+        jailbreak,
+        True,
+        not harmful,
+        4000,
+        team,
+        cot,
+        passage_apps,
+    )
+
+
+def mix_for_scale(
+    scale: str | int,
+    seed: int,
+    harmful: bool | None = None,
+    jailbreak: bool | None = None,
+    suite: str = "classic",
+) -> Mix:
+    """Mix for 'demo', 'eval' or an integer prompt count; harmful/jailbreak default on except at demo.
+
+    suite 'classic' is the first suite's shapes; 'families' adds every evasion class and the hard
+    negatives (at 'eval', about 45,000 prompts)."""
+    if suite == "families":
+        if scale == "demo":
+            raise ValueError("the families suite has no demo scale; use eval or a prompt count")
+        target = FAMILIES_NOMINAL if scale == "eval" else int(scale)
+        return families_mix(random.Random(f"{seed}:families-mix"), target, harmful is not False, jailbreak is not False)
+    if suite != "classic":
+        raise ValueError(f"unknown suite {suite!r}: classic or families")
     if scale == "demo":
         if harmful or jailbreak:
             raise ValueError("the demo scale never holds harmful or jailbreak text")
@@ -502,24 +589,40 @@ class Stream:
         return text
 
 
-def allocate_slots(rng: random.Random, reservoir: list[str], specs: list[CampaignSpec]) -> list[list[str]]:
-    """Give each campaign disjoint fresh slots matching its length profile, in fair shares of the reservoir."""
+def allocate_slots(
+    rng: random.Random, reservoir: list[str], specs: list[CampaignSpec], qa: list[str] | None = None
+) -> list[list[str]]:
+    """Give each campaign disjoint fresh slots matching its length profile, in fair shares of the reservoir.
+
+    qa: passage-and-question slots (T0) for campaigns whose profile is "qa"; they leave the other buckets."""
+    qa_set = set(qa or ())
     buckets = {
-        "long": [s for s in reservoir if len(s) >= LONG_SLOT],
-        "short": [s for s in reservoir if len(s) < LONG_SLOT],
+        "long": [s for s in reservoir if len(s) >= LONG_SLOT and s not in qa_set],
+        "short": [s for s in reservoir if len(s) < LONG_SLOT and s not in qa_set],
+        "qa": [s for s in reservoir if s in qa_set],
     }
     need = [s.prompts + QUERIES_PER_CAMPAIGN for s in specs]
-    ratio = min(1.0, len(reservoir) / sum(need))
+    is_qa = [PROFILES[s.gtype][s.variant % 2] == "qa" for s in specs]
+    # each pool (qa passages, everything else) is shared out in proportion to its campaigns' demand
+    demand = {pool: sum(n for n, q in zip(need, is_qa) if q == pool) for pool in (True, False)}
+    supply = {True: len(buckets["qa"]), False: len(reservoir) - len(buckets["qa"])}
+    ratio = {pool: min(1.0, supply[pool] / max(demand[pool], 1)) for pool in (True, False)}
     out = []
-    for spec, n in zip(specs, need):
-        quota, got = max(QUERIES_PER_CAMPAIGN + 1, int(n * ratio)), []
+    for spec, n, qa_pool in zip(specs, need, is_qa):
+        quota, got = max(QUERIES_PER_CAMPAIGN + 1, int(n * ratio[qa_pool])), []
         profile = PROFILES[spec.gtype][spec.variant % 2]
-        while len(got) < quota and (buckets["long"] or buckets["short"]):
-            pick = profile if profile != "mixed" else rng.choice(("long", "short"))
-            bucket = buckets[pick] or buckets["short" if pick == "long" else "long"]
-            got.append(bucket.pop())
+        while len(got) < quota and (buckets["long"] or buckets["short"] or (profile == "qa" and buckets["qa"])):
+            got.append(_bucket_for(profile, rng, buckets).pop())
         out.append(got)
     return out
+
+
+def _bucket_for(profile: str, rng: random.Random, buckets: dict[str, list[str]]) -> list[str]:
+    """The non-empty slot bucket a campaign of this length profile draws its next slot from."""
+    if profile == "qa":
+        return buckets["qa"] or buckets["long"] or buckets["short"]
+    pick = profile if profile != "mixed" else rng.choice(("long", "short"))
+    return buckets[pick] or buckets["short" if pick == "long" else "long"]
 
 
 # ---------------------------------------------------------------- assembly
@@ -574,10 +677,11 @@ def add_campaign(d: Draft, rng: random.Random, spec: CampaignSpec, slots: list[s
     """Emit a campaign's prompts (bursty, 1-4 days) and return its held-out queries."""
     render = GENERATORS[spec.gtype](random.Random(f"{spec.name}:wrapper"), spec.variant)
     query_slots, fresh = slots[:QUERIES_PER_CAMPAIGN], slots[QUERIES_PER_CAMPAIGN:]
-    span = rng.uniform(1, 4)
+    span = rng.uniform(*spec.span_days)
     start = random_time(rng, days=WINDOW_DAYS - span)
     kind, label, i = ("hydra" if spec.share < 1 else "campaign"), f"campaign:{spec.name}", 0
-    for count in split_counts(rng, spec.prompts, spec.accounts):
+    counts = [1] * spec.prompts if spec.one_per_account else split_counts(rng, spec.prompts, spec.accounts)
+    for count in counts:
         acct = d.account(kind, spec.name)
         sub = span * rng.uniform(0.1, 0.6)
         sub_start = start + timedelta(days=rng.uniform(0, span - sub))
@@ -634,6 +738,59 @@ def add_jailbreaks(d: Draft, rng: random.Random, mix: Mix, sources: Path, bg: St
                 add_background(d, rng, bg, acct, rng.randint(0, 4))
 
 
+def add_team(d: Draft, rng: random.Random, mix: Mix, bg: Stream) -> None:
+    """A team of long-lived accounts sending one narrow template (support-ticket handoffs) all day, every day."""
+    name = "team:support-handoff"
+    d.groups[name] = "team"
+    for _ in range(mix.team_accounts):
+        acct, rate = d.account("team"), rng.uniform(4, 12)
+        for day in range(WINDOW_DAYS):
+            for _ in range(max(0, round(rng.gauss(rate, rate / 3)))):
+                text = families.TEAM_TEMPLATE.format(
+                    number=rng.randint(10_000, 99_999), channel=rng.choice(families._CHANNELS),
+                    ticket=families.support_ticket(rng),
+                )
+                when = WINDOW_START + timedelta(days=day, seconds=int(rng.uniform(7, 19) * 3600))
+                d.add(acct, text, when, group=name)
+        add_background(d, rng, bg, acct, rng.randint(2, 12))
+
+
+def add_cot_users(d: Draft, rng: random.Random, mix: Mix, bg: Stream) -> None:
+    """Ordinary users who append "think step by step" (their own way) to some of their own questions."""
+    name = "cot_users:step-by-step"
+    d.groups[name] = "cot_users"
+    for _ in range(mix.cot_users):
+        acct = d.account("cot_user")
+        suffix = rng.choice(families.COT_SUFFIXES)
+        for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
+            text = f"{bg.next().rstrip()}{rng.choice((' ', chr(10), chr(10) * 2))}{suffix}"
+            d.add(acct, text, random_time(rng), group=name)
+        add_background(d, rng, bg, acct, rng.randint(0, 8))
+
+
+def add_passage_apps(d: Draft, rng: random.Random, mix: Mix, t0: list[dict], campaign_slots: list[str]) -> None:
+    """Single-account apps, each running another template of the QA datasets over the passages that
+    campaigns also use as slots (so passages recur across accounts under different templates)."""
+    slot_templates = {(ds, t) for ds, t, _ in T0_SLOT_TEMPLATES}
+    datasets = {ds for ds, _, _ in T0_SLOT_TEMPLATES}
+    passages = [max(slot.split("\n\n"), key=len)[:160] for slot in campaign_slots]
+    by_template: dict[tuple[str, str], list[dict]] = {}
+    for row in t0:
+        key = (row["dataset"], row["template"])
+        allowed = mix.share_alike or "SA" not in row.get("dataset_license", "")
+        if row["dataset"] in datasets and key not in slot_templates and allowed:
+            by_template.setdefault(key, []).append(row)
+    shared = {key: [r for r in rows if any(p in r["text"] for p in passages if p)] for key, rows in by_template.items()}
+    ranked = sorted(by_template, key=lambda k: (-len(shared[k]), k))[: mix.passage_apps]
+    for dataset, template in ranked:
+        name = f"passage_app:t0/{dataset}/{template}"
+        d.groups[name] = "passage_app"
+        acct, rows = d.account("app"), shared[(dataset, template)][:40]
+        rest = [r for r in by_template[(dataset, template)] if r not in rows]
+        for row in rows + rng.sample(rest, max(0, min(len(rest), 40 - len(rows)))):
+            d.add(acct, row["text"], random_time(rng), group=name)
+
+
 def finalize(d: Draft, rng: random.Random, queries: list[dict], specs: list[CampaignSpec]) -> Corpus:
     """Sort by time, assign ids, and build the truth."""
     order = rng.sample(range(len(d.accounts)), len(d.accounts))
@@ -668,9 +825,10 @@ def build_corpus(
     scale: str | int = "demo",
     include_harmful: bool | None = None,
     include_jailbreak: bool | None = None,
+    suite: str = "classic",
 ) -> Corpus:
     """Build a labelled corpus; same arguments -> same corpus. Harmful/jailbreak text is off at demo scale."""
-    sources, mix = Path(sources_dir), mix_for_scale(scale, seed, include_harmful, include_jailbreak)
+    sources, mix = Path(sources_dir), mix_for_scale(scale, seed, include_harmful, include_jailbreak, suite)
     rng = random.Random(f"{seed}:pool")
     t0 = load_source(sources, "t0_templated_prompts")
     general = [t for t in general_texts(sources, mix.max_chars) if not (mix.clean and UNCLEAN.search(t))]
@@ -682,6 +840,8 @@ def build_corpus(
     k = int(len(general) * min(0.45, max(0.3, (demand - len(slots_t0)) / len(general))))
     reservoir = rng.sample(general[:k] + slots_t0, k + len(slots_t0))
     bg_items = general[k:]
+    wants_qa = any(PROFILES[c.gtype][c.variant % 2] == "qa" for c in mix.campaigns)
+    slots = allocate_slots(rng, reservoir, mix.campaigns, slots_t0 if wants_qa else None)
     if mix.include_harmful:
         bg_items += [r["text"] for r in load_source(sources, "hh_rlhf_harmless_test_first_turns")]
     d = Draft(random.Random(f"{seed}:ties"))
@@ -693,9 +853,16 @@ def build_corpus(
     add_popular(d, random.Random(f"{seed}:popular"), mix, popular, bg)
     if mix.include_jailbreak:
         add_jailbreaks(d, random.Random(f"{seed}:jailbreak"), mix, sources, bg)
+    if mix.team_accounts:
+        add_team(d, random.Random(f"{seed}:team"), mix, bg)
+    if mix.cot_users:
+        add_cot_users(d, random.Random(f"{seed}:cot-users"), mix, bg)
+    if mix.passage_apps:
+        qa_slots = [t for c, got in zip(mix.campaigns, slots) if PROFILES[c.gtype][c.variant % 2] == "qa" for t in got]
+        add_passage_apps(d, random.Random(f"{seed}:passage-apps"), mix, t0, qa_slots)
     queries = []
-    for spec, slots in zip(mix.campaigns, allocate_slots(rng, reservoir, mix.campaigns)):
-        queries += add_campaign(d, random.Random(f"{seed}:{spec.name}"), spec, slots, bg)
+    for spec, got in zip(mix.campaigns, slots):
+        queries += add_campaign(d, random.Random(f"{seed}:{spec.name}"), spec, got, bg)
     return finalize(d, random.Random(f"{seed}:ids"), queries, mix.campaigns)
 
 
@@ -728,6 +895,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     ap.add_argument("--scale", default="demo", help="demo (~4k, safe) | eval (~21k) | N (about N prompts, eval mix)")
     ap.add_argument(
+        "--suite",
+        default="classic",
+        choices=("classic", "families"),
+        help="classic: the first suite's campaign shapes; families: every evasion class and the hard negatives "
+        "(eval: ~45k prompts)",
+    )
+    ap.add_argument(
         "--sources",
         default=None,
         help="folder of source corpora (default: $PROMPTSIM_SOURCES, else data/corpora in the repository)",
@@ -750,7 +924,12 @@ def main(argv: list[str] | None = None) -> int:
     began = time.time()
     try:
         corpus = build_corpus(
-            args.sources or default_sources(), args.seed, args.scale, args.include_harmful, args.include_jailbreak
+            args.sources or default_sources(),
+            args.seed,
+            args.scale,
+            args.include_harmful,
+            args.include_jailbreak,
+            args.suite,
         )
     except (ValueError, FileNotFoundError) as exc:
         ap.error(str(exc))

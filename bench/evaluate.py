@@ -52,6 +52,8 @@ def run_promptsim(work: Path, corpus, encoder, flag_threshold: float | None) -> 
         clusters, stats = nightly(index, settings=settings)
         dedup_s = time.perf_counter() - start
         lines = cluster_lines(index, clusters)
+        with open(work / "clusters.jsonl", "w", encoding="utf-8") as handle:  # for a look at what was found
+            handle.writelines(json.dumps(c, ensure_ascii=False, default=str) + "\n" for c in lines)
         engine = SearchEngine(index)
         start = time.perf_counter()
         results = engine.similar_batch([q["text"] for q in corpus.queries], k=20)
@@ -103,19 +105,21 @@ def calibrate(clusters: list[dict], truth: dict, target_fpr: float) -> dict:
 def table(ours: dict, base: dict) -> str:
     lines = ["| metric | promptsim | baseline |", "|---|---|---|"]
     for k in HEADLINE_METRICS:
-        o, b = ours[k], base[k]
+        o, b = ours[k], base.get(k, "-") if base else "-"
         if k == "campaigns_detected":
-            o, b = f"{o}/{ours['campaigns']}", f"{b}/{base['campaigns']}"
+            o, b = f"{o}/{ours['campaigns']}", f"{b}/{base['campaigns']}" if base else "-"
         lines.append(f"| {k} | {o} | {b} |")
     lines.append(
-        "\n| campaign type | promptsim detected | recall | baseline detected | recall | p@20 ours | p@20 base |"
+        "\n| campaign type | detected | recall | pair F1 | p@20 | baseline detected | recall | pair F1 | p@20 |"
     )
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for kind, v in ours["by_type"].items():
-        bv = base["by_type"][kind]
+        bv = base["by_type"].get(kind, {}) if base else {}
         lines.append(
-            f"| {kind} | {v['detected']} | {v['account_recall']} | {bv['detected']} | {bv['account_recall']} "
-            f"| {ours['sibling_precision_by_type'].get(kind)} | {base['sibling_precision_by_type'].get(kind)} |"
+            f"| {kind} | {v['detected']} | {v['account_recall']} | {v['pairwise_f1']} "
+            f"| {ours['sibling_precision_by_type'].get(kind)} | {bv.get('detected', '-')} "
+            f"| {bv.get('account_recall', '-')} | {bv.get('pairwise_f1', '-')} "
+            f"| {base['sibling_precision_by_type'].get(kind, '-') if base else '-'} |"
         )
     return "\n".join(lines)
 
@@ -124,6 +128,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="eval", help="demo, eval, or a prompt count")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--suite",
+        default="classic",
+        choices=("classic", "families"),
+        help="classic: the first suite's campaign shapes; families: every evasion class and the hard negatives",
+    )
     parser.add_argument("--work", type=Path, help="working directory [default: bench/out/eval-SCALE-SEED]")
     parser.add_argument("--calibrate", action="store_true", help="print the calibrated flag threshold instead")
     parser.add_argument("--target-fpr", type=float, default=0.001)
@@ -133,8 +143,9 @@ def main() -> None:
     args = parser.parse_args()
     scale = int(args.scale) if args.scale.isdigit() else args.scale
     suffix = "" if args.model == "all-MiniLM-L6-v2" else f"-{Path(args.model).name}"
-    work = args.work or REPO / "bench" / "out" / f"eval-{args.scale}-{args.seed}{suffix}"
-    corpus = build_corpus(default_sources(), seed=args.seed, scale=scale)
+    suite = "" if args.suite == "classic" else f"-{args.suite}"
+    work = args.work or REPO / "bench" / "out" / f"eval{suite}-{args.scale}-{args.seed}{suffix}"
+    corpus = build_corpus(default_sources(), seed=args.seed, scale=scale, suite=args.suite)
     corpus.truth["prompt_accounts"] = {p["id"]: p["account_id"] for p in corpus.prompts}
     from search.embedding import SentenceTransformerEncoder
 
@@ -169,6 +180,8 @@ def main() -> None:
         }
         report.update(baseline=base_metrics, baseline_seconds=base["seconds"])
         print(table(ours_metrics, base_metrics))
+    else:
+        print(table(ours_metrics, {}))
     (work / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "promptsim_stats"}, indent=1, default=str)[:3000])
 

@@ -15,6 +15,9 @@ HEADLINE_METRICS = (
     "popular_groups_flagged",
     "app_groups_flagged",
     "jailbreak_groups_flagged",
+    "team_groups_flagged",
+    "cot_users_groups_flagged",
+    "passage_app_groups_flagged",
     "pairwise_precision",
     "pairwise_recall",
     "pairwise_f1",
@@ -47,6 +50,7 @@ def cluster_metrics(clusters: list[dict], truth: dict) -> dict[str, Any]:
     groups = truth.get("benign_groups", {})
     group_flags = {name: any(p in flagged_ids for p in g["prompts"]) for name, g in groups.items()}
     pairs = pairwise(clusters, labels)
+    pair_by_type = pairwise_by_type(clusters, labels, truth)
     by_type: dict[str, dict[str, Any]] = defaultdict(lambda: {"campaigns": 0, "detected": 0, "accounts": 0, "found": 0})
     for name in campaigns:
         kind = truth["campaigns"][name]["type"]
@@ -65,11 +69,18 @@ def cluster_metrics(clusters: list[dict], truth: dict) -> dict[str, Any]:
         "popular_groups_flagged": sum(v for k, v in group_flags.items() if groups[k]["kind"] == "popular"),
         "app_groups_flagged": sum(v for k, v in group_flags.items() if groups[k]["kind"] == "app"),
         "jailbreak_groups_flagged": sum(v for k, v in group_flags.items() if groups[k]["kind"] == "jailbreak"),
+        "team_groups_flagged": sum(v for k, v in group_flags.items() if groups[k]["kind"] == "team"),
+        "cot_users_groups_flagged": sum(v for k, v in group_flags.items() if groups[k]["kind"] == "cot_users"),
+        "passage_app_groups_flagged": sum(v for k, v in group_flags.items() if groups[k]["kind"] == "passage_app"),
+        "benign_accounts_flagged_by_kind": dict(
+            Counter(truth["accounts"][a]["kind"] for a in benign_accounts & flagged_accounts)
+        ),
         **pairs,
         "by_type": {
             k: {
                 "detected": f"{v['detected']}/{v['campaigns']}",
                 "account_recall": round(v["found"] / max(v["accounts"], 1), 3),
+                "pairwise_f1": pair_by_type.get(k, 0.0),
             }
             for k, v in sorted(by_type.items())
         },
@@ -89,6 +100,16 @@ def pairwise(clusters: list[dict], labels: dict[str, str]) -> dict[str, float]:
     recall = correct / truth_pairs if truth_pairs else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"pairwise_precision": round(precision, 4), "pairwise_recall": round(recall, 4), "pairwise_f1": round(f1, 4)}
+
+
+def pairwise_by_type(clusters: list[dict], labels: dict[str, str], truth: dict) -> dict[str, float]:
+    """Pairwise F1 per campaign type: pairs that involve a campaign prompt of that type."""
+    out = {}
+    for kind in sorted({c["type"] for c in truth["campaigns"].values()}):
+        names = {f"campaign:{n}" for n, c in truth["campaigns"].items() if c["type"] == kind}
+        only = {pid: (lab if lab in names else "benign") for pid, lab in labels.items()}
+        out[kind] = pairwise(clusters, only)["pairwise_f1"]
+    return out
 
 
 def sibling_metrics(results: list[tuple[str, list[dict]]], truth: dict) -> dict[str, Any]:

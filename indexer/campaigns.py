@@ -9,11 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from search.embedding import Encoder
+from search.family_index import FAMILIES_FILE
 from search.index import PromptIndex
 from search.manifest import STORE
 
 from .cluster_store import ClusterStore
 from .dedup import DedupResult, DedupSettings, Source, run_dedup
+from .families import family_index
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +28,19 @@ def nightly(
     until: float | None = None,
     settings: DedupSettings = DedupSettings(),
     incremental: bool = False,
+    family_encoder: Encoder | None = None,
 ) -> tuple[list[dict], dict]:
     """Cluster the window, keep ids stable against the last run, save it; returns (clusters, stats).
 
     incremental: seed with the last run's clusters and look for edges of prompts added since
     it only — the cheap hourly path. A full run (the default) recomputes every edge.
+    family_encoder: compares wrappers by meaning (search/family_encoder.py); loaded when None
+    and families are on.
     """
+    if family_encoder is None and settings.families:
+        from search.family_encoder import load_family_encoder
+
+        family_encoder = load_family_encoder()
     store = ClusterStore(index.path / STORE)
     try:
         last = store.last_run()
@@ -39,7 +49,13 @@ def nightly(
             previous = list(store.previous_members().values())
             new_rows = index.store.rows_after(int(last["last_row"]))
         result = run_dedup(
-            Source.of(index), since=since, until=until, settings=settings, previous=previous, new_rows=new_rows
+            Source.of(index),
+            since=since,
+            until=until,
+            settings=settings,
+            previous=previous,
+            new_rows=new_rows,
+            encoder=family_encoder,
         )
         return save_run(index, store, result, since=since, until=until)
     finally:
@@ -52,10 +68,20 @@ def save_run(
     """Keep a finished dedup run (stable ids, change against the last run); returns (clusters, stats)."""
     last_row = index.store.watermark().row
     store.save_run(result.clusters, since=since, until=until, last_row=last_row, stats=result.stats)
+    save_families(index, result)
     flagged = [c for c in result.clusters if c["flagged"]]
     result.stats["campaigns_new"] = sum(c["change"] == "new" for c in flagged)
     result.stats["campaigns_grown"] = sum(c["change"] == "grown" for c in flagged)
     return result.clusters, result.stats
+
+
+def save_families(index: PromptIndex, result: DedupResult) -> None:
+    """Keep the run's families for search (families.npz); a run without families removes a stale file."""
+    found = None if result.families is None else family_index(result.families, result.clusters)
+    if found is None:
+        (index.path / FAMILIES_FILE).unlink(missing_ok=True)
+    else:
+        found.save(index.path)
 
 
 def cluster_lines(index: PromptIndex, clusters: list[dict]) -> list[dict[str, Any]]:
@@ -77,6 +103,7 @@ def cluster_lines(index: PromptIndex, clusters: list[dict]) -> list[dict[str, An
                     "flagged",
                     "features",
                     "examples",
+                    "variants",
                     "change",
                 )
                 if k in c

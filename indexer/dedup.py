@@ -4,9 +4,14 @@ Edges, each verified on the stored signals:
   * near-duplicates: whole-prompt MinHash band join (the LSH's own bands) → Jaccard >= jaccard;
   * wrappers: head/tail window band joins → window Jaccard >= window_jaccard;
   * paraphrases: mutual k-nearest neighbours in embedding space with cosine >= cosine.
-Edges are merged strongest first by a union-find that refuses to join two multi-member
-clusters unless their representatives are alike too (the chaining guard), then clusters
-sent by largely the same accounts are joined (paraphrased wrappers of one campaign).
+Before that, prompts that share a wrapper — a fixed instruction anywhere in the prompt, found by
+wrapper mining (wrappers.py) — are grouped into campaign families (families.py) across rewordings
+and languages. A family is one cluster; its members leave the edge graph, so a family never
+chains to others through slot content. The remaining prompts are merged strongest edge first by
+a union-find that refuses to join two multi-member clusters unless their representatives are
+alike too (the chaining guard), then clusters sent by largely the same accounts are joined.
+Every cluster is scored by spread, variety, coordination, intent, repetition and dedication
+(features.py).
 """
 
 from __future__ import annotations
@@ -18,17 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from search.embedding import IDENTITY_SCALE, CosineScale
+from search.embedding import IDENTITY_SCALE, CosineScale, Encoder
 from search.index import PromptIndex
+from search.intent import IntentScorer
 from search.normalize import normalize
 from search.records import to_iso
+from search.segments import Tokenizer
 from search.signals import Signals
 from search.store import PromptStore
+from search.wrappers import WrapperSettings
 
+from .coordination import Activity
+from .families import Families, FamilySettings, find_families
 from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features, explain, score_parts
 from .graph import Edges, GuardedUnionFind, band_pairs
 from .knn import mutual_knn_edges
-from .templates import extract_template
+from .templates import SLOT, extract_template
+from .wrappers import mine_wrappers, mined_shingles
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +62,10 @@ class DedupSettings:
     flag_threshold: float = DEFAULT_FLAG_THRESHOLD
     template_sample: int = 12
     examples: int = 3
+    families: bool = True  # wrapper mining and campaign families (needs a family encoder)
+    near_copy_jaccard: float = 0.8  # prompts this alike are one near-copy group (wrapper support, variety)
+    wrapper: WrapperSettings = WrapperSettings()
+    family: FamilySettings = FamilySettings()
 
     def in_raw_cosines(self, scale: CosineScale) -> DedupSettings:
         """These settings with every cosine threshold translated to the backend's own cosines."""
@@ -119,6 +134,7 @@ class Window:
 class DedupResult:
     clusters: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)
+    families: Families | None = None
 
 
 def load_window(source: Source, since: float | None, until: float | None, *, with_signals: bool = True) -> Window:
@@ -171,12 +187,35 @@ def pair_jaccard(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 250_000
     return out
 
 
+def near_copy_groups(n: int, jaccard: Edges, threshold: float) -> np.ndarray:
+    """The near-copy group of each window position (a group's label is its smallest position)."""
+    keep = jaccard.weight >= threshold
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for left, right in zip(jaccard.left[keep].tolist(), jaccard.right[keep].tolist()):
+        a, b = find(left), find(right)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return np.asarray([find(i) for i in range(n)])
+
+
 def build_clusters(
-    window: Window, edges: dict[str, Edges], settings: DedupSettings, seeds: list[np.ndarray] | None = None
+    window: Window,
+    edges: dict[str, Edges],
+    settings: DedupSettings,
+    seeds: list[np.ndarray] | None = None,
+    families: Families | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Cluster labels of every window position, after and before the account-overlap merge.
 
-    A singleton's label is its own position.
+    A singleton's label is its own position. Family members are clustered by their family
+    (each form a part) and take no part in the edge graph: slots never chain families.
     """
     v, sig, win, has = (
         window.signals.vectors,
@@ -190,18 +229,36 @@ def build_clusters(
             return True
         return bool(has[a] and has[b] and max((win[a, s] == win[b, s]).mean() for s in (0, 1)) >= settings.guard_window)
 
+    in_family = np.zeros(len(window), bool) if families is None else families.labels >= 0
     uf = GuardedUnionFind(len(window), alike)
     for seed in seeds or []:  # earlier clusters (incremental runs) are trusted as they are
+        seed = seed[~in_family[seed]]
         for other in seed[1:]:
             uf.union(int(seed[0]), int(other), trusted=True)
     every = Edges.concat(list(edges.values()))
-    for i in np.argsort(-every.weight, kind="stable"):
+    outside = ~(in_family[every.left] | in_family[every.right])
+    for i in np.flatnonzero(outside)[np.argsort(-every.weight[outside], kind="stable")]:
         uf.union(int(every.left[i]), int(every.right[i]))
+    for label, members in (families.member_groups() if families is not None else []):
+        for other in members:
+            if other != label:
+                uf.union(label, int(other), trusted=True)
     labels = uf.labels()
-    merged = _merge_by_accounts(labels, window.accounts, len(window.account_names), v, settings, uf)
+    # families already joined their forms by accounts and meaning; the rest may still merge
+    outside_labels = np.where(in_family, -1, labels)
+    merged = _merge_by_accounts(outside_labels, window.accounts, len(window.account_names), v, settings, uf)
+    parts = labels.copy()
+    if families is not None:
+        for label, members in families.form_groups():
+            parts[members] = label
     counts = {kind: len(e.left) for kind, e in edges.items()}
-    counts.update(refused_merges=uf.refused, account_merges=merged)
-    return uf.labels(), labels, counts
+    counts.update(
+        refused_merges=uf.refused,
+        account_merges=merged,
+        families=0 if families is None else families.count(),
+        family_members=int(in_family.sum()),
+    )
+    return uf.labels(), parts, counts
 
 
 def _merge_by_accounts(
@@ -224,7 +281,7 @@ def _merge_by_accounts(
     groups: dict[int, set[int]] = {}
     for pos, label in enumerate(labels.tolist()):
         groups.setdefault(label, set()).add(int(accounts[pos]))
-    big = [(label, accs) for label, accs in groups.items() if len(accs) >= settings.min_overlap_accounts]
+    big = [(label, accs) for label, accs in groups.items() if label >= 0 and len(accs) >= settings.min_overlap_accounts]
     if len(big) < 2:
         return 0
     index_of = {label: n for n, (label, _) in enumerate(big)}
@@ -255,27 +312,52 @@ def _merge_by_accounts(
     return merged
 
 
+@dataclass
+class Context:
+    """What scoring needs beyond the clusters: near-copy groups, window activity, families, intent."""
+
+    copies: np.ndarray  # near-copy group per window position
+    activity: Activity
+    family_of: np.ndarray  # family index per window position (-1: none)
+    family_text: dict[int, str] = field(default_factory=dict)  # family index -> its main wrapper
+    intent: IntentScorer | None = None
+
+    @classmethod
+    def minimal(cls, window: Window) -> Context:
+        """No near-copy groups, families or intent known (every prompt its own group).
+
+        Built from the whole window, it also describes a subset of it (the Ray driver's
+        clustered prompts): the activity every cluster is compared with is the window's."""
+        n = len(window)
+        activity = Activity.of(window.accounts, window.timestamps, len(window.account_names))
+        return cls(np.arange(n), activity, np.full(n, -1, np.int64))
+
+
 def describe_clusters(
-    source: Source, window: Window, labels: np.ndarray, parts: np.ndarray, settings: DedupSettings
+    source: Source,
+    window: Window,
+    labels: np.ndarray,
+    parts: np.ndarray,
+    settings: DedupSettings,
+    context: Context | None = None,
 ) -> list[dict]:
     """Template, examples, statistics and campaign score of every cluster of two or more prompts.
 
-    parts are the labels before the account-overlap merge: a merged cluster's template is
-    its largest part's (the others are listed as variants), and its diversity is measured
-    within parts, since varied slots are a property of one wrapper, not of several.
+    parts are the labels before the account-overlap merge (a family's parts are its forms): a
+    merged cluster's template is its largest part's (the others are listed as variants), and
+    its diversity is measured within parts, since varied slots are a property of one wrapper.
     """
+    context = context or Context.minimal(window)
     rng = np.random.default_rng(0)
-    totals = window.totals()
     order = np.argsort(labels, kind="stable")
     starts = np.flatnonzero(np.concatenate(([True], labels[order][1:] != labels[order][:-1])))
+    groups = [m for m in np.split(order, starts[1:]) if len(m) >= 2]
+    drafts = [_draft(source, window, members, parts, settings, rng) for members in groups]
+    instructions = [_instruction(members, draft[0], context) for members, draft in zip(groups, drafts)]
+    intents = _intents(instructions, context)
+    totals = window.totals()
     clusters = []
-    for members in np.split(order, starts[1:]):
-        if len(members) < 2:
-            continue
-        part_ids, part_sizes = np.unique(parts[members], return_counts=True)
-        by_size = [int(p) for p in part_ids[np.argsort(-part_sizes, kind="stable")]]
-        variants = [_template(source, window, members[parts[members] == p], p, settings, rng) for p in by_size[:5]]
-        template, fixed, texts = variants[0]
+    for members, (template, fixed, texts, variants), intent in zip(groups, drafts, intents):
         features = cluster_features(
             members,
             window.accounts,
@@ -288,9 +370,11 @@ def describe_clusters(
             rng,
             parts=parts[members],
             cosine_scale=source.cosine_scale,
+            activity=context.activity,
+            copies=context.copies,
+            intent=intent,
         )
-        if len(by_size) > 1:
-            features["variants"] = [v[0] for v in variants]
+        features["family"] = bool((context.family_of[members] >= 0).mean() > 0.5)
         score = campaign_score(features)
         features["score_parts"] = score_parts(features)
         features["why"] = explain(features, score, settings.flag_threshold)
@@ -307,9 +391,44 @@ def describe_clusters(
                 "flagged": score >= settings.flag_threshold,
                 "features": features,
                 "examples": [t[:300] for t in texts[: settings.examples]],
+                "variants": variants,
             }
         )
     return clusters
+
+
+def _draft(
+    source: Source,
+    window: Window,
+    members: np.ndarray,
+    parts: np.ndarray,
+    settings: DedupSettings,
+    rng: np.random.Generator,
+) -> tuple[str, float, list[str], list[str]]:
+    """(template, fixed share, sample texts, variant templates) of one cluster, from its parts."""
+    part_ids, part_sizes = np.unique(parts[members], return_counts=True)
+    by_size = [int(p) for p in part_ids[np.argsort(-part_sizes, kind="stable")]]
+    variants = [_template(source, window, members[parts[members] == p], p, settings, rng) for p in by_size[:5]]
+    template, fixed, texts = variants[0]
+    return template, fixed, texts, [v[0] for v in variants] if len(by_size) > 1 else []
+
+
+def _instruction(members: np.ndarray, template: str, context: Context) -> str:
+    """The text whose intent a cluster carries: its family's wrapper, else its template's fixed words."""
+    family = context.family_of[members]
+    if (family >= 0).mean() > 0.5:
+        values, counts = np.unique(family[family >= 0], return_counts=True)
+        return context.family_text.get(int(values[np.argmax(counts)]), "")
+    return " ".join(w for w in template.split() if w != SLOT)
+
+
+def _intents(texts: list[str], context: Context) -> list[tuple[float, str, float]]:
+    """(calibrated intent, closest intent's name, raw cosine) of each cluster's instruction."""
+    if context.intent is None or not texts:
+        return [(0.0, "", 0.0)] * len(texts)
+    raw, kinds = context.intent.raw([t or " " for t in texts])
+    scores = context.intent.calibrate(raw)
+    return [(float(s), k if s > 0 else "", float(r)) for s, k, r in zip(scores, kinds, raw)]
 
 
 def _template(
@@ -336,8 +455,12 @@ def run_dedup(
     settings: DedupSettings = DedupSettings(),
     previous: list[np.ndarray] | None = None,
     new_rows: np.ndarray | None = None,
+    encoder: Encoder | None = None,
 ) -> DedupResult:
-    """Cluster the window [since, until). With previous clusters (rows) and new_rows, only new edges are sought."""
+    """Cluster the window [since, until). With previous clusters (rows) and new_rows, only new edges are sought.
+
+    encoder: the family encoder (wrapper meaning and intent); families and intent are off without one.
+    """
     start = time.perf_counter()
     window = load_window(source, since, until)
     loaded = time.perf_counter()
@@ -345,16 +468,18 @@ def run_dedup(
     queries = None if new_rows is None else np.asarray([position[r] for r in new_rows.tolist() if r in position])
     seeds = None
     if previous is not None:
-        seeds = [np.asarray([position[r] for r in rows.tolist() if r in position]) for rows in previous]
+        seeds = [np.asarray([position[r] for r in rows.tolist() if r in position], np.int64) for rows in previous]
         seeds = [s for s in seeds if len(s) > 1]
     bands = source.bands
     raw = settings.in_raw_cosines(source.cosine_scale)  # thresholds are MiniLM cosines
     edges = find_edges(window, raw, bands, queries) if len(window) else {}
     found = time.perf_counter()
+    context, families = _families(source, window, edges, settings, encoder)
+    mined = time.perf_counter()
     empty = np.zeros(0, np.int64)
-    labels, parts, counts = build_clusters(window, edges, raw, seeds) if len(window) else (empty, empty, {})
+    labels, parts, counts = build_clusters(window, edges, raw, seeds, families) if len(window) else (empty, empty, {})
     clustered = time.perf_counter()
-    clusters = describe_clusters(source, window, labels, parts, settings)
+    clusters = describe_clusters(source, window, labels, parts, settings, context)
     stats = {
         "prompts": len(window),
         "clusters": len(clusters),
@@ -364,7 +489,8 @@ def run_dedup(
         "seconds": {
             "load": round(loaded - start, 2),
             "edges": round(found - loaded, 2),
-            "cluster": round(clustered - found, 2),
+            "families": round(mined - found, 2),
+            "cluster": round(clustered - mined, 2),
             "describe": round(time.perf_counter() - clustered, 2),
         },
     }
@@ -375,4 +501,46 @@ def run_dedup(
         stats["flagged"],
         time.perf_counter() - start,
     )
-    return DedupResult(clusters, stats)
+    return DedupResult(clusters, stats, families)
+
+
+def _families(
+    source: Source, window: Window, edges: dict[str, Edges], settings: DedupSettings, encoder: Encoder | None
+) -> tuple[Context, Families | None]:
+    """Near-copy groups, wrappers and families of the window, and the scoring context they give."""
+    n = len(window)
+    activity = Activity.of(window.accounts, window.timestamps, len(window.account_names))
+    if not n:
+        return Context(np.zeros(0, np.int64), activity, np.zeros(0, np.int64)), None
+    copies = near_copy_groups(n, full_jaccard_edges(window, settings, source.bands), settings.near_copy_jaccard)
+    if encoder is None or not settings.families:
+        return Context(copies, activity, np.full(n, -1, np.int64)), None
+    wrappers = mine_wrappers(lambda pos: _texts(source, window, pos), n, window.accounts, copies, settings.wrapper)
+    tokenizer = Tokenizer()
+    families = find_families(
+        wrappers,
+        window.accounts,
+        window.timestamps,
+        encoder,
+        settings.family,
+        Edges.concat(list(edges.values())),
+        lambda pos: [mined_shingles(tokenizer(t), settings.wrapper) for t in _texts(source, window, pos)],
+    )
+    context = Context(copies, activity, families.labels, families.main_wrappers(), IntentScorer(encoder))
+    families.wrappers, families.rows, families.encoder_name = wrappers, window.rows, encoder.name
+    return context, families
+
+
+def full_jaccard_edges(window: Window, settings: DedupSettings, bands: tuple[int, int]) -> Edges:
+    """Whole-prompt near-duplicate pairs of the whole window (the incremental path's edges cover new rows only)."""
+    sig = window.signals.signatures
+    pairs = band_pairs(sig, *bands)
+    jac = pair_jaccard(sig, pairs)
+    keep = jac >= settings.near_copy_jaccard
+    return Edges(pairs[keep, 0], pairs[keep, 1], jac[keep].astype(np.float32))
+
+
+def _texts(source: Source, window: Window, positions: np.ndarray) -> list[str]:
+    rows = window.rows[positions].tolist()
+    stored = source.store.fetch(rows)
+    return [stored[r].text if r in stored else "" for r in rows]

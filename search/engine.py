@@ -10,6 +10,12 @@ max(cosine, jaccard, template): a prompt is a sibling when any signal says so â€
 catches obfuscated and lightly edited copies, cosine paraphrase, template a shared wrapper
 around different slot content. Ties are broken by Jaccard, then cosine, so an exact copy
 ranks above a prompt that only shares its wrapper.
+
+Families. After a dedup run, a query's wrapper and sentences are also compared by meaning with
+the wrappers of every campaign family (family_index.py, multilingual): when one matches, the
+query's `family` names that cluster, its members come first among the hits (with `family`, the
+wrapper similarity, as a score of their own), so a translated or reworded instruction, or a
+short wrapper before a question nothing else resembles, still finds its campaign.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 
 from .arrays import among, union_of_sorted
 from .errors import PromptNotFound
+from .family_index import FamilyIndex, FamilyMatch
 from .index import PromptIndex
 from .normalize import prepare as prepare_normalization
 from .records import to_iso
@@ -29,10 +36,11 @@ from .signals import EMPTY, Signals
 from .vectors import Neighbours, faiss_threads
 
 PREVIEW_CHARS = 200
-Scores = tuple[float, float, float | None, float | None]  # score, cosine, jaccard, template
+Scores = tuple[float, float, float | None, float | None, float | None]  # score, cosine, jaccard, template, family
 # LSH candidates beyond this many (a huge campaign) are subsampled before verification;
 # the summary still counts every cosine sibling through a FAISS range search.
 MAX_LEXICAL_CANDIDATES = 20_000
+MAX_FAMILY_CANDIDATES = 5_000  # of a matched family's members, scored against the query
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class Hit:
     cosine: float
     jaccard: float | None
     template: float | None = None
+    family: float | None = None  # the query's wrapper matched this prompt's campaign family (cosine)
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,12 @@ class Summary:
 class SearchResult:
     hits: list[Hit]
     summary: Summary
+    family: FamilyMatch | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"results": [asdict(h) for h in self.hits], "summary": asdict(self.summary)}
+        match = self.family
+        family = None if match is None else {"cluster_id": match.cluster_id, "similarity": match.similarity}
+        return {"results": [asdict(h) for h in self.hits], "summary": asdict(self.summary), "family": family}
 
 
 class SearchEngine:
@@ -93,6 +105,7 @@ class SearchEngine:
         self.sibling_threshold = sibling_threshold
         self.fetch = fetch
         self._scale = index.cosine_scale  # scores and thresholds are on MiniLM's cosine scale
+        self._families: tuple[FamilyIndex | None, Any] | None = None  # loaded on first text query
         prepare_normalization()
 
     def similar(
@@ -128,10 +141,32 @@ class SearchEngine:
     def _search(
         self, texts: list[str], k: int, min_score: float, filters: SearchFilters, exclude_row: int | None = None
     ) -> list[SearchResult]:
-        return self._search_signals(self.index.signals(texts), k, min_score, filters, exclude_row)
+        matches = self.family_matches(texts)
+        return self._search_signals(self.index.signals(texts), k, min_score, filters, exclude_row, matches)
+
+    def family_matches(self, texts: list[str]) -> list[FamilyMatch | None]:
+        """The campaign family of each text (None: no family close enough, or no dedup run yet)."""
+        if self._families is None:
+            families = FamilyIndex.load(self.index.path)
+            encoder = None
+            if families is not None:
+                from .family_encoder import load_family_encoder
+
+                encoder = load_family_encoder(families.model)
+            self._families = (families, encoder)
+        families, encoder = self._families
+        if families is None:
+            return [None] * len(texts)
+        return families.match(texts, encoder)
 
     def _search_signals(
-        self, queries: Signals, k: int, min_score: float, filters: SearchFilters, exclude_row: int | None = None
+        self,
+        queries: Signals,
+        k: int,
+        min_score: float,
+        filters: SearchFilters,
+        exclude_row: int | None = None,
+        matches: list[FamilyMatch | None] | None = None,
     ) -> list[SearchResult]:
         if k < 1:
             raise ValueError(f"k={k} must be at least 1")
@@ -141,14 +176,38 @@ class SearchEngine:
         results = []
         for i in range(len(queries)):
             found = self._score(queries.take([i]), neighbours.ids[i], neighbours.scores[i], allowed)
+            match = matches[i] if matches else None
+            if match is not None:
+                found = self._with_family(found, queries.vectors[i], match, allowed)
             if exclude_row is not None:
                 found = found.without(exclude_row)
             ranked = found.ranked(min_score, k)
             siblings = np.union1d(found.rows[found.score >= self.sibling_threshold], radius_hits[i])
             if exclude_row is not None:
                 siblings = siblings[siblings != exclude_row]
-            results.append(SearchResult(self._hits(ranked), self._summary(siblings)))
+            results.append(SearchResult(self._hits(ranked), self._summary(siblings), match))
         return results
+
+    def _with_family(
+        self, found: _Scored, query_vector: np.ndarray, match: FamilyMatch, allowed: np.ndarray | None
+    ) -> _Scored:
+        """The candidates plus the matched family's members, which rank first (family = the match's cosine)."""
+        members, _ = self.index.signatures.lookup(np.unique(match.rows[:MAX_FAMILY_CANDIDATES]))  # still stored
+        if allowed is not None:
+            members = np.intersect1d(members, allowed)
+        if not len(members):
+            return found
+        new = members[~among(members, np.sort(found.rows))]
+        cos = np.clip(self._scale.to_common(self.index.vectors.vectors_of(new) @ query_vector), 0.0, 1.0)
+        nan = np.full(len(new), np.nan)
+        family = np.where(among(found.rows, members), match.similarity, np.nan)
+        return _Scored(
+            np.concatenate((found.rows, new)),
+            np.concatenate((found.cosine, cos.astype(np.float64))),
+            np.concatenate((found.jaccard, nan)),
+            np.concatenate((found.template, nan)),
+            np.concatenate((family, np.full(len(new), match.similarity))),
+        )
 
     def _score(self, query: Signals, ids: np.ndarray, cosines: np.ndarray, allowed: np.ndarray | None) -> _Scored:
         """The FAISS and LSH candidates of one query with their scores (arrays, no per-candidate Python)."""
@@ -196,7 +255,7 @@ class SearchEngine:
     def _hits(self, ranked: list[tuple[int, Scores]]) -> list[Hit]:
         records = self.index.store.fetch([row for row, _ in ranked])
         hits = []
-        for row, (score, cos, jac, tmpl) in ranked:
+        for row, (score, cos, jac, tmpl, fam) in ranked:
             rec = records.get(row)
             if rec is None:  # deleted between search and fetch
                 continue
@@ -210,6 +269,7 @@ class SearchEngine:
                     cosine=round(cos, 4),
                     jaccard=None if jac is None else round(jac, 4),
                     template=None if tmpl is None else round(tmpl, 4),
+                    family=None if fam is None else round(fam, 4),
                 )
             )
         return hits
@@ -234,6 +294,11 @@ class _Scored:
     cosine: np.ndarray
     jaccard: np.ndarray
     template: np.ndarray
+    family: np.ndarray | None = None  # NaN where the row is not in the query's family
+
+    def __post_init__(self) -> None:
+        if self.family is None:
+            object.__setattr__(self, "family", np.full(len(self.rows), np.nan))
 
     @classmethod
     def cosine_only(cls, rows: np.ndarray, cosine: np.ndarray) -> _Scored:
@@ -242,8 +307,8 @@ class _Scored:
 
     @property
     def score(self) -> np.ndarray:
-        """max(cosine, jaccard, template), the missing ones left out."""
-        return np.fmax(np.fmax(self.cosine, self.jaccard), self.template)
+        """max(cosine, jaccard, template, family), the missing ones left out."""
+        return np.fmax(np.fmax(np.fmax(self.cosine, self.jaccard), self.template), self.family)
 
     def plus(self, other: _Scored) -> _Scored:
         """These candidates and other's that are not among them (ours were verified: they win; ours are sorted)."""
@@ -255,18 +320,26 @@ class _Scored:
         return _Scored(*(getattr(self, f)[keep] for f in _SCORED_FIELDS))
 
     def ranked(self, min_score: float, k: int) -> list[tuple[int, Scores]]:
-        """The best k at or above min_score. Ties (a template match also scores 1.0) go to the
-        closer whole prompt: higher Jaccard, then cosine, then the lower row."""
+        """The best k at or above min_score: members of the query's family first, then by score.
+        Ties (a template match also scores 1.0) go to the closer whole prompt: higher Jaccard,
+        then cosine, then the lower row."""
         score = self.score
-        order = np.lexsort((self.rows, -self.cosine, -np.nan_to_num(self.jaccard), -score))
+        in_family = ~np.isnan(self.family)
+        order = np.lexsort((self.rows, -self.cosine, -np.nan_to_num(self.jaccard), -score, ~in_family))
         order = order[score[order] >= min_score][:k]
         return [(int(self.rows[i]), self._scores(score, i)) for i in order]
 
     def _scores(self, score: np.ndarray, i: int) -> Scores:
-        return float(score[i]), float(self.cosine[i]), _or_none(self.jaccard[i]), _or_none(self.template[i])
+        return (
+            float(score[i]),
+            float(self.cosine[i]),
+            _or_none(self.jaccard[i]),
+            _or_none(self.template[i]),
+            _or_none(self.family[i]),
+        )
 
 
-_SCORED_FIELDS = ("rows", "cosine", "jaccard", "template")
+_SCORED_FIELDS = ("rows", "cosine", "jaccard", "template", "family")
 
 
 def _or_none(value: float) -> float | None:

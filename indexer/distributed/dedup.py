@@ -28,9 +28,20 @@ from search.manifest import STORE
 
 from ..campaigns import save_run
 from ..cluster_store import ClusterStore
-from ..dedup import DedupResult, DedupSettings, Source, Window, describe_clusters, load_window, signals_of
+from ..coordination import Activity
+from ..dedup import (
+    Context,
+    DedupResult,
+    DedupSettings,
+    Source,
+    Window,
+    describe_clusters,
+    load_window,
+    near_copy_groups,
+    signals_of,
+)
 from ..dedup import _merge_by_accounts as merge_by_accounts
-from ..graph import GuardedUnionFind, band_keys
+from ..graph import Edges, GuardedUnionFind, band_keys
 from .cluster import RayCluster, import_ray
 from .components import connected_components
 from .knn import ray_mutual_knn
@@ -262,7 +273,7 @@ def ray_dedup(
     raw = settings.in_raw_cosines(source.cosine_scale)  # as run_dedup: thresholds are MiniLM cosines
     blocks = [ray.put(_block(source, window.rows[lo : lo + block_rows])) for lo in range(0, len(window), block_rows)]
     seconds: dict[str, float] = {"load": time.perf_counter() - start}
-    edge_refs, counts = _edges(ray, blocks, block_rows, len(window), parts, source.bands, raw, seconds)
+    edge_refs, counts, copies = _edges(ray, blocks, block_rows, len(window), parts, source.bands, raw, seconds)
     mark = time.perf_counter()
     stars = connected_components(ray, edge_refs, parts)
     seconds["components"] = time.perf_counter() - mark
@@ -275,10 +286,15 @@ def ray_dedup(
     seconds["union"] = time.perf_counter() - mark
     mark = time.perf_counter()
     clustered, parts_labels = _clustered(parts_labels)
+    no_family = np.full(len(window), -1, np.int64)
     in_clusters = window.subset(clustered, signals_of(source, window.rows[clustered]))
     labels, merged = _account_merges(in_clusters, parts_labels, raw)
-    counts.update(refused_merges=int(sum(int(f["refused"][0]) for f in found)), account_merges=merged)
-    clusters = describe_clusters(source, in_clusters, labels, parts_labels, settings)
+    refused = int(sum(int(f["refused"][0]) for f in found))
+    counts.update(refused_merges=refused, account_merges=merged, families=0, family_members=0)
+    # the Ray engine does not mine wrappers or build families yet (docs/campaigns.md): scored without them
+    activity = Activity.of(window.accounts, window.timestamps, len(window.account_names))
+    context = Context(copies[clustered], activity, no_family[clustered])  # aligned with the clustered subset
+    clusters = describe_clusters(source, in_clusters, labels, parts_labels, settings, context)
     seconds["describe"] = time.perf_counter() - mark
     stats = {
         "prompts": len(window),
@@ -320,8 +336,9 @@ def _edges(
     bands: tuple[int, int],
     settings: DedupSettings,
     seconds: dict[str, float],
-) -> tuple[list[Any], dict[str, int]]:
-    """Refs to verified edge tables (band joins by block, kNN by partition) and the count of each kind."""
+) -> tuple[list[Any], dict[str, int], np.ndarray]:
+    """Refs to verified edge tables (band joins by block, kNN by partition), the count of each kind,
+    and the near-copy group of every window position."""
     mark = time.perf_counter()
     knn = ray_mutual_knn(blocks, block_rows, n, settings.knn, settings.cosine, parts)
     keyed = [(b, i * block_rows, bands, parts) for i, b in enumerate(blocks)]
@@ -347,7 +364,14 @@ def _edges(
             counts["jaccard"] += int((table["kind"] == 0).sum())
             counts["window"] += int(((table["kind"] == 1) | (table["kind"] == 2)).sum())
             counts["cosine"] += int((table["kind"] == 3).sum())
-    return edge_refs, counts
+    return edge_refs, counts, _near_copies(kinds, n, settings)
+
+
+def _near_copies(tables: list[Table], n: int, settings: DedupSettings) -> np.ndarray:
+    """Near-copy groups from the verified whole-prompt edges: the single node's, from the same star pairs."""
+    whole = [(t["a"][m], t["b"][m], t["weight"][m]) for t in tables if t for m in (t["kind"] == 0,)]
+    edges = Edges(*(np.concatenate(col) for col in zip(*whole))) if whole else Edges.empty()
+    return near_copy_groups(n, edges, settings.near_copy_jaccard)
 
 
 def _verify_task(blocks: list[Any], block_rows: int, settings: DedupSettings, *pieces: Table) -> Table:

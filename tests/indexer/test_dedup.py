@@ -7,7 +7,16 @@ import pytest
 from datasketch import MinHashLSH
 
 from indexer.campaigns import account_records, cluster_lines, nightly
-from indexer.dedup import DedupSettings, Source, build_clusters, describe_clusters, find_edges, load_window, signals_of
+from indexer.dedup import (
+    Context,
+    DedupSettings,
+    Source,
+    build_clusters,
+    describe_clusters,
+    find_edges,
+    load_window,
+    signals_of,
+)
 from indexer.distributed.dedup import _account_merges, _clustered
 from indexer.graph import band_keys, band_pairs
 from search.index import PromptIndex
@@ -197,12 +206,13 @@ def test_clusters_described_from_their_own_signals_equal_the_whole_windows(tmp_p
         assert window.account_names == sorted(set(accounts.values()))
         settings = DedupSettings()
         labels, parts, counts = build_clusters(window, find_edges(window, settings, source.bands), settings)
-        whole = describe_clusters(source, window, labels, parts, settings)
+        context = Context.minimal(window)  # the Ray driver's: no families, the whole window's activity
+        whole = describe_clusters(source, window, labels, parts, settings, context)
 
         clustered, compact_parts = _clustered(parts)
         in_clusters = window.subset(clustered, signals_of(source, window.rows[clustered]))
         compact_labels, merged = _account_merges(in_clusters, compact_parts, settings)
-        alone = describe_clusters(source, in_clusters, compact_labels, compact_parts, settings)
+        alone = describe_clusters(source, in_clusters, compact_labels, compact_parts, settings, context)
     assert 0 < len(clustered) < len(window) and merged == counts["account_merges"] >= 1
     assert len(whole) >= 2 and [c["rows"].tolist() for c in whole] == [c["rows"].tolist() for c in alone]
     assert [{k: v for k, v in c.items() if k != "rows"} for c in whole] == [

@@ -242,7 +242,9 @@ def test_cli_engine_ray_writes_the_same_clusters_jsonl(tmp_path: Path, fake_pair
         out = tmp_path / f"{engine}.jsonl"
         index = tmp_path / engine
         _copy_index(fake_pair[0], index)
-        result = CliRunner().invoke(main, ["dedup", "--index", str(index), "--out", str(out), "--engine", engine])
+        result = CliRunner().invoke(
+            main, ["dedup", "--index", str(index), "--out", str(out), "--engine", engine, "--no-families"]
+        )
         assert result.exit_code == 0, result.output
         outputs[engine] = out.read_text(encoding="utf-8")
     assert outputs["ray"] == outputs["local"] and outputs["local"].count("\n") > 100
@@ -250,6 +252,8 @@ def test_cli_engine_ray_writes_the_same_clusters_jsonl(tmp_path: Path, fake_pair
         main, ["dedup", "--index", str(tmp_path / "ray"), "--out", "x", "--engine", "ray", "--incremental"]
     )
     assert refused.exit_code == 2 and "--incremental runs on one machine" in refused.output
+    families = CliRunner().invoke(main, ["dedup", "--index", str(tmp_path / "ray"), "--out", "x", "--engine", "ray"])
+    assert families.exit_code == 2 and "--no-families" in families.output
 
 
 def _copy_index(src: Path, dst: Path) -> None:

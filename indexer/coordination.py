@@ -1,0 +1,110 @@
+"""Coordination: do a cluster's accounts act together, beyond each sending it again and again?
+
+Each measure compares the cluster with the window's own traffic (what "ordinary" looks like
+here), so a nightly one-day window and a two-week backfill are judged on their own terms:
+
+* **burst** — the share of the cluster's prompts inside its densest interval, above the share
+  of *all* traffic in that same interval (0: paced like everything else, 1: all at once);
+  shares are Wilson lower bounds, so a handful of prompts that happen to fall together is no burst;
+* **arrival** — the share of the cluster's accounts whose whole activity in the window lies in
+  and around that interval, above the share of all accounts that do (fresh accounts that
+  appear together, send, and go quiet; long-lived accounts never count);
+* **dedication** — the median share of each account's own traffic that this cluster takes
+  (a campaign account sends little else; a user who sometimes appends a phrase sends much else).
+
+A campaign that sends one prompt from each of 800 fresh accounts within six hours has no
+repetition at all, yet burst and arrival near 1; a team's template sent all day every day by
+long-lived accounts has neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from search.records import to_iso
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Window-wide facts every cluster is compared with (aligned with window positions / account codes)."""
+
+    timestamps: np.ndarray  # sorted copy of every prompt time in the window
+    first_seen: np.ndarray  # per account code: its first prompt time in the window
+    last_seen: np.ndarray  # per account code: its last prompt time in the window
+    window: tuple[float, float]
+
+    @classmethod
+    def of(cls, accounts: np.ndarray, timestamps: np.ndarray, n_accounts: int) -> Activity:
+        first = np.full(n_accounts, np.inf)
+        last = np.full(n_accounts, -np.inf)
+        np.minimum.at(first, accounts, timestamps)
+        np.maximum.at(last, accounts, timestamps)
+        span = (float(timestamps.min()), float(timestamps.max())) if len(timestamps) else (0.0, 0.0)
+        return cls(np.sort(timestamps), first, last, span)
+
+    @property
+    def burst_length(self) -> float:
+        """The interval a burst is measured in: a seventh of the window, between 1 and 48 hours."""
+        return float(np.clip((self.window[1] - self.window[0]) / 7.0, HOUR, 48 * HOUR))
+
+
+def densest_interval(ts: np.ndarray, length: float) -> tuple[float, float, int]:
+    """(start, end, count) of the length-long interval holding most of the sorted times ts."""
+    ends = np.searchsorted(ts, ts + length, side="right")
+    counts = ends - np.arange(len(ts))
+    best = int(np.argmax(counts))
+    return float(ts[best]), float(ts[best] + length), int(counts[best])
+
+
+def coordination(
+    members: np.ndarray,
+    accounts: np.ndarray,
+    timestamps: np.ndarray,
+    account_totals: np.ndarray,
+    activity: Activity,
+) -> dict[str, float | str]:
+    """burst, arrival and dedication of one cluster (indices into the window arrays), each in [0, 1]."""
+    ts = np.sort(timestamps[members])
+    length = activity.burst_length
+    start, end, inside = densest_interval(ts, length)
+    everything = activity.timestamps
+    expected = (np.searchsorted(everything, end, side="right") - np.searchsorted(everything, start)) / max(
+        len(everything), 1
+    )
+    burst = _excess(_lower_bound(inside, len(ts)), expected)
+    senders, counts = np.unique(accounts[members], return_counts=True)
+    # "in and around": a campaign account's own activity may start a little before the cluster's peak
+    lo, hi = start - length, end + length
+    within = (activity.first_seen[senders] >= lo) & (activity.last_seen[senders] <= hi)
+    seen = np.isfinite(activity.first_seen)
+    expected_within = float(np.mean((activity.first_seen[seen] >= lo) & (activity.last_seen[seen] <= hi)))
+    arrival = _excess(_lower_bound(int(within.sum()), len(within)), expected_within)
+    dedication = float(np.median(counts / np.maximum(account_totals[senders], 1)))
+    return {
+        "burst": round(burst, 4),
+        "arrival": round(arrival, 4),
+        "dedication": round(dedication, 4),
+        "burst_start": to_iso(start),
+        "burst_hours": round(length / HOUR, 2),
+    }
+
+
+def _lower_bound(hits: int, n: int, z: float = 2.0) -> float:
+    """Wilson lower bound of a share: 9 of 35 prompts in one interval is not yet a burst; 30 of 30 is."""
+    if n == 0:
+        return 0.0
+    p = hits / n
+    centre = p + z * z / (2 * n)
+    margin = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float((centre - margin) / (1 + z * z / n))
+
+
+def _excess(observed: float, expected: float) -> float:
+    """How far observed exceeds what ordinary traffic gives, scaled to [0, 1]."""
+    if expected >= 0.95:
+        return 0.0  # the interval is (almost) the whole window: no burst can show
+    return float(np.clip((observed - expected) / (1.0 - expected), 0.0, 1.0))

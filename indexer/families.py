@@ -1,0 +1,424 @@
+"""Campaign families: prompts grouped by their wrapper, across rewordings and languages.
+
+From each prompt's wrapper (indexer/wrappers.py):
+1. **Forms.** Prompts whose wrapper shingle sets overlap (MinHash Jaccard >= form_jaccard)
+   are one form: the same instruction with synonym swaps, noise, or an extra common phrase.
+   A form qualifies when its core (shingles present in most of its members) holds at least
+   `min_core` shingles and it is sent by at least `min_accounts` accounts.
+2. **Families.** Forms are linked by meaning — cosine of their representative wrapper texts
+   in the family encoder's space (multilingual, so a translation meets its original) — but
+   only when they are also sent together: by overlapping accounts, or in the same burst.
+   Two campaigns that ask for the same thing from different accounts at different times stay
+   two families, and ordinary users who happen to phrase a request alike stay apart from a
+   campaign.
+3. **Members.** A prompt belongs to the family of its form. Prompts whose wrapper was not
+   recognised (their own instance fell under the support floor) join a family when they
+   contain most of one of its forms' core shingles — checked only for prompts the similarity
+   edges already connect to the family, and never through slot content, since the core is
+   the wrapper's.
+Slots never link families: two forms meet only through their wrappers' shingles or meaning.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from search.embedding import Encoder
+from search.family_index import FamilyIndex
+
+from .graph import Edges, band_pairs
+from .wrappers import Wrappers
+
+_PERM = 64
+_BANDS = (16, 4)  # 64 permutations: candidate pairs from Jaccard ~0.5 up
+_P32 = np.uint64(0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class FamilySettings:
+    """Thresholds of form and family building (cosines in the family encoder's space: USE multilingual,
+    where one instruction's translations and paraphrases score ~0.6-0.85 and other instructions < 0.5)."""
+
+    form_jaccard: float = 0.5
+    min_core: int = 2  # shingles: a wrapper of at least ~5 words, or ~5 characters of Chinese
+    min_accounts: int = 3
+    core_share: float = 0.5  # a core shingle is in at least this share of the form's members
+    prompt_cosine: float = 0.75  # wrappers outside every lexical form: reworded copies of one instruction
+    semantic_min_tokens: int = 10  # ... long enough to carry an instruction (short phrases chain anything)
+    max_semantic_prompts: int = 200_000  # cap on prompts embedded for that (the rest keep no family)
+    shared_accounts_cosine: float = 0.5  # forms sent by largely the same accounts: related meaning suffices
+    burst_cosine: float = 0.8  # forms sent in the same burst by other accounts: close meaning needed
+    account_overlap: float = 0.3  # overlap coefficient of two forms' accounts
+    account_lift: float = 5.0  # ... and this many times what chance would give
+    strong_lift: float = 30.0  # or, with as few as two shared accounts, this many times
+    min_shared_accounts: int = 3
+    time_overlap: float = 0.5  # of the longer burst: the two bursts coincide
+    burst_share: float = 0.5  # a form spanning at most this share of the window is a burst
+    containment: float = 0.6
+
+
+@dataclass
+class Form:
+    """Prompts sharing one wrapper (up to rewording noise)."""
+
+    members: np.ndarray  # window positions
+    core: np.ndarray  # sorted shingle hashes present in most members
+    text: str  # the most common wrapper text among members
+    accounts: np.ndarray  # distinct account codes
+    family: int = -1
+
+
+@dataclass
+class Families:
+    """Family label per window position (-1: none) and the forms behind them."""
+
+    labels: np.ndarray
+    forms: list[Form] = field(default_factory=list)
+    family_forms: dict[int, list[int]] = field(default_factory=dict)
+    embeddings: np.ndarray | None = None  # one row per form (qualifying forms only hold meaning)
+    wrappers: Wrappers | None = None  # what they were built from (vocabulary included)
+    rows: np.ndarray | None = None  # the window's store rows, by position
+    encoder_name: str = ""
+
+    def count(self) -> int:
+        return len(self.family_forms)
+
+    def main_wrappers(self) -> dict[int, str]:
+        """Family -> the wrapper text of its largest form."""
+        return {
+            family: self.forms[max(indices, key=lambda i: len(self.forms[i].members))].text
+            for family, indices in self.family_forms.items()
+        }
+
+    def member_groups(self) -> list[tuple[int, np.ndarray]]:
+        """(label, members) of every family; the label is its smallest member position."""
+        return [(int(g[0]), g) for g in self._by_label(self.labels)]
+
+    def form_groups(self) -> list[tuple[int, np.ndarray]]:
+        """(label, members) of every form; prompts adopted by containment go with their family's largest form."""
+        form_of = np.full(len(self.labels), -1, np.int64)
+        for i, form in enumerate(self.forms):
+            form_of[form.members] = i
+        for family, indices in self.family_forms.items():
+            largest = max(indices, key=lambda i: len(self.forms[i].members))
+            form_of[(self.labels == family) & (form_of < 0)] = largest
+        return [(int(g[0]), g) for g in self._by_label(form_of)]
+
+    @staticmethod
+    def _by_label(labels: np.ndarray) -> list[np.ndarray]:
+        positions = np.flatnonzero(labels >= 0)
+        return [positions[g] for g in _groups(labels[positions])] if len(positions) else []
+
+
+def find_families(
+    wrappers: Wrappers,
+    accounts: np.ndarray,
+    timestamps: np.ndarray,
+    encoder: Encoder,
+    settings: FamilySettings = FamilySettings(),
+    edges: Edges | None = None,
+    shingles_of: Callable[[np.ndarray], list[np.ndarray]] | None = None,
+) -> Families:
+    """Families of a window (positions aligned with wrappers, accounts and timestamps).
+
+    edges and shingles_of (window positions -> each prompt's shingles) let prompts whose own
+    wrapper went unrecognised join the family their edges lead to (adopt_by_containment)."""
+    n = len(accounts)
+    with_wrapper = np.flatnonzero(wrappers.has())
+    forms = build_forms(with_wrapper, wrappers, accounts, settings)
+    taken = np.zeros(n, bool)
+    for form in forms:
+        taken[form.members] = True
+    forms += semantic_forms(with_wrapper[~taken[with_wrapper]], wrappers, accounts, encoder, settings)
+    if not forms:
+        return Families(np.full(n, -1, np.int64))
+    embeddings = encoder.encode([f.text for f in forms])
+    parent = link_forms(forms, embeddings, len(np.unique(accounts)), timestamps, settings)
+    labels = np.full(n, -1, np.int64)
+    family_forms: dict[int, list[int]] = {}
+    for i, form in enumerate(forms):
+        form.family = parent[i]
+        family_forms.setdefault(parent[i], []).append(i)
+        labels[form.members] = parent[i]
+    if edges is not None and shingles_of is not None:
+        adopt_by_containment(labels, forms, edges, shingles_of, settings)
+    return Families(labels, forms, family_forms, embeddings)
+
+
+def build_forms(
+    positions: np.ndarray, wrappers: Wrappers, accounts: np.ndarray, settings: FamilySettings
+) -> list[Form]:
+    """Union prompts whose wrapper shingle sets overlap; keep the groups that qualify as forms."""
+    if not len(positions):
+        return []
+    sets = [wrappers.shingles[int(p)] for p in positions]
+    signatures = set_signatures(sets)
+    pairs = band_pairs(signatures, *_BANDS)
+    if len(pairs):
+        agree = (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1)
+        pairs = pairs[agree >= settings.form_jaccard]
+    root = _components(len(positions), pairs)
+    forms = []
+    for group in _groups(root):
+        members = positions[group]
+        form = _form_of(members, [sets[i] for i in group], wrappers, accounts, settings)
+        if form is not None:
+            forms.append(form)
+    return forms
+
+
+def semantic_forms(
+    positions: np.ndarray, wrappers: Wrappers, accounts: np.ndarray, encoder: Encoder, settings: FamilySettings
+) -> list[Form]:
+    """Forms of wrappers no lexical form took (synonym swaps reword every copy): each wording joins
+    the first, most sent wording it is close to in meaning (cosine >= prompt_cosine) — a leader,
+    so a chain of small steps never walks from one instruction to another — and the groups are
+    qualified like lexical forms, with the shingles most of them share as the core (maybe few)."""
+    long_enough = [len(wrappers.text[int(p)].split()) >= settings.semantic_min_tokens for p in positions]
+    positions = positions[np.asarray(long_enough, bool)][: settings.max_semantic_prompts]
+    if len(positions) < settings.min_accounts:
+        return []
+    counts = Counter(wrappers.text[int(p)] for p in positions)
+    texts = sorted(counts, key=lambda t: (-counts[t], t))  # the most sent wordings lead
+    index = {t: i for i, t in enumerate(texts)}
+    root = leaders(_unit(encoder.encode(texts)), settings.prompt_cosine)
+    of_text = np.asarray([root[index[wrappers.text[int(p)]]] for p in positions])
+    forms = []
+    for group in _groups(of_text):
+        members = positions[group]
+        form = _form_of(members, [wrappers.shingles[int(m)] for m in members], wrappers, accounts, settings, 0)
+        if form is not None:
+            forms.append(form)
+    return forms
+
+
+def leaders(unit: np.ndarray, threshold: float) -> np.ndarray:
+    """Leader clustering: each row joins the first earlier leader with cosine >= threshold, or leads."""
+    led_by = np.arange(len(unit))
+    chosen: list[int] = []
+    for i in range(len(unit)):
+        if chosen:
+            sims = unit[chosen] @ unit[i]
+            best = int(np.argmax(sims))
+            if sims[best] >= threshold:
+                led_by[i] = chosen[best]
+                continue
+        chosen.append(i)
+    return led_by
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+
+def _form_of(
+    members: np.ndarray,
+    sets: list[np.ndarray],
+    wrappers: Wrappers,
+    accounts: np.ndarray,
+    settings: FamilySettings,
+    min_core: int | None = None,
+) -> Form | None:
+    senders = np.unique(accounts[members])
+    if len(senders) < settings.min_accounts:
+        return None
+    every = np.concatenate(sets)
+    distinct, counts = np.unique(every, return_counts=True)
+    core = distinct[counts >= settings.core_share * len(members)]
+    if len(core) < (settings.min_core if min_core is None else min_core):
+        return None
+    text = Counter(wrappers.text[int(m)] for m in members).most_common(1)[0][0]
+    return Form(members, core, text, senders)
+
+
+def link_forms(
+    forms: list[Form],
+    embeddings: np.ndarray,
+    total_accounts: int,
+    timestamps: np.ndarray,
+    settings: FamilySettings,
+) -> list[int]:
+    """Family root of each form: forms related in meaning *and* sent together are joined.
+
+    Leader linking, largest forms first: a form joins the family whose leader (its first, largest
+    form) it is closest to in meaning, provided the two are sent together — by largely the same
+    accounts (far more shared than chance gives, counted against every account the family holds
+    so far), which needs only related meaning (cosine >= shared_accounts_cosine: one operator's
+    rewordings and translations), or inside the same burst, which needs close meaning
+    (>= burst_cosine). Meaning is always checked against the leader, so a chain of small
+    steps never walks from one campaign's instruction to another's."""
+    unit = _unit(embeddings)
+    spans = [_burst_span(timestamps[f.members]) for f in forms]
+    window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
+    floor = min(settings.shared_accounts_cosine, settings.burst_cosine)
+    order = sorted(range(len(forms)), key=lambda i: (-len(forms[i].members), i))
+    root = list(range(len(forms)))
+    leaders: list[int] = []
+    family_accounts: dict[int, np.ndarray] = {}
+    for i in order:
+        joined = -1
+        if leaders:
+            sims = unit[leaders] @ unit[i]
+            for n in np.argsort(-sims, kind="stable"):
+                if sims[n] < floor:
+                    break
+                lead = leaders[int(n)]
+                accounts = _shared_accounts(forms[i].accounts, family_accounts[lead], total_accounts, settings)
+                if (accounts and sims[n] >= settings.shared_accounts_cosine) or (
+                    sims[n] >= settings.burst_cosine and _same_burst(spans[i], spans[lead], window, settings)
+                ):
+                    joined = lead
+                    break
+        if joined < 0:
+            leaders.append(i)
+            family_accounts[i] = forms[i].accounts
+        else:
+            root[i] = joined
+            family_accounts[joined] = np.union1d(family_accounts[joined], forms[i].accounts)
+    return root
+
+
+def _shared_accounts(a: np.ndarray, b: np.ndarray, total_accounts: int, settings: FamilySettings) -> bool:
+    """Two sets of accounts share far more than chance: a good part of the smaller one (overlap
+    coefficient), or a few accounts where chance would give a small fraction of one (lift)."""
+    shared = len(np.intersect1d(a, b, assume_unique=True))
+    if shared < 2:
+        return False
+    lift = shared * total_accounts / (len(a) * len(b))
+    if shared >= settings.min_shared_accounts and shared / min(len(a), len(b)) >= settings.account_overlap:
+        return lift >= settings.account_lift
+    return lift >= settings.strong_lift
+
+
+def _same_burst(
+    span_a: tuple[float, float], span_b: tuple[float, float], window: float, settings: FamilySettings
+) -> bool:
+    length_a, length_b = span_a[1] - span_a[0], span_b[1] - span_b[0]
+    if max(length_a, length_b) > settings.burst_share * window:
+        return False  # traffic spread over the window is not a burst: ordinary users phrase things alike
+    overlap = min(span_a[1], span_b[1]) - max(span_a[0], span_b[0])
+    return overlap >= settings.time_overlap * max(length_a, length_b, 3600.0)
+
+
+def _burst_span(ts: np.ndarray) -> tuple[float, float]:
+    """The 5th to 95th percentile of a form's times: its active period, a stray prompt aside."""
+    lo, hi = np.percentile(ts, (5, 95))
+    return float(lo), float(hi)
+
+
+def adopt_by_containment(
+    labels: np.ndarray,
+    forms: list[Form],
+    edges: Edges,
+    shingles_of: Callable[[np.ndarray], list[np.ndarray]],
+    settings: FamilySettings,
+) -> int:
+    """Prompts outside every family that an edge ties to a family member join that family when
+    their own shingles hold most of one of its forms' core (the wrapper, never the slot: a prompt
+    that shares only slot content with a member holds none of the core). Returns how many joined."""
+    cores: dict[int, list[np.ndarray]] = {}
+    for form in forms:
+        if len(form.core):
+            cores.setdefault(form.family, []).append(form.core)
+    pairs: dict[int, set[int]] = {}
+    for left, right in ((edges.left, edges.right), (edges.right, edges.left)):
+        outside = (labels[left] < 0) & (labels[right] >= 0)
+        for pos, neighbour in zip(left[outside].tolist(), right[outside].tolist()):
+            pairs.setdefault(pos, set()).add(int(labels[neighbour]))
+    if not pairs:
+        return 0
+    positions = np.asarray(sorted(pairs), np.int64)
+    adopted = 0
+    for pos, own in zip(positions.tolist(), shingles_of(positions)):
+        own = np.unique(own)
+        best, share = -1, 0.0
+        for family in sorted(pairs[pos]):
+            for core in cores.get(family, ()):
+                held = len(np.intersect1d(own, core, assume_unique=True)) / len(core)
+                if held > share:
+                    best, share = family, held
+        if share >= settings.containment:
+            labels[pos] = best
+            adopted += 1
+    return adopted
+
+
+def family_index(families: Families, clusters: list[dict]) -> FamilyIndex | None:
+    """What search needs of a finished run: each family cluster's form embeddings and members.
+
+    A form belongs to the cluster holding most of its members (clusters carry their stable ids)."""
+    if families.embeddings is None or families.rows is None or families.wrappers is None:
+        return None
+    chosen = [c for c in clusters if c["features"].get("family")]
+    cluster_of = {int(r): n for n, c in enumerate(chosen) for r in c["rows"].tolist()}
+    vectors, owner = [], []
+    for i, form in enumerate(families.forms):
+        owners = Counter(cluster_of.get(int(r), -1) for r in families.rows[form.members].tolist())
+        best, _ = owners.most_common(1)[0]
+        if best >= 0:
+            vectors.append(families.embeddings[i])
+            owner.append(best)
+    used = sorted(set(owner))
+    renumber = {n: k for k, n in enumerate(used)}
+    members = [np.sort(np.asarray(chosen[n]["rows"], np.int64)) for n in used]
+    dim = families.embeddings.shape[1]
+    return FamilyIndex(
+        families.wrappers.vocabulary,
+        _unit(np.asarray(vectors, np.float32).reshape(-1, dim)),
+        np.asarray([renumber[o] for o in owner], np.int64),
+        np.asarray([chosen[n]["cluster_id"] for n in used], dtype=str),
+        np.concatenate(members) if members else np.zeros(0, np.int64),
+        np.concatenate(([0], np.cumsum([len(m) for m in members]))).astype(np.int64),
+        families.encoder_name,
+    )
+
+
+def set_signatures(sets: list[np.ndarray], num_perm: int = _PERM, seed: int = 7) -> np.ndarray:
+    """(len(sets), num_perm) uint32 MinHash signatures of sets of uint64 hashes (empty sets: all max)."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 2**32 - 1, num_perm, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, 2**32 - 1, num_perm, dtype=np.uint64)
+    out = np.full((len(sets), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    lo = 0
+    while lo < len(sets):  # chunks of ~64k hashes: the permuted block stays a few tens of MiB
+        hi, total = lo, 0
+        while hi < len(sets) and (total < 65_536 or hi == lo):
+            total += len(sets[hi])
+            hi += 1
+        sizes = np.asarray([len(s) for s in sets[lo:hi]])
+        if sizes.sum():
+            flat = np.concatenate([s for s in sets[lo:hi] if len(s)])
+            folded = (flat ^ (flat >> np.uint64(32))) & _P32
+            with np.errstate(over="ignore"):
+                permuted = ((a[:, None] * folded[None, :] + b[:, None]) & _P32).astype(np.uint32)
+            starts = np.concatenate(([0], np.cumsum(sizes[sizes > 0])[:-1]))
+            out[lo:hi][sizes > 0] = np.minimum.reduceat(permuted, starts, axis=1).T
+        lo = hi
+    return out
+
+
+def _components(n: int, pairs: np.ndarray) -> np.ndarray:
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.asarray([find(i) for i in range(n)])
+
+
+def _groups(root: np.ndarray) -> list[np.ndarray]:
+    order = np.argsort(root, kind="stable")
+    starts = np.flatnonzero(np.concatenate(([True], root[order][1:] != root[order][:-1])))
+    return np.split(order, starts[1:])

@@ -1,0 +1,122 @@
+"""Wrapper mining: the fixed text each prompt shares with many others, wherever it sits.
+
+A campaign repeats an instruction (its wrapper) around varying slot content. In real traffic
+slot content repeats too — popular prompts are pasted by many users, a passage is reused under
+several templates — so "recurs across many accounts" alone would call every reused text a
+wrapper. What sets a wrapper apart is that it recurs around *different* content:
+
+1. Prompts are collapsed into near-copy groups (whole-prompt MinHash Jaccard >= 0.8, the
+   band join dedup already runs): a text pasted by fifty users counts once.
+2. A shingle's *support* is the number of groups holding it, and its *accounts* the number
+   of accounts sending it. A reused slot has the support of the few templates it sits in; a
+   wrapper, the number of distinct slots it wraps.
+3. In each prompt, tokens covered by shingles whose support is at least `min_support`, at
+   least `contrast` times the prompt's own baseline (its 20th-percentile token support: the
+   slot's level), and sent by at least `min_accounts` accounts, form candidate spans.
+4. The primary span is the one anchored at the start or end of the prompt (prefixes and
+   suffixes), else the longest; other spans join it when their support is within `keep_ratio`
+   of the primary's (a second fixed part of the same template) — a common phrase inside the
+   slot ("your task is to", used by thousands) has another support and stays out.
+
+Structured payloads are canonicalized first (search/segments.py), so reordered JSON/YAML
+fields repeat the same fixed lines; scripts without spaces are tokenized per character.
+Only the first `head_tokens` and last `tail_tokens` tokens of a long prompt are mined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from search.segments import Tokenizer, Tokens, shingles
+from search.wrappers import Vocabulary, WrapperSettings, extract, mined_regions
+
+TextsOf = Callable[[np.ndarray], list[str]]  # window positions -> raw texts
+
+
+@dataclass
+class Wrappers:
+    """Per window position: the wrapper text ('' if none), its shingles, and the share of the prompt it covers."""
+
+    text: list[str]
+    shingles: list[np.ndarray]
+    coverage: np.ndarray
+    support: np.ndarray  # the primary span's median support (0 if none)
+    anchored: np.ndarray  # bool: the wrapper touches the start or end of the prompt
+    vocabulary: Vocabulary
+
+    def has(self) -> np.ndarray:
+        return np.asarray([bool(t) for t in self.text])
+
+
+def mine_wrappers(
+    texts_of: TextsOf,
+    n: int,
+    accounts: np.ndarray,
+    groups: np.ndarray,
+    settings: WrapperSettings = WrapperSettings(),
+) -> Wrappers:
+    """Wrappers of the n window prompts; accounts and near-copy groups are aligned with positions."""
+    tokenizer = Tokenizer()
+    vocabulary = count_support(texts_of, n, accounts, groups, tokenizer, settings)
+    text, found, coverage = [""] * n, [np.zeros(0, np.uint64)] * n, np.zeros(n)
+    support, anchored = np.zeros(n), np.zeros(n, bool)
+    for lo in range(0, n, settings.chunk):
+        positions = np.arange(lo, min(n, lo + settings.chunk))
+        for pos, raw in zip(positions.tolist(), texts_of(positions)):
+            w = extract(tokenizer(raw), vocabulary, settings)
+            if w is not None:
+                text[pos], found[pos], coverage[pos], support[pos], anchored[pos] = w
+    return Wrappers(text, found, coverage, support, anchored, vocabulary)
+
+
+def count_support(
+    texts_of: TextsOf,
+    n: int,
+    accounts: np.ndarray,
+    groups: np.ndarray,
+    tokenizer: Tokenizer,
+    settings: WrapperSettings,
+) -> Vocabulary:
+    """Support (near-copy groups) and accounts of every shingle that could be part of a wrapper."""
+    by_group: list[np.ndarray] = []
+    by_account: list[np.ndarray] = []
+    hashes: list[np.ndarray] = []
+    for lo in range(0, n, settings.chunk):
+        positions = np.arange(lo, min(n, lo + settings.chunk))
+        for pos, raw in zip(positions.tolist(), texts_of(positions)):
+            h = np.unique(mined_shingles(tokenizer(raw), settings))
+            hashes.append(h)
+            by_group.append(np.full(len(h), groups[pos], np.int64))
+            by_account.append(np.full(len(h), accounts[pos], np.int64))
+    every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    support = _distinct_per_hash(every, np.concatenate(by_group) if by_group else np.zeros(0, np.int64))
+    senders = _distinct_per_hash(every, np.concatenate(by_account) if by_account else np.zeros(0, np.int64))
+    keep = (support[1] >= settings.min_support) & (senders[1] >= settings.min_accounts)
+    return Vocabulary(support[0][keep], support[1][keep], senders[1][keep], int(len(np.unique(groups))))
+
+
+def _distinct_per_hash(hashes: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct hashes, number of distinct owners holding each)."""
+    if not len(hashes):
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    order = np.lexsort((owners, hashes))
+    h, o = hashes[order], owners[order]
+    new_pair = np.concatenate(([True], (h[1:] != h[:-1]) | (o[1:] != o[:-1])))
+    h = h[new_pair]
+    starts = np.concatenate(([True], h[1:] != h[:-1]))
+    distinct = h[starts]
+    counts = np.diff(np.concatenate((np.flatnonzero(starts), [len(h)])))
+    return distinct, counts
+
+
+def mined_shingles(tokens: Tokens, settings: WrapperSettings) -> np.ndarray:
+    """Shingles of the part of a prompt that is mined: all of it, or its head and tail."""
+    parts = [shingles(tokens.ids[start:stop]) for start, stop in mined_regions(len(tokens), settings)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+
+
+
+__all__ = ["Wrappers", "mine_wrappers"]

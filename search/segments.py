@@ -1,0 +1,146 @@
+"""Language-independent tokens and shingles, the units wrapper mining counts across accounts.
+
+Words are runs of word characters; scripts written without spaces (Chinese, Japanese kana,
+Thai, Lao, Khmer, Myanmar) give one token per character, so a four-token shingle is a short
+phrase in every script. Structured payloads (a JSON object, a YAML mapping) are first put in
+a canonical order — one `path: value` line per leaf, sorted by path — so a campaign that
+reorders its fields each time still repeats the same fixed lines around its slot.
+
+Token ids are stable 64-bit hashes (blake2b), not Python's salted `hash`, so shingles counted
+by a nightly run match the shingles of a query in another process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .normalize import normalize
+
+SHINGLE_TOKENS = 4
+# Characters of scripts without spaces between words: one token each.
+_CHAR_SCRIPTS = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
+    "\U00020000-\U0002fa1f"
+)
+TOKEN = re.compile(f"[{_CHAR_SCRIPTS}]|[^\\W{_CHAR_SCRIPTS}]+")
+_YAML_KEY = re.compile(r"^[A-Za-z_][\w\- ]{0,40}:(\s|$)")
+_MULTIPLIERS = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD],
+    dtype=np.uint64,
+)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One text's tokens: where each sits in the text (start, end) and its stable id."""
+
+    text: str
+    spans: np.ndarray  # (n, 2) int32 character offsets into text
+    ids: np.ndarray  # (n,) uint64
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def substring(self, first: int, last: int) -> str:
+        """The text from the first token's start to the last token's end (inclusive token indices)."""
+        return self.text[int(self.spans[first, 0]) : int(self.spans[last, 1])]
+
+
+class Tokenizer:
+    """Canonical, normalized text -> Tokens, with a per-process cache of token ids."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def __call__(self, raw: str) -> Tokens:
+        text = normalize(canonical(raw))
+        found = [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
+        spans = np.array([(s, e) for s, e, _ in found], dtype=np.int32).reshape(-1, 2)
+        ids = np.fromiter((self._id(tok) for _, _, tok in found), dtype=np.uint64, count=len(found))
+        return Tokens(text, spans, ids)
+
+    def _id(self, token: str) -> int:
+        cached = self._ids.get(token)
+        if cached is None:
+            cached = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
+            if len(self._ids) < 2_000_000:  # bounded: a flood of unique tokens must not grow it forever
+                self._ids[token] = cached
+        return cached
+
+
+def shingles(ids: np.ndarray, k: int = SHINGLE_TOKENS) -> np.ndarray:
+    """Hash of every run of k consecutive token ids (len(ids) - k + 1 of them; none if fewer tokens)."""
+    n = len(ids) - k + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    out = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            # multiply-xor with a different odd constant per position: order matters, overflow wraps
+            out ^= ids[j : j + n] * _MULTIPLIERS[j % len(_MULTIPLIERS)]
+            out = (out << np.uint64(7)) | (out >> np.uint64(57))
+    return out
+
+
+def shingles_of_many(token_ids: Sequence[np.ndarray], k: int = SHINGLE_TOKENS) -> tuple[np.ndarray, np.ndarray]:
+    """Shingles of many texts at once: (hashes, owner) where owner[i] is the text index of hashes[i]."""
+    parts = [shingles(ids, k) for ids in token_ids]
+    owner = np.repeat(np.arange(len(parts), dtype=np.int64), [len(p) for p in parts])
+    hashes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+    return hashes, owner
+
+
+def canonical(text: str) -> str:
+    """A JSON object or YAML mapping as sorted `path: value` lines; any other text unchanged."""
+    data = _structured(text)
+    if data is None:
+        return text
+    lines: list[str] = []
+    _flatten(data, "", lines)
+    return "\n".join(sorted(lines)) if lines else text
+
+
+def _structured(text: str) -> dict | None:
+    stripped = text.strip()
+    if len(stripped) < 8:
+        return None
+    if stripped[0] == "{" and stripped[-1] == "}":
+        try:
+            data = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return None
+        return data if isinstance(data, dict) and len(data) >= 2 else None
+    lines = [ln for ln in stripped.splitlines() if ln.strip()]
+    top = [ln for ln in lines if not ln[:1].isspace()]
+    if len(top) < 3 or sum(bool(_YAML_KEY.match(ln)) for ln in top) < 0.8 * len(top):
+        return None
+    import yaml  # only texts shaped like a YAML mapping pay for the import
+
+    try:
+        data = yaml.safe_load(stripped)  # safe_load builds plain data only: no object can run code
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return None
+    return data if isinstance(data, dict) and len(data) >= 2 else None
+
+
+def _flatten(value: object, path: str, out: list[str], depth: int = 0) -> None:
+    if depth > 20:  # a pathological nesting is kept as one opaque value
+        out.append(f"{path}: {json.dumps(value, ensure_ascii=False, default=str)[:2000]}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{path}.{key}" if path else str(key), out, depth + 1)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _flatten(item, f"{path}[{n}]", out, depth + 1)
+    else:
+        out.append(f"{path}: {value}")

@@ -1,0 +1,66 @@
+"""Wrapper extraction against a mined vocabulary, and the vocabulary file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer.wrappers import mine_wrappers
+from search.errors import IndexCorrupt
+from search.segments import Tokenizer
+from search.wrappers import Vocabulary, WrapperSettings, extract
+from tests.conftest import background_texts
+
+PREFIX = "Walk through the problem in numbered steps and justify each one before the final answer."
+SUFFIX = "Afterwards rate your confidence from one to ten and name the step most likely to be wrong."
+
+
+def _window(texts: list[str], accounts: list[int]):
+    """Mine wrappers over texts (each its own near-copy group)."""
+    return mine_wrappers(
+        lambda pos: [texts[i] for i in pos.tolist()], len(texts), np.asarray(accounts), np.arange(len(texts))
+    )
+
+
+def test_a_prefix_and_a_suffix_template_are_found_and_the_slot_left_out():
+    slots = background_texts(160)
+    texts = [f"{PREFIX}\n\n{s}" for s in slots[:60]] + [f"{s}\n\n{SUFFIX}" for s in slots[60:120]] + slots[120:]
+    found = _window(texts, [i % 30 for i in range(len(texts))])
+    assert all(found.text[i].startswith("walk through the problem") for i in range(60))
+    assert all(found.text[i].endswith("most likely to be wrong") for i in range(60, 120))
+    # the slot stays out: the wrapper covers only part of each prompt
+    assert max(found.coverage[:120]) < 0.8
+    assert sum(bool(t) for t in found.text[120:]) <= 4  # ordinary prompts mostly have no wrapper
+
+
+def test_a_fixed_part_in_the_middle_is_found():
+    middle = "Using only the passage above, answer the question below and cite the sentences you rely on."
+    slots = background_texts(200)
+    texts = [f"{a}\n\n{middle}\n\n{b}" for a, b in zip(slots[:80], slots[80:160])]
+    found = _window(texts, [i % 25 for i in range(len(texts))])
+    assert sum("answer the question below and cite" in t for t in found.text) >= 76
+
+
+def test_text_repeated_by_few_accounts_is_not_a_wrapper():
+    slots = background_texts(60)
+    texts = [f"{PREFIX}\n\n{s}" for s in slots]
+    found = _window(texts, [i % 3 for i in range(len(texts))])  # three accounts only
+    assert not any(found.text)
+
+
+def test_the_same_extraction_runs_on_a_query_with_the_saved_vocabulary(tmp_path):
+    slots = background_texts(100)
+    texts = [f"{PREFIX}\n\n{s}" for s in slots[:80]]
+    found = _window(texts, [i % 20 for i in range(len(texts))])
+    found.vocabulary.save(tmp_path / "vocab.npz")
+    loaded = Vocabulary.load(tmp_path / "vocab.npz")
+    assert np.array_equal(loaded.hashes, found.vocabulary.hashes) and loaded.groups == found.vocabulary.groups
+    query = extract(Tokenizer()(f"{PREFIX}\n\n{slots[95]}"), loaded, WrapperSettings())
+    assert query is not None and query[0].startswith("walk through the problem")
+
+
+def test_a_damaged_vocabulary_is_refused(tmp_path):
+    path = tmp_path / "vocab.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(IndexCorrupt, match="dedup"):
+        Vocabulary.load(path)
