@@ -51,6 +51,8 @@ class FamilySettings:
     semantic_min_tokens: int = 10  # ... long enough to carry an instruction (short phrases chain anything)
     max_semantic_prompts: int = 200_000  # cap on prompts embedded for that (the rest keep no family)
     shared_accounts_cosine: float = 0.5  # forms sent by largely the same accounts: related meaning suffices
+    same_accounts_cosine: float = 0.35  # ... by mostly the same accounts (overlap >= same_accounts_overlap)
+    same_accounts_overlap: float = 0.5
     burst_cosine: float = 0.8  # forms sent in the same burst by other accounts: close meaning needed
     account_overlap: float = 0.3  # overlap coefficient of two forms' accounts
     account_lift: float = 5.0  # ... and this many times what chance would give
@@ -246,20 +248,26 @@ def link_forms(
     """Family root of each form: forms related in meaning *and* sent together are joined.
 
     Leader linking, largest forms first: a form joins the family whose leader (its first, largest
-    form) it is closest to in meaning, provided the two are sent together — by largely the same
-    accounts (far more shared than chance gives, counted against every account the family holds
-    so far), which needs only related meaning (cosine >= shared_accounts_cosine: one operator's
-    rewordings and translations), or inside the same burst, which needs close meaning
-    (>= burst_cosine). Meaning is always checked against the leader, so a chain of small
-    steps never walks from one campaign's instruction to another's."""
+    form) it is closest to in meaning, provided the two are sent together (`_together`). Meaning
+    is always checked against the leader, so a chain of small steps never walks from one
+    campaign's instruction to another's. Accounts are counted against every account the family
+    holds so far, and a second pass joins whole families the same way: a campaign whose accounts
+    send a prompt or two each shares few accounts with any one of its wordings, many with the
+    sum of them."""
     unit = _unit(embeddings)
     spans = [_burst_span(timestamps[f.members]) for f in forms]
     window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
-    floor = min(settings.shared_accounts_cosine, settings.burst_cosine)
+    floor = min(settings.same_accounts_cosine, settings.shared_accounts_cosine, settings.burst_cosine)
     order = sorted(range(len(forms)), key=lambda i: (-len(forms[i].members), i))
     root = list(range(len(forms)))
     leaders: list[int] = []
-    family_accounts: dict[int, np.ndarray] = {}
+    accounts: dict[int, np.ndarray] = {}
+
+    def together(lead: int, other_accounts: np.ndarray, other_span: tuple[float, float], cosine: float) -> bool:
+        return _together(
+            cosine, accounts[lead], other_accounts, spans[lead], other_span, total_accounts, window, settings
+        )
+
     for i in order:
         joined = -1
         if leaders:
@@ -267,20 +275,53 @@ def link_forms(
             for n in np.argsort(-sims, kind="stable"):
                 if sims[n] < floor:
                     break
-                lead = leaders[int(n)]
-                accounts = _shared_accounts(forms[i].accounts, family_accounts[lead], total_accounts, settings)
-                if (accounts and sims[n] >= settings.shared_accounts_cosine) or (
-                    sims[n] >= settings.burst_cosine and _same_burst(spans[i], spans[lead], window, settings)
-                ):
-                    joined = lead
+                if together(leaders[int(n)], forms[i].accounts, spans[i], float(sims[n])):
+                    joined = leaders[int(n)]
                     break
         if joined < 0:
             leaders.append(i)
-            family_accounts[i] = forms[i].accounts
+            accounts[i] = forms[i].accounts
         else:
             root[i] = joined
-            family_accounts[joined] = np.union1d(family_accounts[joined], forms[i].accounts)
-    return root
+            accounts[joined] = np.union1d(accounts[joined], forms[i].accounts)
+    # the second pass: whole families (each still its leader's meaning), larger first
+    head = {lead: lead for lead in leaders}
+    lead_unit = unit[leaders]
+    for n, a in enumerate(leaders):
+        sims = lead_unit[n + 1 :] @ lead_unit[n]
+        for m in np.flatnonzero(sims >= floor):
+            b = leaders[n + 1 + int(m)]
+            if head[b] != b or head[a] != a:
+                continue
+            if together(a, accounts[b], spans[b], float(sims[m])):
+                head[b] = a
+                accounts[a] = np.union1d(accounts[a], accounts[b])
+    return [head[root[i]] for i in range(len(forms))]
+
+
+def _together(
+    cosine: float,
+    a: np.ndarray,
+    b: np.ndarray,
+    span_a: tuple[float, float],
+    span_b: tuple[float, float],
+    total_accounts: int,
+    window: float,
+    settings: FamilySettings,
+) -> bool:
+    """Sent together, with the meaning that evidence asks for: mostly the same accounts and related
+    meaning (>= same_accounts_cosine); accounts shared far beyond chance and a closer meaning
+    (>= shared_accounts_cosine: one operator's rewordings and translations); or one burst and close
+    meaning (>= burst_cosine)."""
+    shared = len(np.intersect1d(a, b, assume_unique=True))
+    overlap = shared / max(min(len(a), len(b)), 1)
+    lift = shared * total_accounts / max(len(a) * len(b), 1)
+    if shared >= settings.min_shared_accounts and overlap >= settings.same_accounts_overlap and lift >= 10:
+        if cosine >= settings.same_accounts_cosine:
+            return True
+    if cosine >= settings.shared_accounts_cosine and _shared_accounts(a, b, total_accounts, settings):
+        return True
+    return cosine >= settings.burst_cosine and _same_burst(span_a, span_b, window, settings)
 
 
 def _shared_accounts(a: np.ndarray, b: np.ndarray, total_accounts: int, settings: FamilySettings) -> bool:

@@ -32,10 +32,12 @@ from search.embedding import IDENTITY_SCALE, CosineScale
 from .coordination import Activity, coordination
 
 # Calibrated on benign traffic only: `python bench/calibrate_families.py --seeds 1 2` (families
-# suite, ~45k prompts each; never the evaluation seed) gave 0.4977, just above its highest benign
-# cluster (MT-bench questions sharing a "take the reader through your reasoning" suffix, 21
-# accounts); see docs/campaigns.md. Configurable with --flag-threshold.
-DEFAULT_FLAG_THRESHOLD = 0.5
+# suite, ~45k prompts each; never the evaluation seed) puts the lowest threshold within a 0.1%
+# benign-account false-positive rate at 0.4024, just above its highest benign cluster (a team of
+# 25 long-lived accounts sharing a support-ticket template, 0.4023). The default adds a 0.05
+# margin for benign traffic no calibration corpus holds; see docs/campaigns.md.
+# Configurable with --flag-threshold.
+DEFAULT_FLAG_THRESHOLD = 0.45
 WEIGHTS = {"coordination": 0.45, "intent": 0.25, "repetition": 0.15, "dedication": 0.15}
 _SAMPLE = 64
 
