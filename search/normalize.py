@@ -50,6 +50,40 @@ def _normalize_unicode(text: str) -> str:
     return " ".join(text.split())
 
 
+_WORD = re.compile(r"\w+")
+
+
+def normalize_words(text: str) -> str:
+    """normalize(), except that homoglyphs are folded only inside words that mix in ASCII letters.
+
+    A Latin word salted with Cyrillic look-alikes ('аnswеr') folds as in normalize(); a genuinely
+    Cyrillic or Greek word ('задачу') keeps its letters, so a multilingual model can still read
+    it. Wrapper mining and the family encoder see text this way; the stored signals do not.
+    """
+    if text.isascii():
+        return normalize(text)
+    text = unicodedata.normalize("NFKC", text)
+    dropped_or_folded, folded = _mapped_characters()
+    if not dropped_or_folded.isdisjoint(text):
+        text = text.translate(_drop_table())
+    confusables = _confusables_table()
+    for step in ("fold", "casefold", "fold"):  # as normalize(): fold before and after casefold
+        if step == "casefold":
+            text = text.casefold()
+        elif not folded.isdisjoint(text):
+            text = _WORD.sub(lambda m: _fold_mixed(m.group(), folded, confusables), text)
+    return " ".join(text.split())
+
+
+def _fold_mixed(word: str, folded: frozenset[str], confusables: dict[int, str]) -> str:
+    """Fold a word that mixes ASCII letters with look-alikes, or a one- or two-letter look-alike ('а')."""
+    if word.isascii() or folded.isdisjoint(word):
+        return word
+    if _ASCII_ALNUM.search(word) is None and not (len(word) <= 2 and all(c in folded for c in word)):
+        return word
+    return word.translate(confusables)
+
+
 def prepare() -> None:
     """Build the Unicode tables now: lazily, the first non-ASCII query would wait ~0.7 s for them.
 

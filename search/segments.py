@@ -6,6 +6,8 @@ phrase in every script. Structured payloads (a JSON object, a YAML mapping) are 
 a canonical order — one `path: value` line per leaf, sorted by path — so a campaign that
 reorders its fields each time still repeats the same fixed lines around its slot.
 
+Text is normalized as for every signal, except that homoglyphs are folded only inside words
+that mix scripts (normalize.normalize_words), so a Russian instruction stays Russian.
 Token ids are stable 64-bit hashes (blake2b), not Python's salted `hash`, so shingles counted
 by a nightly run match the shingles of a query in another process.
 """
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .normalize import normalize
+from .normalize import normalize_words
 
 SHINGLE_TOKENS = 4
 # Characters of scripts without spaces between words: one token each.
@@ -63,7 +65,7 @@ class Tokenizer:
         self._ids: dict[str, int] = {}
 
     def __call__(self, raw: str) -> Tokens:
-        text = normalize(canonical(raw))
+        text = normalize_words(canonical(raw))
         found = [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
         spans = np.array([(s, e) for s, e, _ in found], dtype=np.int32).reshape(-1, 2)
         ids = np.fromiter((self._id(tok) for _, _, tok in found), dtype=np.uint64, count=len(found))

@@ -54,3 +54,13 @@ def test_reordered_yaml_fields_give_the_same_canonical_text_and_plain_text_is_un
 def test_a_yaml_payload_cannot_build_objects():
     hostile = "a: 1\nb: 2\nc: !!python/object/apply:os.system ['echo owned']\n"
     assert canonical(hostile) == hostile  # safe_load refuses the tag: the text stays as it is
+
+
+def test_homoglyphs_fold_inside_mixed_words_only():
+    from search.normalize import normalize_words
+
+    # a Latin word salted with Cyrillic look-alikes folds; a Russian sentence stays Russian
+    assert normalize_words("Wrіte а detailed explanatiоn") == "write a detailed explanation"
+    assert normalize_words("Реши задачу ниже") == "реши задачу ниже"
+    tokens = Tokenizer()("Реши задачу ниже")
+    assert [tokens.text[s:e] for s, e in tokens.spans.tolist()] == ["реши", "задачу", "ниже"]
