@@ -50,14 +50,15 @@ class FamilySettings:
     prompt_cosine: float = 0.75  # wrappers outside every lexical form: reworded copies of one instruction
     semantic_min_tokens: int = 10  # ... long enough to carry an instruction (short phrases chain anything)
     max_semantic_prompts: int = 200_000  # cap on prompts embedded for that (the rest keep no family)
-    shared_accounts_cosine: float = 0.5  # forms sent by largely the same accounts: related meaning suffices
+    shared_accounts_cosine: float = 0.5  # forms whose accounts overlap far beyond chance: related meaning
     same_accounts_cosine: float = 0.35  # ... by mostly the same accounts (overlap >= same_accounts_overlap)
     same_accounts_overlap: float = 0.5
+    same_accounts_chance: float = 1e-3  # chance of sharing that many accounts (hypergeometric tail) at most
+    shared_accounts_chance: float = 1e-6
+    burst_accounts_chance: float = 0.05  # some shared accounts inside one burst: weaker evidence of both kinds
+    burst_accounts_cosine: float = 0.6
     burst_cosine: float = 0.8  # forms sent in the same burst by other accounts: close meaning needed
-    account_overlap: float = 0.3  # overlap coefficient of two forms' accounts
-    account_lift: float = 5.0  # ... and this many times what chance would give
-    strong_lift: float = 30.0  # or, with as few as two shared accounts, this many times
-    min_shared_accounts: int = 3
+    min_shared_accounts: int = 2
     time_overlap: float = 0.5  # of the longer burst: the two bursts coincide
     burst_share: float = 0.5  # a form spanning at most this share of the window is a burst
     containment: float = 0.6
@@ -257,7 +258,12 @@ def link_forms(
     unit = _unit(embeddings)
     spans = [_burst_span(timestamps[f.members]) for f in forms]
     window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
-    floor = min(settings.same_accounts_cosine, settings.shared_accounts_cosine, settings.burst_cosine)
+    floor = min(
+        settings.same_accounts_cosine,
+        settings.shared_accounts_cosine,
+        settings.burst_cosine,
+        settings.burst_accounts_cosine,
+    )
     order = sorted(range(len(forms)), key=lambda i: (-len(forms[i].members), i))
     root = list(range(len(forms)))
     leaders: list[int] = []
@@ -309,31 +315,38 @@ def _together(
     window: float,
     settings: FamilySettings,
 ) -> bool:
-    """Sent together, with the meaning that evidence asks for: mostly the same accounts and related
-    meaning (>= same_accounts_cosine); accounts shared far beyond chance and a closer meaning
-    (>= shared_accounts_cosine: one operator's rewordings and translations); or one burst and close
-    meaning (>= burst_cosine)."""
+    """Sent together, with the meaning that evidence asks for: mostly the same accounts, unlikely by
+    chance (<= same_accounts_chance), and related meaning (>= same_accounts_cosine); accounts shared
+    far beyond chance (<= shared_accounts_chance) and closer meaning (>= shared_accounts_cosine: one
+    operator's rewordings and translations); one burst and close meaning (>= burst_cosine); or,
+    weaker evidence of all three kinds together, one burst, a few accounts shared beyond chance
+    (<= burst_accounts_chance) and meaning at least burst_accounts_cosine."""
     shared = len(np.intersect1d(a, b, assume_unique=True))
-    overlap = shared / max(min(len(a), len(b)), 1)
-    lift = shared * total_accounts / max(len(a) * len(b), 1)
-    if shared >= settings.min_shared_accounts and overlap >= settings.same_accounts_overlap and lift >= 10:
-        if cosine >= settings.same_accounts_cosine:
+    chance = 1.0
+    if shared >= settings.min_shared_accounts:
+        chance = sharing_chance(shared, len(a), len(b), total_accounts)
+        mostly = shared / min(len(a), len(b)) >= settings.same_accounts_overlap
+        if mostly and chance <= settings.same_accounts_chance and cosine >= settings.same_accounts_cosine:
             return True
-    if cosine >= settings.shared_accounts_cosine and _shared_accounts(a, b, total_accounts, settings):
-        return True
-    return cosine >= settings.burst_cosine and _same_burst(span_a, span_b, window, settings)
-
-
-def _shared_accounts(a: np.ndarray, b: np.ndarray, total_accounts: int, settings: FamilySettings) -> bool:
-    """Two sets of accounts share far more than chance: a good part of the smaller one (overlap
-    coefficient), or a few accounts where chance would give a small fraction of one (lift)."""
-    shared = len(np.intersect1d(a, b, assume_unique=True))
-    if shared < 2:
+        if chance <= settings.shared_accounts_chance and cosine >= settings.shared_accounts_cosine:
+            return True
+    if cosine < min(settings.burst_cosine, settings.burst_accounts_cosine) or not _same_burst(
+        span_a, span_b, window, settings
+    ):
         return False
-    lift = shared * total_accounts / (len(a) * len(b))
-    if shared >= settings.min_shared_accounts and shared / min(len(a), len(b)) >= settings.account_overlap:
-        return lift >= settings.account_lift
-    return lift >= settings.strong_lift
+    return cosine >= settings.burst_cosine or (
+        chance <= settings.burst_accounts_chance and cosine >= settings.burst_accounts_cosine
+    )
+
+
+def sharing_chance(shared: int, a: int, b: int, total: int) -> float:
+    """P(two random sets of a and b of total accounts share at least `shared`): the hypergeometric tail.
+
+    Scales with the window, unlike a fixed lift: in an hour of traffic three shared accounts can be
+    telling, in two weeks of millions of accounts they must be many more to mean anything."""
+    from scipy.stats import hypergeom
+
+    return float(hypergeom.sf(shared - 1, max(total, a, b), a, b))
 
 
 def _same_burst(

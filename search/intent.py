@@ -118,7 +118,7 @@ class IntentScorer:
 
 
 MAX_PIECES = 8
-_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|(?<=[。！？；])|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 
 
 def sentences(text: str) -> list[str]:
