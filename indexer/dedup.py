@@ -474,7 +474,7 @@ def run_dedup(
     raw = settings.in_raw_cosines(source.cosine_scale)  # thresholds are MiniLM cosines
     edges = find_edges(window, raw, bands, queries) if len(window) else {}
     found = time.perf_counter()
-    context, families = _families(source, window, edges, settings, encoder)
+    context, families = _families(source, window, edges, settings, encoder, full=queries is None)
     mined = time.perf_counter()
     empty = np.zeros(0, np.int64)
     labels, parts, counts = build_clusters(window, edges, raw, seeds, families) if len(window) else (empty, empty, {})
@@ -505,14 +505,24 @@ def run_dedup(
 
 
 def _families(
-    source: Source, window: Window, edges: dict[str, Edges], settings: DedupSettings, encoder: Encoder | None
+    source: Source,
+    window: Window,
+    edges: dict[str, Edges],
+    settings: DedupSettings,
+    encoder: Encoder | None,
+    *,
+    full: bool = True,
 ) -> tuple[Context, Families | None]:
-    """Near-copy groups, wrappers and families of the window, and the scoring context they give."""
+    """Near-copy groups, wrappers and families of the window, and the scoring context they give.
+
+    full: the edges cover the whole window (not only an incremental run's new prompts), so the
+    near-copy groups come from its Jaccard edges instead of a second band join."""
     n = len(window)
     activity = Activity.of(window.accounts, window.timestamps, len(window.account_names))
     if not n:
         return Context(np.zeros(0, np.int64), activity, np.zeros(0, np.int64)), None
-    copies = near_copy_groups(n, full_jaccard_edges(window, settings, source.bands), settings.near_copy_jaccard)
+    jaccard = edges["jaccard"] if full and "jaccard" in edges else full_jaccard_edges(window, settings, source.bands)
+    copies = near_copy_groups(n, jaccard, settings.near_copy_jaccard)
     if encoder is None or not settings.families:
         return Context(copies, activity, np.full(n, -1, np.int64)), None
     wrappers = mine_wrappers(lambda pos: _texts(source, window, pos), n, window.accounts, copies, settings.wrapper)

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search.segments import Tokenizer, Tokens, shingles
-from search.wrappers import Vocabulary, WrapperSettings, extract, mined_regions
+from search.segments import Tokenizer, Tokens
+from search.wrappers import Region, Vocabulary, WrapperSettings, described, mined, wrapper_spans
 
 TextsOf = Callable[[np.ndarray], list[str]]  # window positions -> raw texts
 
@@ -58,44 +58,59 @@ def mine_wrappers(
     groups: np.ndarray,
     settings: WrapperSettings = WrapperSettings(),
 ) -> Wrappers:
-    """Wrappers of the n window prompts; accounts and near-copy groups are aligned with positions."""
+    """Wrappers of the n window prompts; accounts and near-copy groups are aligned with positions.
+
+    Two passes over the texts: the first tokenizes and keeps each prompt's mined shingles (in
+    order) while counting support; the second finds spans from those shingles alone and
+    tokenizes again (for the words) only the prompts that have a wrapper."""
     tokenizer = Tokenizer()
-    vocabulary = count_support(texts_of, n, accounts, groups, tokenizer, settings)
-    text, found, coverage = [""] * n, [np.zeros(0, np.uint64)] * n, np.zeros(n)
-    support, anchored = np.zeros(n), np.zeros(n, bool)
+    regions: list[list[Region]] = []
+    sizes = np.zeros(n, np.int64)
     for lo in range(0, n, settings.chunk):
         positions = np.arange(lo, min(n, lo + settings.chunk))
         for pos, raw in zip(positions.tolist(), texts_of(positions)):
-            w = extract(tokenizer(raw), vocabulary, settings)
-            if w is not None:
-                text[pos], found[pos], coverage[pos], support[pos], anchored[pos] = w
+            ids = tokenizer(raw).ids
+            sizes[pos] = len(ids)
+            regions.append(mined(ids, settings))
+    vocabulary = count_support(regions, accounts, groups, settings)
+    text, found, coverage = [""] * n, [np.zeros(0, np.uint64)] * n, np.zeros(n)
+    support, anchored = np.zeros(n), np.zeros(n, bool)
+    chosen = {}
+    for pos in np.flatnonzero(_holds_vocabulary(regions, vocabulary)).tolist():
+        spans = wrapper_spans(regions[pos], int(sizes[pos]), vocabulary, settings)
+        if spans is not None:
+            chosen[pos] = spans
+        regions[pos] = []  # done with it: free as we go
+    positions = np.asarray(sorted(chosen), np.int64)
+    for lo in range(0, len(positions), settings.chunk):
+        part = positions[lo : lo + settings.chunk]
+        for pos, raw in zip(part.tolist(), texts_of(part)):
+            text[pos], found[pos], coverage[pos], support[pos], anchored[pos] = described(tokenizer(raw), chosen[pos])
     return Wrappers(text, found, coverage, support, anchored, vocabulary)
 
 
 def count_support(
-    texts_of: TextsOf,
-    n: int,
-    accounts: np.ndarray,
-    groups: np.ndarray,
-    tokenizer: Tokenizer,
-    settings: WrapperSettings,
+    regions: list[list[Region]], accounts: np.ndarray, groups: np.ndarray, settings: WrapperSettings
 ) -> Vocabulary:
     """Support (near-copy groups) and accounts of every shingle that could be part of a wrapper."""
-    by_group: list[np.ndarray] = []
-    by_account: list[np.ndarray] = []
-    hashes: list[np.ndarray] = []
-    for lo in range(0, n, settings.chunk):
-        positions = np.arange(lo, min(n, lo + settings.chunk))
-        for pos, raw in zip(positions.tolist(), texts_of(positions)):
-            h = np.unique(mined_shingles(tokenizer(raw), settings))
-            hashes.append(h)
-            by_group.append(np.full(len(h), groups[pos], np.int64))
-            by_account.append(np.full(len(h), accounts[pos], np.int64))
-    every = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-    support = _distinct_per_hash(every, np.concatenate(by_group) if by_group else np.zeros(0, np.int64))
-    senders = _distinct_per_hash(every, np.concatenate(by_account) if by_account else np.zeros(0, np.int64))
+    unique = [np.unique(np.concatenate([h for _, h in r])) if r else np.zeros(0, np.uint64) for r in regions]
+    owner = np.repeat(np.arange(len(unique)), [len(u) for u in unique])
+    every = np.concatenate(unique) if unique else np.zeros(0, np.uint64)
+    support = _distinct_per_hash(every, groups[owner].astype(np.int64))
+    senders = _distinct_per_hash(every, accounts[owner].astype(np.int64))
     keep = (support[1] >= settings.min_support) & (senders[1] >= settings.min_accounts)
     return Vocabulary(support[0][keep], support[1][keep], senders[1][keep], int(len(np.unique(groups))))
+
+
+def _holds_vocabulary(regions: list[list[Region]], vocabulary: Vocabulary) -> np.ndarray:
+    """Which prompts hold at least one wrapper-grade shingle (the others cannot have a wrapper)."""
+    counts = np.asarray([sum(len(h) for _, h in r) for r in regions], np.int64)
+    if not counts.sum() or not len(vocabulary.hashes):
+        return np.zeros(len(regions), bool)
+    every = np.concatenate([h for r in regions for _, h in r])
+    hit = vocabulary.support_of(every) > 0
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return np.logical_or.reduceat(hit, np.minimum(starts, len(hit) - 1)) & (counts > 0)
 
 
 def _distinct_per_hash(hashes: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +128,9 @@ def _distinct_per_hash(hashes: np.ndarray, owners: np.ndarray) -> tuple[np.ndarr
 
 
 def mined_shingles(tokens: Tokens, settings: WrapperSettings) -> np.ndarray:
-    """Shingles of the part of a prompt that is mined: all of it, or its head and tail."""
-    parts = [shingles(tokens.ids[start:stop]) for start, stop in mined_regions(len(tokens), settings)]
+    """All the shingles of the part of a prompt that is mined, in order."""
+    parts = [h for _, h in mined(tokens.ids, settings)]
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
-
-__all__ = ["Wrappers", "mine_wrappers"]
+__all__ = ["Wrappers", "mine_wrappers", "mined_shingles"]

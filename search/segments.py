@@ -35,6 +35,7 @@ _CHAR_SCRIPTS = (
     "\U00020000-\U0002fa1f"
 )
 TOKEN = re.compile(f"[{_CHAR_SCRIPTS}]|[^\\W{_CHAR_SCRIPTS}]+")
+_UNSPACED = re.compile(f"[{_CHAR_SCRIPTS}]")
 _YAML_KEY = re.compile(r"^[A-Za-z_][\w\- ]{0,40}:(\s|$)")
 _MULTIPLIERS = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD],
@@ -44,18 +45,22 @@ _MULTIPLIERS = np.array(
 
 @dataclass(frozen=True)
 class Tokens:
-    """One text's tokens: where each sits in the text (start, end) and its stable id."""
+    """One text's tokens (normalized words, or single characters of scripts without spaces) and ids."""
 
-    text: str
-    spans: np.ndarray  # (n, 2) int32 character offsets into text
+    words: list[str]
     ids: np.ndarray  # (n,) uint64
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def substring(self, first: int, last: int) -> str:
-        """The text from the first token's start to the last token's end (inclusive token indices)."""
-        return self.text[int(self.spans[first, 0]) : int(self.spans[last, 1])]
+        """Tokens first..last (inclusive) as text: words spaced, characters of unspaced scripts not."""
+        out: list[str] = []
+        for word in self.words[first : last + 1]:
+            if out and not (_UNSPACED.match(word) and _UNSPACED.match(out[-1])):
+                out.append(" ")
+            out.append(word)
+        return "".join(out)
 
 
 class Tokenizer:
@@ -65,19 +70,18 @@ class Tokenizer:
         self._ids: dict[str, int] = {}
 
     def __call__(self, raw: str) -> Tokens:
-        text = normalize_words(canonical(raw))
-        found = [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
-        spans = np.array([(s, e) for s, e, _ in found], dtype=np.int32).reshape(-1, 2)
-        ids = np.fromiter((self._id(tok) for _, _, tok in found), dtype=np.uint64, count=len(found))
-        return Tokens(text, spans, ids)
+        words = TOKEN.findall(normalize_words(canonical(raw)))
+        return Tokens(words, self._ids_of(words))
 
-    def _id(self, token: str) -> int:
-        cached = self._ids.get(token)
-        if cached is None:
-            cached = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
-            if len(self._ids) < 2_000_000:  # bounded: a flood of unique tokens must not grow it forever
-                self._ids[token] = cached
-        return cached
+    def _ids_of(self, tokens: list[str]) -> np.ndarray:
+        known = self._ids.get
+        return np.array([known(tok) or self._new_id(tok) for tok in tokens], dtype=np.uint64)
+
+    def _new_id(self, token: str) -> int:
+        value = int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little") or 1
+        if len(self._ids) < 2_000_000:  # bounded: a flood of unique tokens must not grow it forever
+            self._ids[token] = value
+        return value
 
 
 def shingles(ids: np.ndarray, k: int = SHINGLE_TOKENS) -> np.ndarray:
@@ -115,6 +119,8 @@ def canonical(text: str) -> str:
 def _structured(text: str) -> dict | None:
     stripped = text.strip()
     if len(stripped) < 8:
+        return None
+    if stripped[0] != "{" and not _YAML_KEY.match(stripped):  # most prompts: neither shape at all
         return None
     if stripped[0] == "{" and stripped[-1] == "}":
         try:

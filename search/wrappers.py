@@ -67,51 +67,62 @@ class Vocabulary:
         return vocab
 
 
+Region = tuple[int, np.ndarray]  # first token of a mined region, its shingles in order
+Span = tuple[int, int, float, np.ndarray]  # first token, last token, median support, shingle hashes
+
+
 def extract(
     tokens: Tokens, vocabulary: Vocabulary, settings: WrapperSettings
 ) -> tuple[str, np.ndarray, float, float, bool] | None:
     """(wrapper text, its shingles, coverage, support, anchored) of one prompt, or None."""
-    spans = candidate_spans(tokens, vocabulary, settings)
-    if not spans:
-        return None
+    found = wrapper_spans(mined(tokens.ids, settings), len(tokens), vocabulary, settings)
+    return None if found is None else described(tokens, found)
+
+
+def mined(ids: np.ndarray, settings: WrapperSettings) -> list[Region]:
+    """The shingles of the part of a prompt that is mined: all of it, or its head and tail."""
+    return [(start, shingles(ids[start:stop])) for start, stop in mined_regions(len(ids), settings)]
+
+
+def wrapper_spans(
+    regions: list[Region], n_tokens: int, vocabulary: Vocabulary, settings: WrapperSettings
+) -> list[Span] | None:
+    """The chosen wrapper spans of a prompt (primary first), from its mined shingles alone."""
+    spans = [span for start, hashes in regions for span in candidate_spans(start, hashes, vocabulary, settings)]
+    return choose_spans(spans, n_tokens - 1, settings) if spans else None
+
+
+def described(tokens: Tokens, kept: list[Span]) -> tuple[str, np.ndarray, float, float, bool]:
+    """(wrapper text, its shingles, coverage, support, anchored) of chosen spans."""
     last = len(tokens) - 1
-    kept = choose_spans(spans, last, settings)
     covered = sum(e - s + 1 for s, e, _, _ in kept)
     text = " … ".join(tokens.substring(s, e) for s, e, _, _ in kept)
     found = np.unique(np.concatenate([h for _, _, _, h in kept]))
-    primary = kept[0]
     anchored = any(s == 0 or e == last for s, e, _, _ in kept)
-    return text, found, covered / max(len(tokens), 1), float(primary[2]), anchored
+    return text, found, covered / max(len(tokens), 1), float(kept[0][2]), anchored
 
 
-Span = tuple[int, int, float, np.ndarray]  # first token, last token, median support, shingle hashes
-
-
-def candidate_spans(tokens: Tokens, vocabulary: Vocabulary, settings: WrapperSettings) -> list[Span]:
-    """Runs of tokens covered by wrapper-grade shingles, with their median support."""
-    ids, k = tokens.ids, SHINGLE_TOKENS
-    if len(ids) < k:
+def candidate_spans(start: int, hashes: np.ndarray, vocabulary: Vocabulary, settings: WrapperSettings) -> list[Span]:
+    """Runs of tokens covered by wrapper-grade shingles (one region's, in order), with their median support."""
+    k = SHINGLE_TOKENS
+    support = vocabulary.support_of(hashes)
+    if not support.any():
         return []
-    regions = mined_regions(len(ids), settings)
+    # each token's support: the best of the (up to k) shingles covering it
+    padded = np.concatenate((np.zeros(k - 1, np.int64), support, np.zeros(k - 1, np.int64)))
+    token_support = np.max([padded[j : j + len(support) + k - 1] for j in range(k)], axis=0)
+    baseline = np.partition(token_support, int(0.2 * (len(token_support) - 1)))[int(0.2 * (len(token_support) - 1))]
+    floor = max(settings.min_support, settings.contrast * float(baseline))
+    good = np.flatnonzero(support >= floor)
+    if not len(good):
+        return []
+    # runs of good shingles that overlap or touch (each covers k tokens)
+    breaks = np.flatnonzero(np.diff(good) > 1)
     out: list[Span] = []
-    for start, stop in regions:
-        hashes = shingles(ids[start:stop])
-        support = vocabulary.support_of(hashes)
-        if not support.any():
-            continue
-        token_support = np.zeros(stop - start, np.int64)
-        for j in range(k):
-            np.maximum.at(token_support, np.arange(len(hashes)) + j, support)
-        floor = max(settings.min_support, settings.contrast * float(np.percentile(token_support, 20)))
-        good = np.flatnonzero(support >= floor)
-        if not len(good):
-            continue
-        # runs of good shingles that overlap or touch (each covers k tokens)
-        breaks = np.flatnonzero(np.diff(good) > 1)
-        for lo, hi in zip(np.concatenate(([0], breaks + 1)), np.concatenate((breaks, [len(good) - 1]))):
-            first, last = int(good[lo]), int(good[hi])
-            run = hashes[first : last + 1][support[first : last + 1] >= floor]
-            out.append((start + first, start + last + k - 1, float(np.median(support[first : last + 1])), run))
+    for lo, hi in zip(np.concatenate(([0], breaks + 1)), np.concatenate((breaks, [len(good) - 1]))):
+        first, last = int(good[lo]), int(good[hi])
+        run = hashes[first : last + 1][support[first : last + 1] >= floor]
+        out.append((start + first, start + last + k - 1, float(np.median(support[first : last + 1])), run))
     return out
 
 
