@@ -5,7 +5,8 @@ re-embeds, so this benchmark writes the store directly: real texts from bench/co
 the requested size, real MinHash signatures (whole and head/tail windows, the ingest code
 path), and 384-d embeddings from a hashing bag-of-words encoder (a stand-in that gives
 realistic neighbour structure at no cost; the MiniLM cost is measured by bench/core.py).
-Then it runs the same `run_dedup` the CLI runs and reports seconds and peak RSS.
+Then it runs the same `run_dedup` the CLI runs, wrapper mining and campaign families included
+(with the multilingual family encoder), and reports seconds and peak RSS.
 
 Example:
     python bench/dedup_scale.py --size 1000000       # the issue's target: <= 10 min, <= 8 GiB
@@ -89,7 +90,7 @@ def stored_size(db: Path) -> int:
         store.close()
 
 
-def dedup_only(db: Path, bands: tuple[int, int]) -> dict:
+def dedup_only(db: Path, bands: tuple[int, int], families: bool = True) -> dict:
     """Run dedup over an existing store (in its own process, so peak RSS is dedup's alone)."""
     from indexer.dedup import DedupSettings, Source, run_dedup
     from search.store import PromptStore
@@ -104,7 +105,14 @@ def dedup_only(db: Path, bands: tuple[int, int]) -> dict:
 
     threading.Thread(target=sample_rss, daemon=True).start()
     start = time.perf_counter()
-    result = run_dedup(Source(PromptStore(db), DIM, 128, bands), settings=DedupSettings())
+    encoder = None
+    if families:
+        from search.family_encoder import load_family_encoder
+
+        encoder = load_family_encoder()
+    result = run_dedup(
+        Source(PromptStore(db), DIM, 128, bands), settings=DedupSettings(families=families), encoder=encoder
+    )
     done.set()
     peaks, edge = {}, start
     for stage, seconds in result.stats["seconds"].items():
@@ -131,9 +139,15 @@ def main() -> None:
     )
     parser.add_argument("--dedup-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--bands", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--families",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="mine wrappers and build campaign families, as dedup does by default (default: on)",
+    )
     args = parser.parse_args()
     if args.dedup_only:
-        print(json.dumps(dedup_only(args.dedup_only, tuple(args.bands))))
+        print(json.dumps(dedup_only(args.dedup_only, tuple(args.bands), args.families)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
@@ -144,13 +158,21 @@ def main() -> None:
         else:
             n, build_s, bands = build_store(db, args.size)
         done = subprocess.run(
-            [sys.executable, __file__, "--dedup-only", str(db), "--bands", *map(str, bands)],
+            [
+                sys.executable,
+                __file__,
+                "--dedup-only",
+                str(db),
+                "--bands",
+                *map(str, bands),
+                "--families" if args.families else "--no-families",
+            ],
             stdout=subprocess.PIPE,
             text=True,
             check=True,
         )
         build = {"store_build_s": round(build_s, 1)} if build_s is not None else {"store_reused": str(db)}
-        report = {"prompts": n, **build, **json.loads(done.stdout.splitlines()[-1])}
+        report = {"prompts": n, "families": args.families, **build, **json.loads(done.stdout.splitlines()[-1])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
