@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from search.errors import IndexLocked, IndexNotFound, PromptNotFound, PromptSimError
 
@@ -77,9 +78,14 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return error_response(422, "the request does not match the schema", detail)
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         err = cast(StarletteHTTPException, exc)
-        return error_response(err.status_code, str(err.detail), None, dict(err.headers or {}))
+        headers = dict(err.headers or {})
+        if err.status_code == 405:  # Starlette names the first matching route's methods only
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        if err.status_code == 400:  # a body that is not even text: as invalid as malformed JSON
+            return error_response(422, "the request body is not valid JSON")
+        return error_response(err.status_code, str(err.detail), None, headers)
 
     async def domain_error(_: Request, err: Exception) -> Response:
         if isinstance(err, PromptNotFound | IndexNotFound):
@@ -96,6 +102,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(PromptSimError, domain_error)
     app.add_exception_handler(ValueError, bad_value)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def json_error(status: int, message: str) -> JSONResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 MAX_TEXT = 100_000
 MAX_EPOCH = 32503680000.0  # 3000-01-01, as search.records
@@ -21,6 +21,13 @@ _TIME = r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-](?:[0
 ISO_PATTERN = rf"^(?:{_YEAR}-{_DAY}|{_LEAP_DAY}){_TIME}$"
 NO_NUL = r"^[^\x00]*$"
 
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: 5 and 5.0, never true (strict mode refuses the rest)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_json_integer)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
 IsoTime = Annotated[str, StringConstraints(pattern=ISO_PATTERN)]
@@ -32,7 +39,9 @@ Timestamp = Annotated[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """JSON as JSON Schema reads it: no unknown fields, no true for 1, no "5" for 5."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Filters(Strict):
@@ -43,7 +52,7 @@ class Filters(Strict):
 
 
 class _Query(Strict):
-    k: int = Field(20, ge=1, le=1000)
+    k: Integer = Field(20, ge=1, le=1000)
     min_score: float = Field(0.0, ge=0.0, le=1.0)
     filters: Filters = Field(default_factory=Filters)
 

@@ -37,8 +37,8 @@ def readyz(request: Request) -> Status:
 
 @router.get(
     "/metrics",
-    response_class=PlainTextResponse,
-    responses={**ERRORS, 200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    response_model=None,
+    responses={**ERRORS, 200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "metrics"}},
     dependencies=KEYED,
 )
 def metrics(request: Request, who: Reader) -> PlainTextResponse:

@@ -73,7 +73,11 @@ def test_error_shape_is_pinned(client, env):
     response = client.post("/v1/search", json={"text": "hi", "k": 0}, headers=auth(keys["read"]))
     body = response.json()
     assert response.status_code == 422 and set(body) == {"error"}
-    assert body["error"]["code"] == "invalid_request" and body["error"]["detail"][0]["loc"] == ["body", "TextSearch", "k"]
+    assert body["error"]["code"] == "invalid_request" and body["error"]["detail"][0]["loc"] == [
+        "body",
+        "TextSearch",
+        "k",
+    ]
     response = client.get("/v1/nothing-here", headers=auth(keys["read"]))
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     response = client.post("/v1/search", content=b"x" * (9 * 2**20), headers=auth(keys["read"]))
