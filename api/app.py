@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
@@ -94,7 +94,7 @@ def check_startup(settings: Settings) -> LiveKeys:
     return keys
 
 
-def _lifespan(settings: Settings, encoder: Encoder | None) -> Callable[[FastAPI], AsyncIterator[None]]:
+def _lifespan(settings: Settings, encoder: Encoder | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manifest = read_manifest(settings.index_dir)
@@ -106,7 +106,7 @@ def _lifespan(settings: Settings, encoder: Encoder | None) -> Callable[[FastAPI]
         yield
         app.state.service.close()
 
-    return lifespan  # type: ignore[return-value]
+    return lifespan
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -31,7 +31,9 @@ class LiveKeys:
     """The live keys, reloaded when the keys file changes (create/revoke while serving)."""
 
     def __init__(self, path: Path):
-        self._store, self._stamp, self._keys = KeyStore(path), None, {}
+        self._store = KeyStore(path)
+        self._stamp: tuple[float, int, int] | None = None
+        self._keys: dict[str, ApiKey] = {}
         self.path = path
 
     def current(self) -> dict[str, ApiKey]:

@@ -6,7 +6,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -277,9 +279,8 @@ def search(
 
 def _search_batch(engine: SearchEngine, path: Path, k: int, min_score: float, filters: SearchFilters) -> None:
     """One JSON line per query line, in input order, searched 64 at a time."""
-    from indexer.ingest import batched
 
-    def queries() -> Any:
+    def queries() -> Iterator[tuple[str, str]]:
         with open(path, encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, 1):
                 if line.strip():
@@ -288,7 +289,8 @@ def _search_batch(engine: SearchEngine, path: Path, k: int, min_score: float, fi
                         raise ValueError(f"{path}:{line_no}: each line needs a string 'text'")
                     yield row.get("id", str(line_no)), row["text"]
 
-    for chunk in batched(queries(), 64):
+    pending = queries()
+    while chunk := list(islice(pending, 64)):
         results: list[SearchResult] = engine.similar_batch(
             [t for _, t in chunk], k, min_score=min_score, filters=filters
         )

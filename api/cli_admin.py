@@ -151,7 +151,7 @@ def keys_list(index_dir: Path, keys_file: Path | None, as_json: bool) -> None:
             "created": to_iso(k.created_at),
             "revoked": k.revoked,
         }
-        for k in _key_store(index_dir, keys_file).list()
+        for k in _key_store(index_dir, keys_file).records()
     ]
     if as_json:
         output.echo_json(rows)

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import replace
 from functools import singledispatch
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from indexer.answers import Hit, PromptRecord, SearchAnswer
+from indexer.answers import PromptRecord, SearchAnswer
 from indexer.cluster_records import Cluster, ClusterDetail, ClusterMember, JSONValue
+from search.engine import Hit
 
 from .audit import AUDIT_FILE, AuditLog
 from .keys import SCOPES, ApiKey
@@ -40,7 +41,7 @@ class Disclosure:
             returned=prompts_in(payload),
             raw=who.raw,
         )
-        return payload if who.raw else mask(payload)
+        return payload if who.raw else masked(payload)
 
 
 def describe_text(text: str | None) -> dict[str, JSONValue]:
@@ -51,19 +52,24 @@ def describe_text(text: str | None) -> dict[str, JSONValue]:
     return {"text_sha256": digest, "text_chars": len(text)}
 
 
+def masked(payload: T) -> T:
+    """payload with every piece of prompt text and metadata masked (a typed front for mask)."""
+    return cast(T, mask(payload))
+
+
 @singledispatch
-def mask(payload: T) -> T:
-    """payload with every piece of prompt text and metadata masked."""
+def mask(payload: Any) -> Any:
+    """payload with every piece of prompt text and metadata masked; refuses a type it has no rule for."""
     raise TypeError(f"no masking rule for {type(payload).__name__}: add one before it may leave the process")
 
 
 @mask.register(list)
-def _(payload: list[T]) -> list[T]:
+def _(payload: list[Any]) -> list[Any]:
     return [mask(p) for p in payload]
 
 
 @mask.register(tuple)
-def _(payload: tuple[T, ...]) -> tuple[T, ...]:
+def _(payload: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(mask(p) for p in payload)
 
 
@@ -84,7 +90,7 @@ def _(payload: ClusterMember) -> ClusterMember:
 
 @mask.register(SearchAnswer)
 def _(payload: SearchAnswer) -> SearchAnswer:
-    return replace(payload, results=mask(payload.results))
+    return replace(payload, results=masked(payload.results))
 
 
 @mask.register(Cluster)
@@ -96,7 +102,7 @@ def _(payload: Cluster) -> Cluster:
 
 @mask.register(ClusterDetail)
 def _(payload: ClusterDetail) -> ClusterDetail:
-    return replace(payload, cluster=mask(payload.cluster), members=mask(payload.members))
+    return replace(payload, cluster=masked(payload.cluster), members=masked(payload.members))
 
 
 def mask_json(value: dict[str, JSONValue]) -> dict[str, JSONValue]:

@@ -82,7 +82,8 @@ class KeyStore:
                 keys[n] = replace(keys[n], revoked=True)
         return len(hits)
 
-    def list(self) -> list[ApiKey]:
+    def records(self) -> list[ApiKey]:
+        """Every key, revoked ones included (never a secret)."""
         return self._load()
 
     def live(self) -> dict[str, ApiKey]:

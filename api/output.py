@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.console import Console
@@ -61,6 +61,7 @@ def search_table(result: SearchAnswer) -> None:
         flagged = ", ".join(c.cluster_id for c in result.clusters if c.flagged)
         _console.print(f"[bold]verdict: part of a flagged campaign[/bold] ({escape(flagged)})")
     table = Table(show_lines=False)
+    justify: Literal["left", "right"]
     for name, justify in (
         ("#", "right"),
         ("score", "right"),

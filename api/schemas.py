@@ -54,7 +54,7 @@ class Filters(Strict):
 class _Query(Strict):
     k: Integer = Field(20, ge=1, le=1000)
     min_score: float = Field(0.0, ge=0.0, le=1.0)
-    filters: Filters = Field(default_factory=Filters)
+    filters: Filters = Field(default_factory=lambda: Filters(since=None, until=None))
 
 
 class TextSearch(_Query):

@@ -8,9 +8,9 @@ is the edge's one disclosure function (api/disclosure.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from search.engine import SearchResult
+from search.engine import Hit, SearchResult  # Hit: a typed record already (scores in [0, 1])
 from search.errors import PromptNotFound
 from search.index import PromptIndex
 from search.manifest import STORE
@@ -33,20 +33,6 @@ class PromptRecord:
     account_id: str
     timestamp: str
     metadata: Mapping[str, JSONValue]
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One sibling of a query, scores in [0, 1], higher = more similar; text is a preview."""
-
-    id: str
-    account_id: str
-    timestamp: str
-    text: str
-    score: float
-    cosine: float
-    jaccard: float | None
-    template: float | None
 
 
 @dataclass(frozen=True)
@@ -147,7 +133,7 @@ def answer(index: PromptIndex, result: SearchResult) -> SearchAnswer:
     threshold = result.summary.threshold
     campaign = any(h.id in owners and h.score >= threshold and owners[h.id].flagged for h in result.hits)
     return SearchAnswer(
-        results=tuple(Hit(**asdict(h)) for h in result.hits),
+        results=tuple(result.hits),
         summary=_summary(result),
         clusters=tuple(clusters),
         verdict=CAMPAIGN if campaign else NONE,

@@ -139,7 +139,8 @@ def _search(svc: IndexService, disclosure: Disclosure, key: ApiKey, form: dict[s
     shown = disclosure.reveal(key, "POST / (ui search)", query, found)
     owners = svc.owners([h.id for h in shown.results])
     reference = text or svc.prompt(str(prompt_id)).text  # only compared against, never shown
-    hits, series = [], {}
+    hits: list[dict[str, Any]] = []
+    series: dict[str, list[float]] = {}
     for h in shown.results:
         cluster = owners.get(h.id)
         hits.append({**asdict(h), "cluster": cluster, "parts": _diff_parts(reference, h.text)})
