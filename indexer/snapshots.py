@@ -140,14 +140,14 @@ def restore_snapshot(
     if index_dir.exists() and _has_index_files(index_dir) and not force:
         raise ValueError(f"{index_dir} is not empty; restore into a new directory or pass --force")
     index_dir.mkdir(parents=True, exist_ok=True)
-    if not (index_dir / KEY_FILE).exists():
-        write_private(index_dir / KEY_FILE, key)  # later snapshots of this copy are signed alike
     with write_lock(index_dir, lock_timeout):
         finish_restore(index_dir)  # an earlier, interrupted restore goes first
         staging = index_dir / RESTORE_DIR
         shutil.rmtree(staging, ignore_errors=True)  # staged but never marked ready: start over
         staging.mkdir(mode=0o700)
-        description = _extract_verified(snapshot, staging, key)
+        description = _staged(snapshot, staging, key)
+        if not (index_dir / KEY_FILE).exists():  # the key that verified it: this copy's snapshots are signed alike
+            write_private(index_dir / KEY_FILE, key)
         plan = {"snapshot": str(snapshot), "files": sorted(description["files"]), "remove": sorted(MEMBERS)}
         write_private(staging / RESTORE_READY, json.dumps(plan).encode(), sync=True)
         fsync_dir(staging)
@@ -167,6 +167,15 @@ def expire_snapshots(index_dir: Path, cutoff: float) -> int:
 
 def _has_index_files(index_dir: Path) -> bool:
     return any(p.name not in (LOCK, KEY_FILE) for p in index_dir.iterdir())
+
+
+def _staged(snapshot: Path, staging: Path, key: bytes) -> dict[str, Any]:
+    """_extract_verified, leaving nothing behind when the snapshot is refused (a retry finds the folder as it was)."""
+    try:
+        return _extract_verified(snapshot, staging, key)
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _extract_verified(snapshot: Path, staging: Path, key: bytes) -> dict[str, Any]:
