@@ -132,7 +132,9 @@ def _security_headers(insecure_dev: bool) -> Callable[[Request, Handler], Awaita
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" on our own form
+        # posts, and the same-origin check (routes/pages.py) could not tell them from a foreign site's.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         if insecure_dev:
             response.headers["X-Promptsim-Insecure-Dev"] = "no keys: local development only"
         return response
