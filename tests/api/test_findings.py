@@ -4,6 +4,8 @@ Real components where the attacker meets them: the HTTP app (TestClient; the uvi
 in test_server.py and test_conformance.py), real SQLite, real tar files, the real CLI.
 """
 
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -109,18 +111,20 @@ def test_f01_a_pickled_lsh_is_refused_not_run(idx, tmp_path):
         assert index.verify()["consistent"] and not marker.exists()
 
 
-def _retar(src, dst, replace: dict[str, bytes], extra_files: dict[str, dict] | None = None) -> None:  # noqa: ANN001
-    """A copy of snapshot src with members replaced and SNAPSHOT.json's checksums recomputed (the attack)."""
-    import hashlib
+def _retar(src, dst, replace: dict[str, bytes], *, sign_with: bytes | None = None) -> None:  # noqa: ANN001
+    """A copy of snapshot src with members replaced or added and SNAPSHOT.json's checksums recomputed (the attack).
 
+    sign_with: re-sign the header with this key, as only a holder of the snapshot key could.
+    """
     with tarfile.open(src) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
     members.update(replace)
     description = json.loads(members["SNAPSHOT.json"])
     for name, data in replace.items():
         description["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    description["files"].update(extra_files or {})
     members["SNAPSHOT.json"] = json.dumps(description).encode()
+    if sign_with is not None:
+        members["SNAPSHOT.hmac"] = hmac.new(sign_with, members["SNAPSHOT.json"], hashlib.sha256).hexdigest().encode()
     with tarfile.open(dst, "w") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
@@ -142,13 +146,14 @@ def test_f01_a_tampered_snapshot_is_refused_before_anything_runs_or_moves(idx, t
         main, ["snapshot", "restore", str(tmp_path / "evil.snapshot"), "--index", str(idx), "--force"]
     )
     assert result.exit_code != 0 and not marker.exists()
-    # a member name that walks out of the index directory
+    # a member name that walks out of the index directory: refused by name even when signed
     (idx / "x").write_bytes(b"precious")
-    import hashlib
-
-    outside = {"../x": {"sha256": hashlib.sha256(b"precious").hexdigest(), "bytes": 8}}
-    _retar(good, tmp_path / "walk.snapshot", {}, outside)
-    CliRunner().invoke(main, ["snapshot", "restore", str(tmp_path / "walk.snapshot"), "--index", str(idx), "--force"])
+    walk = "../x"  # outside-ok: a traversal attack the restore must refuse
+    _retar(good, tmp_path / "walk.snapshot", {walk: b"overwritten"}, sign_with=(idx / "snapshot.key").read_bytes())
+    walked = CliRunner().invoke(
+        main, ["snapshot", "restore", str(tmp_path / "walk.snapshot"), "--index", str(idx), "--force"]
+    )
+    assert walked.exit_code != 0 and "holds files other than an index's" in walked.output
     assert (idx / "x").read_bytes() == b"precious" and not (idx.parent / "x").exists()
 
 
