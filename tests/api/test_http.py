@@ -143,6 +143,22 @@ def test_search_returns_hits_summary_and_campaign_verdict(client, env):
     assert plain["verdict"] == "none" and "bg3" not in [h["id"] for h in plain["results"]]
 
 
+def test_batch_answers_each_query_in_order_as_alone(client, env):
+    """Queries sharing settings are searched as one batch; each answer is still the one it gets alone."""
+    _, keys = env
+    queries = [
+        {"text": f"{WRAPPER}\n\nHow do tides work?", "k": 5},
+        {"prompt_id": "bg3", "k": 3},
+        {"text": "How do tides work?", "k": 5},
+        {"text": background_texts(10)[7], "k": 4, "filters": {"account_ids": ["user7"]}},
+        {"prompt_id": "camp2", "k": 5},
+    ]
+    batch = client.post("/v1/search/batch", headers=auth(keys["read"]), json={"queries": queries})
+    assert batch.status_code == 200
+    alone = [client.post("/v1/search", headers=auth(keys["read"]), json=q).json() for q in queries]
+    assert batch.json()["responses"] == alone
+
+
 def test_ingest_says_which_prompts_landed_next_to_a_campaign(client, env):
     path, keys = env
     body = {
