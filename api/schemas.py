@@ -3,7 +3,7 @@
 Requests are strict: unknown fields are refused, and every rule the server applies is in the
 schema itself (exclusive `text`/`prompt_id` as two shapes, timestamps by pattern and range,
 no NUL bytes), so what the spec calls valid the server accepts, and the reverse.
-Responses mirror the library's typed records (indexer.answers, indexer.cluster_records).
+Responses are the library's typed records themselves (indexer.answers, indexer.cluster_records).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from indexer.answers import IngestOutcome, SearchAnswer
+from indexer.cluster_records import Cluster
 
 MAX_TEXT = 100_000
 MAX_EPOCH = 32503680000.0  # 3000-01-01, as search.records
@@ -91,59 +94,16 @@ class PromptsRequest(Strict):
 
 
 # -- responses -------------------------------------------------------------------------------
+# Prompts, hits, clusters and stats are the library's own typed records (indexer.answers,
+# indexer.cluster_records), used as response models directly: one definition, no mirror to drift.
 
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class HitOut(Out):
-    id: str
-    account_id: str
-    timestamp: str
-    text: str
-    score: float
-    cosine: float
-    jaccard: float | None
-    template: float | None
-
-
-class AccountCountOut(Out):
-    account_id: str
-    prompts: int
-
-
-class SummaryOut(Out):
-    threshold: float
-    siblings: int
-    accounts: int
-    first_seen: str | None
-    last_seen: str | None
-    top_accounts: list[AccountCountOut]
-
-
-class ClusterRefOut(Out):
-    cluster_id: str
-    flagged: bool
-    campaign_score: float
-    hits: int
-
-
-class SearchResponse(Out):
-    results: list[HitOut]
-    summary: SummaryOut
-    clusters: list[ClusterRefOut]
-    verdict: str = Field(description="'campaign' when a hit at or above the threshold is in a flagged cluster")
-
-
 class BatchResponse(Out):
-    responses: list[SearchResponse]
-
-
-class IngestResult(Out):
-    id: str
-    status: str
-    near_campaign: ClusterRefOut | None
+    responses: list[SearchAnswer]
 
 
 class Skipped(Out):
@@ -152,76 +112,17 @@ class Skipped(Out):
 
 
 class PromptsResponse(Out):
-    results: list[IngestResult]
+    results: list[IngestOutcome]
     skipped: list[Skipped]
-
-
-class PromptOut(Out):
-    id: str
-    text: str
-    account_id: str
-    timestamp: str
-    metadata: dict[str, Any]
 
 
 class Deleted(Out):
     deleted: int
 
 
-class ClusterOut(Out):
-    cluster_id: str
-    size: int
-    accounts: int
-    first_seen: str
-    last_seen: str
-    campaign_score: float
-    flagged: bool
-    change: str
-    template: str | None = Field(description="null once a prompt it was drawn from is deleted, until the next dedup")
-    variants: list[str]
-    examples: list[str]
-    features: dict[str, Any] = Field(description="statistics of the cluster; never prompt text")
-
-
 class ClusterPage(Out):
-    clusters: list[ClusterOut]
+    clusters: list[Cluster]
     next_cursor: str | None
-
-
-class MemberOut(Out):
-    id: str
-    account_id: str
-    timestamp: str
-    text: str
-
-
-class DayOut(Out):
-    day: str
-    prompts: int
-
-
-class ClusterDetailOut(Out):
-    cluster: ClusterOut
-    members: list[MemberOut]
-    timeline: list[DayOut]
-    next_offset: int | None
-
-
-class StatsOut(Out):
-    prompts: int
-    vectors: int
-    signatures: int
-    accounts: int
-    first_seen: str | None
-    last_seen: str | None
-    model: str
-    backend: str
-    dim: int
-    num_perm: int
-    lsh_threshold: float
-    lsh_bands: list[int]
-    vector_index: str
-    format_version: int
 
 
 class SnapshotMade(Out):

@@ -90,7 +90,7 @@ class IndexStats:
     dim: int
     num_perm: int
     lsh_threshold: float
-    lsh_bands: tuple[int, int]
+    lsh_bands: tuple[int, ...]  # (bands, rows per band); a plain array in the spec, which every client reads
     vector_index: str
     format_version: int
 

@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
-JSONValue: TypeAlias = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
+from typing_extensions import TypeAliasType
+
+# A named recursive alias (not a plain one) so the API can use these records as response models:
+# pydantic turns it into one JSON Schema definition instead of recursing forever.
+JSONValue = TypeAliasType("JSONValue", "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]")
 Features: TypeAlias = Mapping[str, JSONValue]
 # Keys dedup once put inside features that hold prompt text; they are moved to explicit fields.
 TEXT_FEATURES = ("variants", "examples", "template")
@@ -20,7 +24,11 @@ TEXT_FEATURES = ("variants", "examples", "template")
 
 @dataclass(frozen=True)
 class Cluster:
-    """One cluster of the last dedup run, as stored (template withdrawn once a member it came from is deleted)."""
+    """One cluster of the last dedup run.
+
+    template is null once a prompt it was drawn from is deleted, until the next dedup;
+    features are statistics of the cluster, never prompt text.
+    """
 
     cluster_id: str
     size: int

@@ -11,7 +11,7 @@ from search.records import parse_timestamp, to_iso
 
 from ..deps import ERRORS, KEYED, Disclose, Reader, Service
 from ..errors import ApiError
-from ..schemas import ISO_PATTERN, ClusterDetailOut, ClusterPage
+from ..schemas import ISO_PATTERN, ClusterPage
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"], responses=ERRORS, dependencies=KEYED)
 SINCE_PATTERN = f"^$|{ISO_PATTERN}"  # empty: no lower bound
@@ -36,7 +36,7 @@ def list_clusters(
     return {"clusters": shown, "next_cursor": page[-1].cluster_id if len(page) == limit else None}
 
 
-@router.get("/{cluster_id}", response_model=ClusterDetailOut)
+@router.get("/{cluster_id}", response_model=ClusterDetail)
 def get_cluster(
     cluster_id: Annotated[str, Path(max_length=64)],
     who: Reader,

@@ -11,7 +11,7 @@ from search.records import Prompt, check_prompt, parse_timestamp
 
 from ..deps import ERRORS, KEYED, Disclose, Reader, Service, Writer
 from ..errors import ApiError
-from ..schemas import Deleted, PromptIn, PromptOut, PromptsRequest, PromptsResponse, Skipped
+from ..schemas import Deleted, PromptIn, PromptsRequest, PromptsResponse, Skipped
 
 router = APIRouter(tags=["prompts"], responses=ERRORS, dependencies=KEYED)
 PromptId = Annotated[str, Path(max_length=512)]
@@ -37,7 +37,7 @@ def to_prompt(p: PromptIn) -> Prompt:
     return Prompt(p.id, p.text, p.account_id, parse_timestamp(p.timestamp), p.metadata)
 
 
-@router.get("/v1/prompts/{prompt_id}", response_model=PromptOut)
+@router.get("/v1/prompts/{prompt_id}", response_model=PromptRecord)
 def get_prompt(prompt_id: PromptId, who: Reader, svc: Service, disclosure: Disclose) -> PromptRecord:
     """One stored prompt, its text and metadata masked unless the key holds raw (audit-logged)."""
     return disclosure.reveal(who, "GET /v1/prompts/{id}", {"prompt_id": prompt_id}, svc.prompt(prompt_id))

@@ -10,12 +10,12 @@ from indexer.answers import IndexStats
 
 from ..deps import ERRORS, KEYED, Reader, Service
 from ..errors import ApiError
-from ..schemas import StatsOut, Status
+from ..schemas import Status
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/v1/stats", response_model=StatsOut, responses=ERRORS, dependencies=KEYED)
+@router.get("/v1/stats", response_model=IndexStats, responses=ERRORS, dependencies=KEYED)
 def stats(who: Reader, svc: Service) -> IndexStats:
     """Counts of what the store, FAISS and the LSH hold; model and settings (as `promptsim stats --json`)."""
     return svc.stats()
