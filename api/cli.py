@@ -6,20 +6,25 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import asdict, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import click
 
+from indexer import answers
 from search.embedding import SentenceTransformerEncoder
 from search.engine import SearchEngine, SearchFilters, SearchResult
 from search.errors import PromptSimError
 from search.index import PromptIndex
 from search.manifest import IndexSettings, read_manifest
-from search.records import parse_timestamp, to_iso
+from search.records import parse_timestamp
 
 from . import output
+from .disclosure import describe_text
+from .disclosure import reveal_to_operator as reveal
 
 DEMO_DATA = Path("data/demo/prompts.jsonl")
 DEMO_QUERIES = Path("data/demo/queries.jsonl")
@@ -46,6 +51,7 @@ def main(verbose: bool) -> None:
         promptsim ingest data/demo/prompts.jsonl --index idx
         promptsim search --index idx "Before answering, write out your reasoning..."
     """
+    os.umask(0o077)  # every file promptsim creates (index, keys, audit, snapshots, reports) is its owner's alone
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -262,17 +268,19 @@ def search(
         else:
             query = sys.stdin.read() if text == "-" else str(text)
             result = engine.similar(query, k, min_score=min_score, filters=filters)
+        found = answers.answer(index, result)  # the API's verdict, from the same code
+    audited = {"prompt_id": prompt_id} if prompt_id else describe_text(query)
+    shown = reveal(index_dir, "cli search", audited, found)
     if as_json:
-        output.echo_json(result.to_json())
+        output.echo_json(asdict(shown))
     else:
-        output.search_table(result)
+        output.search_table(shown)
 
 
 def _search_batch(engine: SearchEngine, path: Path, k: int, min_score: float, filters: SearchFilters) -> None:
     """One JSON line per query line, in input order, searched 64 at a time."""
-    from indexer.ingest import batched
 
-    def queries() -> Any:
+    def queries() -> Iterator[tuple[str, str]]:
         with open(path, encoding="utf-8") as handle:
             for line_no, line in enumerate(handle, 1):
                 if line.strip():
@@ -281,12 +289,15 @@ def _search_batch(engine: SearchEngine, path: Path, k: int, min_score: float, fi
                         raise ValueError(f"{path}:{line_no}: each line needs a string 'text'")
                     yield row.get("id", str(line_no)), row["text"]
 
-    for chunk in batched(queries(), 64):
+    pending = queries()
+    while chunk := list(islice(pending, 64)):
         results: list[SearchResult] = engine.similar_batch(
             [t for _, t in chunk], k, min_score=min_score, filters=filters
         )
-        for (query_id, _), result in zip(chunk, results):
-            output.echo_json({"query_id": query_id, **result.to_json()}, indent=None)
+        found = [answers.answer(engine.index, r) for r in results]
+        shown = reveal(engine.index.path, "cli search --queries", {"queries": len(chunk)}, found)
+        for (query_id, _), one in zip(chunk, shown):
+            output.echo_json({"query_id": query_id, **asdict(one)}, indent=None)
 
 
 def _time(value: str | None) -> float | None:
@@ -308,8 +319,10 @@ def delete(index_dir: Path, ids: tuple[str, ...], account: str | None, as_json: 
     """
     if bool(ids) == bool(account):
         raise click.UsageError("give --id ID... or --account ACCOUNT")
+    from indexer.erasure import erase_account, erase_ids
+
     with open_index(index_dir, with_encoder=False, writable=True) as index:
-        removed = index.delete_ids(list(ids)) if ids else index.delete_account(str(account))
+        removed = erase_ids(index, list(ids)) if ids else erase_account(index, str(account))
         index.checkpoint()
         body = {"deleted": removed, **index.counts()}
     if as_json:
@@ -331,21 +344,7 @@ def stats(index_dir: Path, as_json: bool) -> None:
         promptsim stats --index idx --json
     """
     with open_index(index_dir, with_encoder=False) as index:
-        store = index.store.stats()
-        settings = index.manifest.settings
-        body = {
-            **index.counts(),
-            "first_seen": None if store["first_seen"] is None else to_iso(store["first_seen"]),
-            "last_seen": None if store["last_seen"] is None else to_iso(store["last_seen"]),
-            "model": settings.model,
-            "backend": index.manifest.backend,
-            "dim": index.manifest.dim,
-            "num_perm": settings.num_perm,
-            "lsh_threshold": settings.lsh_threshold,
-            "lsh_bands": list(index.duplicates.bands),
-            "vector_index": index.vectors.kind,
-            "format_version": index.manifest.format_version,
-        }
+        body = asdict(answers.index_stats(index))  # GET /v1/stats answers from the same function
     if as_json:
         output.echo_json(body)
     else:
@@ -422,7 +421,8 @@ def dedup(
             clusters, stats = nightly(
                 index, since=_time(since), until=_time(until), settings=settings, incremental=incremental
             )
-        write_jsonl(out, cluster_lines(index, clusters))
+        lines = reveal(index_dir, "cli dedup --out", {"out": str(out)}, cluster_lines(index, clusters))
+        write_jsonl(out, lines)
     if as_json:
         output.echo_json(stats)
     else:
@@ -465,7 +465,9 @@ def report(index_dir: Path, out: Path, top: int) -> None:
     from indexer.report import build_report
 
     with open_index(index_dir, with_encoder=False) as index:
-        path = build_report(index, out, top=top)
+        path = build_report(
+            index, out, top=top, reveal=lambda shown: reveal(index_dir, "cli report", {"top": top}, shown)
+        )
     click.echo(f"wrote {path}")
 
 
@@ -478,6 +480,13 @@ def rebuild(index_dir: Path) -> None:
     Example:
         promptsim rebuild --index idx
     """
+    from search.index import write_lock
+    from search.manifest import LEXICAL, VECTORS, WINDOWS
+
+    read_manifest(index_dir)
+    with write_lock(index_dir):  # damaged, missing or pickled (older releases): regenerated from the store
+        for name in (VECTORS, LEXICAL, WINDOWS):
+            (index_dir / name).unlink(missing_ok=True)
     with open_index(index_dir, with_encoder=False, writable=True) as index:
         index.rebuild()
         click.echo(f"rebuilt: {index.counts()}")
@@ -513,7 +522,7 @@ def demo(index_dir: Path, data: Path, query: str | None, k: int) -> None:
         click.echo(f"indexed {index.counts()['prompts']} prompts ({report.added} new) into {index_dir}\n")
         text = query or _demo_query()
         click.echo(f"query: {' '.join(text.split())[:300]}\n")
-        output.search_table(SearchEngine(index).similar(text, k))
+        output.search_table(answers.answer(index, SearchEngine(index).similar(text, k)))
         from indexer.campaigns import nightly
 
         clusters, stats = nightly(index)

@@ -25,29 +25,65 @@ from .cli import _time, index_option, open_index
 @click.option(
     "--keys", "keys_file", type=click.Path(dir_okay=False, path_type=Path), help="Keys file [default: DIR/keys.json]."
 )
-@click.option("--insecure-dev", is_flag=True, help="Serve without keys (local development only).")
-@click.option("--rate", default=50.0, show_default=True, help="Requests per second per key (per worker).")
+@click.option("--insecure-dev", is_flag=True, help="Serve without keys: local development on 127.0.0.1 only.")
+@click.option(
+    "--anonymous-rate",
+    default=2.0,
+    show_default=True,
+    help="Requests per second per client address without a valid key (sign-in, docs, health, 401s).",
+)
+@click.option("--tls-certfile", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
+@click.option("--tls-keyfile", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key.")
+@click.option("--behind-tls", is_flag=True, help="A TLS proxy terminates HTTPS in front: mark cookies Secure.")
 def serve(
-    index_dir: Path, host: str, port: int, workers: int, keys_file: Path | None, insecure_dev: bool, rate: float
+    index_dir: Path,
+    host: str,
+    port: int,
+    workers: int,
+    keys_file: Path | None,
+    insecure_dev: bool,
+    anonymous_rate: float,
+    tls_certfile: str | None,
+    tls_keyfile: str | None,
+    behind_tls: bool,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs).
+    """Serve the HTTP API and the analyst UI (OpenAPI at /openapi.json, docs at /docs).
+
+    Rate limits are per key (set by `keys create --rate`) and shared by every worker.
 
     \b
     Example:
-        promptsim keys create --index idx --name analyst --scopes read
+        promptsim keys create --index idx --name analyst --scopes read --rate 5
         promptsim serve --index idx --port 8000 --workers 2
+        promptsim serve --index idx --host 0.0.0.0 --tls-certfile cert.pem --tls-keyfile key.pem
     """
     import os
 
     import uvicorn
 
-    from .app import create_app
+    from .app import check_startup
     from .settings import Settings
 
-    settings = Settings(index_dir, keys_file, insecure_dev, rate_per_second=rate, rate_burst=max(int(rate * 2), 1))
-    create_app(settings)  # refuse to start (no index, no keys) before forking workers
+    secure = behind_tls or tls_certfile is not None
+    settings = Settings(
+        index_dir, keys_file, insecure_dev, host=host, anonymous_rate=anonymous_rate, secure_cookies=secure
+    )
+    check_startup(settings)  # refuse to start (no index, no keys, unsafe --insecure-dev) before forking workers
+    if insecure_dev:
+        click.secho(
+            "INSECURE DEV MODE: serving without keys on loopback; never expose this server.", fg="red", err=True
+        )
     os.environ.update(settings.to_env())
-    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        ssl_certfile=tls_certfile,
+        ssl_keyfile=tls_keyfile,
+    )
 
 
 @click.group()
@@ -75,16 +111,22 @@ keys_file_option = click.option(
 @keys.command("create")
 @index_option
 @click.option("--name", required=True, help="Who or what uses the key.")
-@click.option("--scopes", required=True, help="Comma-separated: read[,write][,admin].")
+@click.option("--scopes", required=True, help="Comma-separated: read[,write][,admin][,raw].")
+@click.option("--rate", default=10.0, show_default=True, help="Requests per second this key may make (all workers).")
+@click.option("--burst", type=int, help="Requests it may make at once [default: twice the rate].")
 @keys_file_option
-def keys_create(index_dir: Path, name: str, scopes: str, keys_file: Path | None) -> None:
+def keys_create(
+    index_dir: Path, name: str, scopes: str, rate: float, burst: int | None, keys_file: Path | None
+) -> None:
     """Create a key; it is printed once, alone on the last line.
 
     \b
     Example:
-        promptsim keys create --index idx --name analyst --scopes read
+        promptsim keys create --index idx --name analyst --scopes read --rate 5
+        promptsim keys create --index idx --name detector --scopes read,write --rate 500
     """
-    token = _key_store(index_dir, keys_file).create(name, [s.strip() for s in scopes.split(",") if s.strip()])
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    token = _key_store(index_dir, keys_file).create(name, wanted, rate=rate, burst=burst)
     click.echo(f"created key {name!r} ({scopes}); store it now, it is not shown again:", err=True)
     click.echo(token)
 
@@ -105,10 +147,11 @@ def keys_list(index_dir: Path, keys_file: Path | None, as_json: bool) -> None:
             "name": k.name,
             "key_id": k.key_id,
             "scopes": ",".join(k.scopes),
+            "rate": k.rate,
             "created": to_iso(k.created_at),
             "revoked": k.revoked,
         }
-        for k in _key_store(index_dir, keys_file).list()
+        for k in _key_store(index_dir, keys_file).records()
     ]
     if as_json:
         output.echo_json(rows)
@@ -162,12 +205,12 @@ def purge_command(index_dir: Path, older_than: str | None, as_json: bool) -> Non
 
 @click.group()
 def snapshot() -> None:
-    """Consistent point-in-time copies of an index, with checksums.
+    """Consistent point-in-time copies of an index's data, signed with DIR/snapshot.key.
 
     \b
     Example:
         promptsim snapshot create --index idx --out idx-2026-11-28.snapshot
-        promptsim snapshot restore idx-2026-11-28.snapshot --index idx-restored
+        promptsim snapshot restore idx-2026-11-28.snapshot --index idx-restored --key-file idx/snapshot.key
     """
 
 
@@ -191,17 +234,25 @@ def snapshot_create(index_dir: Path, out: Path) -> None:
 @snapshot.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @index_option
-@click.option("--force", is_flag=True, help="Replace an existing index directory.")
-def snapshot_restore(file: Path, index_dir: Path, force: bool) -> None:
-    """Verify a snapshot's checksums and restore it into an index directory.
+@click.option("--force", is_flag=True, help="Replace the index data of an existing directory (keys stay).")
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The snapshot key it was signed with [default: DIR/snapshot.key].",
+)
+def snapshot_restore(file: Path, index_dir: Path, force: bool, key_file: Path | None) -> None:
+    """Verify a snapshot's signature and checksums and restore its index data into a directory.
+
+    Keys, sessions and the audit log are not in snapshots: a restore leaves them as they are.
 
     \b
     Example:
-        promptsim snapshot restore nightly.snapshot --index idx-restored
+        promptsim snapshot restore nightly.snapshot --index idx --force
+        promptsim snapshot restore nightly.snapshot --index idx-copy --key-file idx/snapshot.key
     """
     from indexer.snapshots import restore_snapshot
 
-    restore_snapshot(file, index_dir, force=force)
+    restore_snapshot(file, index_dir, force=force, key_file=key_file)
     with open_index(index_dir, with_encoder=False) as index:
         report = index.verify()
     click.echo(f"restored {report['store']} prompts into {index_dir}; consistent: {report['consistent']}")
@@ -212,7 +263,7 @@ def snapshot_restore(file: Path, index_dir: Path, force: bool) -> None:
 @click.option("--since", help="Only reads at or after this time (ISO-8601 or epoch).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
-    """Show who read raw prompt text through the API, and what.
+    """Show who was shown prompt text (API, UI, CLI), raw or masked, and for what query.
 
     \b
     Example:

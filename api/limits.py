@@ -1,41 +1,18 @@
-"""Per-key rate limits (token buckets) and the request-body cap."""
+"""The request-body cap: bodies over max_bytes get 413, whether Content-Length says so or chunks reveal it."""
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class RateLimiter:
-    """A token bucket per key: `rate` requests per second on average, bursts up to `burst`."""
-
-    def __init__(self, rate: float, burst: int):
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, key: str) -> float:
-        """0 if the request may go ahead, else the seconds to wait before retrying."""
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-
-
-def retry_after(seconds: float) -> str:
-    return str(max(1, math.ceil(seconds)))
+from .errors import error_body
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over max_bytes with 413, whether or not Content-Length says so."""
+    """ASGI middleware: read the body (up to max_bytes) before the app does, and refuse more with 413.
+
+    Buffering is bounded by the cap, and answering here, before any app code reads the body,
+    means a chunked upload over the limit gets 413, not a parse error.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -46,47 +23,44 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+            await send_error(send, 413, f"request body over {self.max_bytes} bytes")
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks, seen, more = [], 0, True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await _too_large(send, self.max_bytes)
-
-
-class _BodyTooLarge(Exception):
-    pass
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.max_bytes:
+                await send_error(send, 413, f"request body over {self.max_bytes} bytes")
+                return
+            more = bool(message.get("more_body"))
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    import json
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
 
-    body = json.dumps(
-        {
-            "error": {
-                "status": 413,
-                "code": "body_too_large",
-                "message": f"request body over {limit} bytes",
-                "detail": None,
-            }
-        }
-    ).encode()
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+async def send_error(send: Send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    """Answer with the one error shape from an ASGI layer (before the app has run)."""
+    body = error_body(status, message)
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import click
 from rich.console import Console
@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from search.engine import SearchResult
+from indexer.answers import SearchAnswer
 
 # Piped output still gets a wide table (rich would assume 80 columns and wrap every cell).
 _console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
@@ -46,18 +46,22 @@ def ingest_report(body: dict[str, Any]) -> None:
     )
 
 
-def search_table(result: SearchResult) -> None:
+def search_table(result: SearchAnswer) -> None:
     s = result.summary
     if s.siblings:
         # Prompt text and account ids are hostile input: never let rich parse them as markup.
-        top = escape(", ".join(f"{a['account_id']} ({a['prompts']})" for a in s.top_accounts))
+        top = escape(", ".join(f"{a.account_id} ({a.prompts})" for a in s.top_accounts))
         _console.print(
             f"[bold]{s.siblings} siblings[/bold] (score >= {s.threshold}) from [bold]{s.accounts} "
             f"accounts[/bold], first seen {s.first_seen}, last seen {s.last_seen}; top accounts: {top}"
         )
     else:
         _console.print(f"no siblings at score >= {s.threshold}")
+    if result.verdict == "campaign":
+        flagged = ", ".join(c.cluster_id for c in result.clusters if c.flagged)
+        _console.print(f"[bold]verdict: part of a flagged campaign[/bold] ({escape(flagged)})")
     table = Table(show_lines=False)
+    justify: Literal["left", "right"]
     for name, justify in (
         ("#", "right"),
         ("score", "right"),
@@ -70,7 +74,7 @@ def search_table(result: SearchResult) -> None:
         ("text", "left"),
     ):
         table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis", ratio=1 if name == "text" else None)
-    for rank, hit in enumerate(result.hits, 1):
+    for rank, hit in enumerate(result.results, 1):
         jac = "-" if hit.jaccard is None else f"{hit.jaccard:.2f}"
         tmpl = "-" if hit.template is None else f"{hit.template:.2f}"
         preview = " ".join(hit.text.split())[:90]

@@ -50,7 +50,7 @@ class Server:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         with self.lock:
             self.proc = subprocess.Popen(
-                [*CLI, "serve", "--index", str(self.index_dir), "--port", str(self.port), "--rate", "100000"],
+                [*CLI, "serve", "--index", str(self.index_dir), "--port", str(self.port), "--anonymous-rate", "100000"],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -92,7 +92,7 @@ def crash_loop(
 
     with PromptIndex.open(index_dir, None) as index:
         before = set(index.store.ids_of(index.store.rows_matching()).values())
-    key = KeyStore(index_dir / "keys.json").create(f"crashloop-{time.time_ns()}", ["read", "write"])
+    key = KeyStore(index_dir / "keys.json").create(f"crashloop-{time.time_ns()}", ["read", "write"], rate=100_000)
     rng = random.Random(seed)
     server = Server(index_dir)
     server.start()

@@ -14,6 +14,7 @@ from search.family_index import FAMILIES_FILE
 from search.index import PromptIndex
 from search.manifest import STORE
 
+from .cluster_records import split_texts
 from .cluster_store import ClusterStore
 from .dedup import DedupResult, DedupSettings, Source, run_dedup
 from .families import family_index
@@ -85,32 +86,26 @@ def save_families(index: PromptIndex, result: DedupResult) -> None:
 
 
 def cluster_lines(index: PromptIndex, clusters: list[dict]) -> list[dict[str, Any]]:
-    """clusters.jsonl records: the contract's fields, member prompt ids instead of rows."""
+    """clusters.jsonl records: the contract's fields, member prompt ids instead of rows.
+
+    Prompt text sits in explicit fields only (template, variants, examples): variants that
+    dedup left inside features are moved out.
+    """
     ids = index.store.ids_of(np.concatenate([c["rows"] for c in clusters]) if clusters else [])
     lines = []
     for c in clusters:
-        body = {"cluster_id": c["cluster_id"], "members": [ids[int(r)] for r in c["rows"] if int(r) in ids]}
-        body.update(
-            {
-                k: c[k]
-                for k in (
-                    "size",
-                    "accounts",
-                    "template",
-                    "first_seen",
-                    "last_seen",
-                    "campaign_score",
-                    "flagged",
-                    "features",
-                    "examples",
-                    "variants",
-                    "change",
-                )
-                if k in c
-            }
-        )
+        features, template, variants, examples = split_texts(c)
+        body: dict[str, Any] = {
+            "cluster_id": c["cluster_id"],
+            "members": [ids[int(r)] for r in c["rows"] if int(r) in ids],
+        }
+        body.update({k: c[k] for k in _LINE_FIELDS if k in c})
+        body.update(template=template, variants=variants, examples=examples, features=features)
         lines.append(body)
     return lines
+
+
+_LINE_FIELDS = ("size", "accounts", "first_seen", "last_seen", "campaign_score", "flagged", "change")
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
@@ -129,19 +124,20 @@ def account_records(index: PromptIndex) -> list[dict[str, Any]]:
         flagged = store.clusters(flagged_only=True)
     finally:
         store.close()
-    rows = np.concatenate([c["rows"] for c in flagged]) if flagged else np.zeros(0, np.int64)
+    rows = np.concatenate([c.rows for c in flagged]) if flagged else np.zeros(0, np.int64)
     owner = index.store.accounts_of(rows)
     totals = index.store.prompts_per_account(sorted(set(owner.values())))
     per_account: dict[str, dict[str, int]] = {}
     members: dict[str, set[str]] = {}
     for c in flagged:
-        for r in c["rows"].tolist():
+        cid = c.cluster.cluster_id
+        for r in c.rows.tolist():
             account = owner.get(int(r))
             if account is None:
                 continue
-            per_account.setdefault(account, {}).setdefault(c["cluster_id"], 0)
-            per_account[account][c["cluster_id"]] += 1
-            members.setdefault(c["cluster_id"], set()).add(account)
+            per_account.setdefault(account, {}).setdefault(cid, 0)
+            per_account[account][cid] += 1
+            members.setdefault(cid, set()).add(account)
     records = []
     for account, in_clusters in sorted(per_account.items()):
         linked = set().union(*(members[cid] for cid in in_clusters)) - {account}

@@ -12,10 +12,14 @@ import hashlib
 import json
 import sqlite3
 import time
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .cluster_records import Cluster, ClusterRef, split_texts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup_runs (
@@ -26,6 +30,7 @@ CREATE TABLE IF NOT EXISTS dedup_runs (
     last_row INTEGER NOT NULL,
     stats    TEXT NOT NULL
 );
+-- body: everything about a cluster except prompt text (ids, counts, times, score, change, features).
 CREATE TABLE IF NOT EXISTS clusters (
     cluster_id     TEXT PRIMARY KEY,
     run            INTEGER NOT NULL,
@@ -42,11 +47,43 @@ CREATE TABLE IF NOT EXISTS cluster_members (
     PRIMARY KEY (cluster_id, row)
 );
 CREATE INDEX IF NOT EXISTS cluster_members_row ON cluster_members (row);
--- Deleting a prompt (delete, purge, upsert) drops it from cluster member lists in the same transaction.
-CREATE TRIGGER IF NOT EXISTS prompts_leave_clusters AFTER DELETE ON prompts BEGIN
+-- The text a cluster shows is derived from its members: template and variants here, examples as
+-- member rows (read from the prompts table, so a deleted prompt's text is never shown).
+CREATE TABLE IF NOT EXISTS cluster_texts (
+    cluster_id TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    text       TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, kind, position)
+);
+CREATE TABLE IF NOT EXISTS cluster_examples (
+    cluster_id TEXT NOT NULL,
+    position   INTEGER NOT NULL,
+    row        INTEGER NOT NULL,
+    PRIMARY KEY (cluster_id, position)
+);
+CREATE INDEX IF NOT EXISTS cluster_examples_row ON cluster_examples (row);
+"""
+# Deleting a prompt (delete, purge, upsert) reaches every cluster it was in, in the same transaction:
+# it leaves the member lists and examples, and the template and variants it helped make are withdrawn
+# until the next dedup run derives them from the members that remain.
+_TRIGGER = "prompts_leave_clusters_v2"
+_TRIGGER_SQL = f"""
+CREATE TRIGGER IF NOT EXISTS {_TRIGGER} AFTER DELETE ON prompts BEGIN
+    DELETE FROM cluster_texts WHERE cluster_id IN (SELECT cluster_id FROM cluster_members WHERE row = OLD.row);
+    DELETE FROM cluster_examples WHERE row = OLD.row;
     DELETE FROM cluster_members WHERE row = OLD.row;
 END;
 """
+_EXAMPLE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class StoredCluster:
+    """A current cluster and its member rows (for the jobs that read clusters: accounts, report)."""
+
+    cluster: Cluster
+    rows: np.ndarray
 
 
 class ClusterStore:
@@ -56,6 +93,8 @@ class ClusterStore:
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 30000")
         self._db.executescript(_SCHEMA)
+        if not _has_trigger(self._db):  # once per index: the trigger in, old bodies' text moved out
+            _migrate(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -96,16 +135,7 @@ class ClusterStore:
         sizes = {cid: len(rows) for cid, rows in previous.items()}
         assign_ids(clusters, previous)
         for cluster in clusters:
-            before = sizes.get(cluster["cluster_id"])
-            cluster["change"] = (
-                "new"
-                if before is None
-                else "grown"
-                if cluster["size"] > before
-                else "shrunk"
-                if cluster["size"] < before
-                else "unchanged"
-            )
+            cluster["change"] = _change(sizes.get(cluster["cluster_id"]), cluster["size"])
         self._db.execute("BEGIN IMMEDIATE")
         try:
             cursor = self._db.execute(
@@ -113,36 +143,64 @@ class ClusterStore:
                 (time.time(), since, until, last_row, json.dumps(stats)),
             )
             run = int(cursor.lastrowid or 0)
-            self._db.execute("DELETE FROM clusters")
-            self._db.execute("DELETE FROM cluster_members")
+            for table in ("clusters", "cluster_members", "cluster_texts", "cluster_examples"):
+                self._db.execute(f"DELETE FROM {table}")
             for c in clusters:
-                body = {k: v for k, v in c.items() if k not in ("rows",)}
-                self._db.execute(
-                    "INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        c["cluster_id"],
-                        run,
-                        c["size"],
-                        c["accounts"],
-                        int(c["flagged"]),
-                        c["campaign_score"],
-                        c["last_seen"],
-                        json.dumps(body),
-                    ),
-                )
-                self._db.executemany(
-                    "INSERT INTO cluster_members VALUES (?, ?)", [(c["cluster_id"], int(r)) for r in c["rows"]]
-                )
+                self._insert(run, c)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         return run
 
+    def _insert(self, run: int, c: dict[str, Any]) -> None:
+        """One cluster: its text-free body, members, template and variants, and examples as member rows."""
+        features, template, variants, examples = split_texts(c)
+        body = {k: v for k, v in c.items() if k not in ("rows", "template", "variants", "examples")}
+        body["features"] = features
+        cid = c["cluster_id"]
+        self._db.execute(
+            "INSERT INTO clusters VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cid,
+                run,
+                c["size"],
+                c["accounts"],
+                int(c["flagged"]),
+                c["campaign_score"],
+                c["last_seen"],
+                json.dumps(body),
+            ),
+        )
+        self._db.executemany("INSERT INTO cluster_members VALUES (?, ?)", [(cid, int(r)) for r in c["rows"]])
+        texts = ([("template", 0, template)] if template is not None else []) + [
+            ("variant", n, v) for n, v in enumerate(variants)
+        ]
+        self._db.executemany("INSERT INTO cluster_texts VALUES (?, ?, ?, ?)", [(cid, *t) for t in texts])
+        rows = self._example_rows(c["rows"], examples)
+        self._db.executemany("INSERT INTO cluster_examples VALUES (?, ?, ?)", [(cid, n, r) for n, r in enumerate(rows)])
+
+    def _example_rows(self, rows: np.ndarray, examples: list[str]) -> list[int]:
+        """The member rows whose text the examples show (an example no member matches is dropped)."""
+        wanted = {e[:_EXAMPLE_CHARS] for e in examples}
+        found: dict[str, int] = {}
+        members = sorted(int(r) for r in rows)
+        for start in range(0, len(members), 900):
+            if len(found) == len(wanted):
+                break
+            part = members[start : start + 900]
+            marks = ",".join("?" * len(part))
+            for row, head in self._db.execute(
+                f"SELECT row, substr(text, 1, {_EXAMPLE_CHARS}) FROM prompts WHERE row IN ({marks})", part
+            ):
+                if head in wanted:
+                    found.setdefault(head, row)
+        return [found[e[:_EXAMPLE_CHARS]] for e in examples if e[:_EXAMPLE_CHARS] in found]
+
     def page(
         self, *, flagged: bool | None, min_accounts: int, since: str | None, after: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """Current clusters ordered by id, after the cursor, filtered (for the HTTP API)."""
+    ) -> list[Cluster]:
+        """Current clusters ordered by id, after the cursor, filtered (no examples: they are per cluster)."""
         clauses, params = ["accounts >= ?"], [min_accounts]
         if flagged is not None:
             clauses.append("flagged = ?")
@@ -156,36 +214,106 @@ class ClusterStore:
         found = self._db.execute(
             f"SELECT body FROM clusters WHERE {' AND '.join(clauses)} ORDER BY cluster_id LIMIT ?", [*params, limit]
         ).fetchall()
-        return [json.loads(body) for (body,) in found]
+        return [self._cluster(json.loads(body), with_examples=False) for (body,) in found]
 
-    def get(self, cluster_id: str) -> dict[str, Any] | None:
+    def get(self, cluster_id: str) -> StoredCluster | None:
+        """One current cluster with its examples and member rows, or None."""
         found = self._db.execute("SELECT body FROM clusters WHERE cluster_id = ?", (cluster_id,)).fetchone()
         if found is None:
             return None
-        rows = [
-            r
-            for (r,) in self._db.execute(
-                "SELECT row FROM cluster_members WHERE cluster_id = ? ORDER BY row", (cluster_id,)
-            )
-        ]
-        return {**json.loads(found[0]), "rows": rows}
+        rows = self._db.execute("SELECT row FROM cluster_members WHERE cluster_id = ? ORDER BY row", (cluster_id,))
+        members = np.asarray([r for (r,) in rows], dtype=np.int64)
+        return StoredCluster(self._cluster(json.loads(found[0]), with_examples=True), members)
 
-    def clusters(self, *, flagged_only: bool = False) -> list[dict[str, Any]]:
+    def clusters(self, *, flagged_only: bool = False) -> list[StoredCluster]:
         """Current clusters, best campaign score first, with member rows."""
         where = "WHERE flagged = 1" if flagged_only else ""
         found = self._db.execute(
             f"SELECT cluster_id, body FROM clusters {where} ORDER BY campaign_score DESC, cluster_id"
         ).fetchall()
         members = self.previous_members()
-        return [{**json.loads(body), "rows": members.get(cid, np.zeros(0, np.int64))} for cid, body in found]
+        return [
+            StoredCluster(self._cluster(json.loads(body), with_examples=True), members.get(cid, np.zeros(0, np.int64)))
+            for cid, body in found
+        ]
+
+    def _examples(self, cluster_id: str) -> list[str]:
+        """The examples' text as stored now (a deleted example is gone with its prompt)."""
+        return [t for (t,) in self._db.execute(_examples_sql(), (cluster_id,))]
+
+    def _cluster(self, body: dict[str, Any], *, with_examples: bool) -> Cluster:
+        cid = body["cluster_id"]
+        texts = self._db.execute(
+            "SELECT kind, text FROM cluster_texts WHERE cluster_id = ? ORDER BY kind, position", (cid,)
+        ).fetchall()
+        template = next((t for kind, t in texts if kind == "template"), None)
+        examples = self._examples(cid) if with_examples else []
+        features, _, _, _ = split_texts(body)  # an old body's text features never reach a reader
+        return Cluster(
+            cluster_id=cid,
+            size=int(body["size"]),
+            accounts=int(body["accounts"]),
+            first_seen=str(body["first_seen"]),
+            last_seen=str(body["last_seen"]),
+            campaign_score=float(body["campaign_score"]),
+            flagged=bool(body["flagged"]),
+            change=str(body.get("change", "")),
+            template=template,
+            variants=tuple(t for kind, t in texts if kind == "variant"),
+            examples=tuple(examples),
+            features=features,
+        )
 
 
-def clusters_of_ids(db_path: Path, prompt_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """prompt id -> {cluster_id, flagged, campaign_score} for prompts in a current cluster."""
-    found: dict[str, dict[str, Any]] = {}
+def _examples_sql() -> str:
+    return (
+        f"SELECT substr(p.text, 1, {_EXAMPLE_CHARS}) FROM cluster_examples e JOIN prompts p ON p.row = e.row "
+        "WHERE e.cluster_id = ? ORDER BY e.position"
+    )
+
+
+def _change(before: int | None, size: int) -> str:
+    if before is None:
+        return "new"
+    return "grown" if size > before else "shrunk" if size < before else "unchanged"
+
+
+def _has_trigger(db: sqlite3.Connection) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (_TRIGGER,)).fetchone()
+    return found is not None
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Move prompt text out of bodies written before cluster_texts existed, and install the trigger."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not _has_trigger(db):
+            for cid, raw in db.execute("SELECT cluster_id, body FROM clusters").fetchall():
+                body = json.loads(raw)
+                features, template, variants, _ = split_texts(body)  # old examples: back at the next dedup run
+                texts = ([("template", 0, template)] if template is not None else []) + [
+                    ("variant", n, v) for n, v in enumerate(variants)
+                ]
+                db.executemany("INSERT OR REPLACE INTO cluster_texts VALUES (?, ?, ?, ?)", [(cid, *t) for t in texts])
+                clean = {k: v for k, v in body.items() if k not in ("template", "variants", "examples")}
+                db.execute(
+                    "UPDATE clusters SET body = ? WHERE cluster_id = ?",
+                    (json.dumps({**clean, "features": features}), cid),
+                )
+            db.execute("DROP TRIGGER IF EXISTS prompts_leave_clusters")  # the old one: members only
+            db.execute(_TRIGGER_SQL)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def clusters_of_ids(db_path: Path, prompt_ids: list[str]) -> dict[str, ClusterRef]:
+    """prompt id -> the current cluster it is in, for prompts in one."""
+    found: dict[str, ClusterRef] = {}
     if not prompt_ids:
         return found
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30) as db:
+    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)) as db:
         has = db.execute("SELECT name FROM sqlite_master WHERE name = 'clusters'").fetchone()
         if not has:
             return found
@@ -198,7 +326,7 @@ def clusters_of_ids(db_path: Path, prompt_ids: list[str]) -> dict[str, dict[str,
                 f"WHERE p.id IN ({marks})",
                 part,
             ):
-                found[pid] = {"cluster_id": cid, "flagged": bool(flagged), "campaign_score": score}
+                found[pid] = ClusterRef(cid, bool(flagged), float(score))
     return found
 
 

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from search.errors import BadRecord
 from search.normalize import is_blank
-from search.records import Prompt, parse_timestamp
+from search.records import Prompt, check_metadata, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,10 @@ def to_prompt(row: dict[str, Any], fields: FieldMap, source: str, line: int) -> 
         raise bad(f"bad timestamp: {err}") from None
     taken = {fields.id, fields.text, fields.account_id, fields.timestamp}
     metadata = {k: v for k, v in row.items() if k not in taken}
+    try:
+        check_metadata(metadata)
+    except ValueError as err:
+        raise bad(f"bad metadata: {err}") from None
     return Prompt(prompt_id, text, account, timestamp, metadata)
 
 

@@ -7,6 +7,9 @@ import time
 
 from search.index import PromptIndex
 
+from .erasure import log_cutoff
+from .snapshots import expire_snapshots
+
 _UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
@@ -24,6 +27,8 @@ def purge(index: PromptIndex, older_than_days: float | None = None, *, now: floa
     if days is None:
         raise ValueError("no retention period: pass --older-than AGE or create the index with --retention-days")
     cutoff = (now if now is not None else time.time()) - days * 86_400
+    log_cutoff(index.path, cutoff)  # first: a restore never brings these prompts back, even if this fails
     removed = index.purge(cutoff)
     index.checkpoint()
-    return {"removed": removed, "cutoff": cutoff, "older_than_days": days}
+    snapshots = expire_snapshots(index.path, cutoff)
+    return {"removed": removed, "cutoff": cutoff, "older_than_days": days, "snapshots_expired": snapshots}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import pickle
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice
@@ -118,19 +117,19 @@ class DuplicateIndex:
     def to_bytes(self) -> bytes:
         """The band tables as flat arrays (an uncompressed .npz; see _band_arrays)."""
         if not self._in_memory_dicts():
-            with gc_paused():
-                return pickle.dumps(self._lsh, protocol=pickle.HIGHEST_PROTOCOL)
+            raise ValueError("only promptsim's in-memory LSH can be saved (its band arrays); no other storage is")
         buffer = io.BytesIO()
         np.savez(buffer, **_band_arrays(self._lsh))
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
-        # Read only from the index directory itself, after its checksum verified (snapshot.py).
-        if payload[:1] == _PICKLE_PROTOCOL_2_PLUS:  # snapshots written before the array format
-            with gc_paused():
-                lsh = pickle.loads(payload)  # noqa: S301
-            return cls(hasher, threshold, lsh=lsh)
+        # Never unpickled: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
+        if payload[:1] == _PICKLE_PROTOCOL_2_PLUS:
+            raise IndexCorrupt(
+                "this LSH file was written by an older promptsim as a pickle, which is no longer loaded; "
+                "run 'promptsim rebuild --index DIR' to regenerate it from the store"
+            )
         index = cls(hasher, threshold)
         with np.load(io.BytesIO(payload), allow_pickle=False) as arrays, gc_paused():
             _fill_from_band_arrays(index._lsh, arrays)

@@ -11,8 +11,14 @@ from functools import cached_property
 from typing import Any
 
 # Epoch seconds beyond this are almost surely milliseconds or garbage; refusing them
-# keeps a unit mix-up from silently landing prompts in the year 50,000.
+# keeps a unit mix-up from silently landing prompts in the year 50,000. The same range holds
+# for ISO-8601 input: "9999-12-31T23:59:59-14:00" parses, but is year 10000 in UTC, which
+# no reader can format back.
 _MAX_EPOCH = 32503680000.0  # 3000-01-01
+# Metadata is stored as JSON and served back; nesting deeper than this, or a record larger
+# than this, is refused before it is stored (every later read would pay for it, or fail).
+MAX_METADATA_DEPTH = 16
+MAX_METADATA_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ def parse_timestamp(value: Any) -> float:
             raise ValueError(f"unparseable timestamp {value!r}; use ISO-8601 or epoch seconds") from None
         if parsed.tzinfo is None:  # naive times are taken as UTC, the log convention
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
+        return _checked_epoch(parsed.timestamp())
     raise ValueError(f"timestamp must be ISO-8601 or epoch seconds, got {type(value).__name__}")
 
 
@@ -64,6 +70,53 @@ def _checked_epoch(seconds: float) -> float:
     if not math.isfinite(seconds) or not 0 <= seconds < _MAX_EPOCH:
         raise ValueError(f"epoch seconds {seconds!r} out of range (1970..3000)")
     return seconds
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    """Return metadata if it is a JSON object we can store and serve back; raise ValueError otherwise."""
+    if not isinstance(metadata, dict):
+        raise ValueError(f"metadata must be a JSON object, got {type(metadata).__name__}")
+    _check_json(metadata, 1)
+    try:
+        size = len(
+            json.dumps(metadata, allow_nan=False, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass")
+        )
+    except (ValueError, TypeError, UnicodeEncodeError) as err:
+        raise ValueError(f"metadata is not plain JSON ({err})") from None
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+    return metadata
+
+
+def _check_json(value: Any, depth: int) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("metadata keys must be strings")
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("metadata holds NaN or infinity, which JSON cannot carry")
+    # Anything else (a Parquet date, say) is stored as its str(), as the store has always done.
+
+
+def check_prompt(prompt: Prompt) -> Prompt:
+    """Raise ValueError unless every field of prompt can be stored and read back (run before any commit)."""
+    for name in ("id", "text", "account_id"):
+        value = getattr(prompt, name)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"prompt {name} must be a non-empty string")
+        if "\x00" in value:
+            raise ValueError(f"prompt {name} contains a NUL byte")
+    if isinstance(prompt.timestamp, bool) or not isinstance(prompt.timestamp, int | float):
+        raise ValueError(f"prompt {prompt.id!r}: timestamp must be epoch seconds")
+    _checked_epoch(float(prompt.timestamp))
+    check_metadata(prompt.metadata)
+    return prompt
 
 
 def to_iso(seconds: float) -> str:

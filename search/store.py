@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import Prompt
+from .records import Prompt, check_prompt
 from .signals import EMPTY, Signals
 
 _SCHEMA = """
@@ -110,7 +110,12 @@ class PromptStore:
         return found
 
     def upsert(self, prompts: Sequence[Prompt], signals: Signals) -> tuple[np.ndarray, np.ndarray]:
-        """Insert or replace prompts by id in one transaction; returns (new rows, removed rows)."""
+        """Insert or replace prompts by id in one transaction; returns (new rows, removed rows).
+
+        Every prompt is checked first (ValueError): a record that cannot be read back is never committed.
+        """
+        for prompt in prompts:
+            check_prompt(prompt)
         with self._transaction():
             removed = self._delete_where_ids([p.id for p in prompts])
             if len(prompts) != len(signals):

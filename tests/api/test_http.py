@@ -42,15 +42,15 @@ def env(tmp_path_factory):
             index, settings=__import__("indexer.dedup", fromlist=["DedupSettings"]).DedupSettings(flag_threshold=0.3)
         )
     store = KeyStore(path / "keys.json")
-    keys = {scope: store.create(scope, [scope]) for scope in ("read", "write", "admin")}
-    keys["all"] = store.create("all", ["read", "write", "admin"])
+    keys = {scope: store.create(scope, [scope], rate=1000) for scope in ("read", "write", "admin")}
+    keys["all"] = store.create("all", ["read", "write", "admin"], rate=1000)
     return path, keys
 
 
 @pytest.fixture(scope="module")
 def client(env):
     path, _ = env
-    with TestClient(create_app(Settings(path, rate_per_second=1000, rate_burst=1000), encoder=FakeEncoder())) as c:
+    with TestClient(create_app(Settings(path, anonymous_rate=1000, anonymous_burst=1000), encoder=FakeEncoder())) as c:
         yield c
 
 
@@ -73,7 +73,11 @@ def test_error_shape_is_pinned(client, env):
     response = client.post("/v1/search", json={"text": "hi", "k": 0}, headers=auth(keys["read"]))
     body = response.json()
     assert response.status_code == 422 and set(body) == {"error"}
-    assert body["error"]["code"] == "invalid_request" and body["error"]["detail"][0]["loc"] == ["body", "k"]
+    assert body["error"]["code"] == "invalid_request" and body["error"]["detail"][0]["loc"] == [
+        "body",
+        "TextSearch",
+        "k",
+    ]
     response = client.get("/v1/nothing-here", headers=auth(keys["read"]))
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     response = client.post("/v1/search", content=b"x" * (9 * 2**20), headers=auth(keys["read"]))
@@ -139,6 +143,22 @@ def test_search_returns_hits_summary_and_campaign_verdict(client, env):
     assert plain["verdict"] == "none" and "bg3" not in [h["id"] for h in plain["results"]]
 
 
+def test_batch_answers_each_query_in_order_as_alone(client, env):
+    """Queries sharing settings are searched as one batch; each answer is still the one it gets alone."""
+    _, keys = env
+    queries = [
+        {"text": f"{WRAPPER}\n\nHow do tides work?", "k": 5},
+        {"prompt_id": "bg3", "k": 3},
+        {"text": "How do tides work?", "k": 5},
+        {"text": background_texts(10)[7], "k": 4, "filters": {"account_ids": ["user7"]}},
+        {"prompt_id": "camp2", "k": 5},
+    ]
+    batch = client.post("/v1/search/batch", headers=auth(keys["read"]), json={"queries": queries})
+    assert batch.status_code == 200
+    alone = [client.post("/v1/search", headers=auth(keys["read"]), json=q).json() for q in queries]
+    assert batch.json()["responses"] == alone
+
+
 def test_ingest_says_which_prompts_landed_next_to_a_campaign(client, env):
     path, keys = env
     body = {
@@ -168,7 +188,7 @@ def test_ingest_says_which_prompts_landed_next_to_a_campaign(client, env):
     assert client.delete("/v1/prompts/new-plain", headers=auth(keys["write"])).json() == {"deleted": 1}
     assert client.get("/v1/prompts/new-plain", headers=auth(keys["read"])).status_code == 404
     audit = [json.loads(line) for line in (path / "audit.jsonl").read_text().splitlines()]
-    assert any(a["endpoint"] == "GET /v1/prompts/{id}" and a["query"] == "new-plain" for a in audit)
+    assert any(a["endpoint"] == "GET /v1/prompts/{id}" and a["query"] == {"prompt_id": "new-plain"} for a in audit)
 
 
 def test_clusters_paginate_and_show_members(client, env):
@@ -183,6 +203,7 @@ def test_clusters_paginate_and_show_members(client, env):
     assert len(flagged) == 1 and flagged[0]["accounts"] == 15
     one = client.get(f"/v1/clusters/{flagged[0]['cluster_id']}", params={"limit": 7}, headers=auth(keys["read"])).json()
     assert len(one["members"]) == 7 and one["next_offset"] == 7 and sum(d["prompts"] for d in one["timeline"]) == 60
+    assert one["cluster"]["cluster_id"] == flagged[0]["cluster_id"] and one["cluster"]["template"]
 
 
 def test_stats_health_and_metrics(client, env):
@@ -196,11 +217,12 @@ def test_stats_health_and_metrics(client, env):
 
 def test_rate_limit_answers_429_with_retry_after(env):
     path, keys = env
-    app = create_app(Settings(path, rate_per_second=0.5, rate_burst=2), encoder=FakeEncoder())
+    slow = KeyStore(path / "keys.json").create("slow", ["read"], rate=0.5, burst=2)
+    app = create_app(Settings(path), encoder=FakeEncoder())
     with TestClient(app) as c:
-        codes = [c.get("/v1/stats", headers=auth(keys["read"])).status_code for _ in range(3)]
+        codes = [c.get("/v1/stats", headers=auth(slow)).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
-        limited = c.get("/v1/stats", headers=auth(keys["read"]))
+        limited = c.get("/v1/stats", headers=auth(slow))
         assert limited.json()["error"]["code"] == "rate_limited" and int(limited.headers["retry-after"]) >= 1
         assert c.get("/v1/stats", headers=auth(keys["all"])).status_code == 200  # limits are per key
 
@@ -294,7 +316,7 @@ SECRETS = {
 def test_redaction_masks_each_kind_and_raw_scope_sees_the_original(env):
     path, keys = env
     store = KeyStore(path / "keys.json")
-    raw_key = store.create("raw-reader", ["read", "raw"])
+    raw_key = store.create("raw-reader", ["read", "raw"], rate=1000)
     rows = [
         {
             "id": f"secret-{kind}",
@@ -304,7 +326,7 @@ def test_redaction_masks_each_kind_and_raw_scope_sees_the_original(env):
         }
         for kind, (text, _) in SECRETS.items()
     ]
-    with TestClient(create_app(Settings(path, rate_per_second=1000, rate_burst=1000), encoder=FakeEncoder())) as c:
+    with TestClient(create_app(Settings(path, anonymous_rate=1000, anonymous_burst=1000), encoder=FakeEncoder())) as c:
         assert c.post("/v1/prompts", json={"prompts": rows}, headers=auth(keys["write"])).status_code == 200
         for kind, (text, mask) in SECRETS.items():
             masked = c.get(f"/v1/prompts/secret-{kind}", headers=auth(keys["read"])).json()["text"]
@@ -326,13 +348,13 @@ def test_admin_takes_a_snapshot_over_the_api(client, env, tmp_path):
     made = client.post("/v1/snapshots", headers=auth(keys["admin"])).json()
     listed = client.get("/v1/snapshots", headers=auth(keys["admin"])).json()["snapshots"]
     assert made["name"] in [s["name"] for s in listed] and "prompts.sqlite" in made["files"]
-    restore_snapshot(path / "snapshots" / made["name"], tmp_path / "restored")
+    restore_snapshot(path / "snapshots" / made["name"], tmp_path / "restored", key_file=path / "snapshot.key")
     with PromptIndex.open(tmp_path / "restored", FakeEncoder()) as index:
         assert index.verify()["consistent"] and index.counts()["prompts"] >= 272
 
 
 def test_admin_restores_a_snapshot_over_the_api_and_every_worker_follows(tmp_path):
-    from api.service import IndexService
+    from indexer.service import IndexService
 
     path = tmp_path / "idx"
     texts = background_texts(120)
@@ -342,14 +364,14 @@ def test_admin_restores_a_snapshot_over_the_api_and_every_worker_follows(tmp_pat
         index.checkpoint()
     admin = KeyStore(path / "keys.json").create("admin", ["read", "write", "admin"])
     other_worker = IndexService(path, FakeEncoder())
-    app = create_app(Settings(path, rate_per_second=1000, rate_burst=1000), encoder=FakeEncoder())
+    app = create_app(Settings(path, anonymous_rate=1000, anonymous_burst=1000), encoder=FakeEncoder())
     with TestClient(app) as c:
         name = c.post("/v1/snapshots", headers=auth(admin)).json()["name"]
         later = [
             {"id": f"b{i}", "text": t, "account_id": "late", "timestamp": 1795100000} for i, t in enumerate(texts[80:])
         ]
         assert c.post("/v1/prompts", json={"prompts": later}, headers=auth(admin)).status_code == 200
-        assert other_worker.search([texts[100]], [None], 1, 0.0, SearchFilters())[0]["results"][0]["id"] == "b20"
+        assert other_worker.search([texts[100]], [None], 1, 0.0, SearchFilters())[0].results[0].id == "b20"
         later_key = KeyStore(path / "keys.json").create("made-after-the-snapshot", ["read"])
 
         assert c.post("/v1/snapshots/nothing.snapshot/restore", headers=auth(admin)).status_code == 404
@@ -363,8 +385,8 @@ def test_admin_restores_a_snapshot_over_the_api_and_every_worker_follows(tmp_pat
         hit = c.post("/v1/search", json={"text": texts[100], "k": 1}, headers=auth(admin)).json()["results"][0]
         assert hit["id"].startswith("a")
     # another worker serving the same directory notices the restore on its next request
-    hit = other_worker.search([texts[100]], [None], 1, 0.0, SearchFilters())[0]["results"][0]
-    assert hit["id"].startswith("a")
+    hit = other_worker.search([texts[100]], [None], 1, 0.0, SearchFilters())[0].results[0]
+    assert hit.id.startswith("a")
     assert other_worker.index.verify() == {**other_worker.index.verify(), "store": 80, "consistent": True}
     other_worker.close()
     assert not (path / ".restore").exists()

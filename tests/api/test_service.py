@@ -2,7 +2,7 @@
 
 import json
 
-from api.service import IndexService
+from indexer.service import IndexService
 from search.engine import SearchFilters
 from search.index import PromptIndex
 from search.records import Prompt
@@ -18,13 +18,13 @@ def test_a_write_in_one_worker_is_seen_by_the_other(tmp_path):
     one, two = IndexService(tmp_path / "idx", FakeEncoder()), IndexService(tmp_path / "idx", FakeEncoder())
     try:
         added = one.ingest([Prompt(f"q{i}", t, "b", 100.0 + i) for i, t in enumerate(texts[40:])])
-        assert [r["status"] for r in added] == ["stored"] * 20
-        assert two.stats()["prompts"] == two.stats()["vectors"] == two.stats()["signatures"] == 60
-        hit = two.search([texts[45]], [None], 1, 0.0, SearchFilters())[0]["results"][0]
-        assert hit["id"] == "q5" and hit["score"] == 1.0
+        assert [r.status for r in added] == ["stored"] * 20
+        assert two.stats().prompts == two.stats().vectors == two.stats().signatures == 60
+        hit = two.search([texts[45]], [None], 1, 0.0, SearchFilters())[0].results[0]
+        assert hit.id == "q5" and hit.score == 1.0
         assert two.delete(account_id="a") == 40
-        assert one.stats()["prompts"] == one.stats()["vectors"] == 20
-        assert one.get_prompt("q0")["account_id"] == "b"
+        assert one.stats().prompts == one.stats().vectors == 20
+        assert one.prompt("q0").account_id == "b"
     finally:
         one.close()
         two.close()

@@ -99,6 +99,28 @@ def test_parquet_and_gzip_jsonl(tmp_path):
     assert [(p.line, p.reason) for p in report.problems] == [(2, "missing text: no 'text' field")]
 
 
+def test_metadata_that_could_not_be_stored_and_served_back_is_reported_not_read(tmp_path):
+    """Metadata too deep, too large or not JSON (NaN) is a bad row, like a bad timestamp: nothing of it is kept."""
+    deep: dict = {}
+    for _ in range(600):
+        deep = {"a": deep}
+    rows = [
+        GOOD,
+        {**GOOD, "id": "deep", "nested": deep},
+        {**GOOD, "id": "huge", "blob": "x" * (70 * 1024)},
+        {**GOOD, "id": "ok-16", "nested": {"a": {"b": [1, {"c": "fine"}]}}},
+    ]
+    path = tmp_path / "in.jsonl"
+    lines = [json.dumps(r) for r in rows] + [json.dumps({**GOOD, "id": "nan"})[:-1] + ', "score": NaN}']
+    path.write_text("\n".join(lines) + "\n")
+    report = ReadReport()
+    prompts = list(read_records([path], report))
+    assert [p.id for p in prompts] == ["g1", "ok-16"]
+    reasons = {p.line: p.reason for p in report.problems}
+    assert sorted(reasons) == [2, 3, 5] and all(r.startswith("bad metadata: ") for r in reasons.values())
+    assert "deeper than 16" in reasons[2] and "limit is 65536" in reasons[3] and "NaN" in reasons[5]
+
+
 def test_format_detection():
     from pathlib import Path
 

@@ -8,7 +8,7 @@ import pytest
 from indexer.campaigns import nightly
 from indexer.cluster_store import ClusterStore
 from indexer.retention import parse_age, purge
-from indexer.snapshots import create_snapshot, restore_snapshot
+from indexer.snapshots import KEY_FILE, create_snapshot, restore_snapshot
 from search.engine import SearchEngine
 from search.errors import IndexCorrupt
 from search.index import PromptIndex
@@ -83,7 +83,7 @@ def test_snapshot_under_concurrent_ingest_restores_consistently(tmp_path):
         writer.join()
     for k, _ in enumerate(snapshots):
         restored = tmp_path / f"restored{k}"
-        restore_snapshot(tmp_path / f"s{k}.snapshot", restored)
+        restore_snapshot(tmp_path / f"s{k}.snapshot", restored, key_file=tmp_path / "idx" / KEY_FILE)
         with PromptIndex.open(restored, FakeEncoder()) as index:
             check = index.verify()
             assert check["consistent"] and check["store"] >= 160 and check["store"] % 10 == 0, check
@@ -95,13 +95,30 @@ def test_damaged_snapshot_is_refused(tmp_path):
     data = bytearray((tmp_path / "s.snapshot").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (tmp_path / "bad.snapshot").write_bytes(bytes(data))
+    key = tmp_path / "idx" / KEY_FILE
     with pytest.raises(IndexCorrupt, match="checksum|unreadable"):
-        restore_snapshot(tmp_path / "bad.snapshot", tmp_path / "restored")
+        restore_snapshot(tmp_path / "bad.snapshot", tmp_path / "restored", key_file=key)
     (tmp_path / "short.snapshot").write_bytes(bytes(data[: len(data) // 3]))
     with pytest.raises(IndexCorrupt):
-        restore_snapshot(tmp_path / "short.snapshot", tmp_path / "restored2")
+        restore_snapshot(tmp_path / "short.snapshot", tmp_path / "restored2", key_file=key)
     with pytest.raises(ValueError, match="not empty"):
         restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx")
+
+
+def test_a_snapshot_restores_elsewhere_only_with_its_source_key(tmp_path):
+    """The key that signed a snapshot is never inside it: a new directory needs the source's key file."""
+    prompts = fill(tmp_path / "idx", n=30)
+    create_snapshot(tmp_path / "idx", tmp_path / "s.snapshot")
+    with pytest.raises(ValueError, match="--key-file"):
+        restore_snapshot(tmp_path / "s.snapshot", tmp_path / "copy")
+    (tmp_path / "other.key").write_bytes(b"k" * 32)
+    with pytest.raises(IndexCorrupt, match="not signed with this snapshot key"):
+        restore_snapshot(tmp_path / "s.snapshot", tmp_path / "copy", key_file=tmp_path / "other.key")
+    restore_snapshot(tmp_path / "s.snapshot", tmp_path / "copy", key_file=tmp_path / "idx" / KEY_FILE)
+    assert (tmp_path / "copy" / KEY_FILE).read_bytes() == (tmp_path / "idx" / KEY_FILE).read_bytes()
+    with PromptIndex.open(tmp_path / "copy", FakeEncoder()) as index:
+        check = index.verify()
+        assert check["consistent"] and check["store"] == len(prompts), check
 
 
 def test_rebuild_reproduces_the_same_search_results(tmp_path):

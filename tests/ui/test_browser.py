@@ -44,11 +44,11 @@ def server(tmp_path_factory, real_encoder):
         index.checkpoint()
         nightly(index)
     keys = KeyStore(path / "keys.json")
-    key, raw_key = keys.create("analyst", ["read"]), keys.create("lead", ["read", "raw"])
+    key, raw_key = keys.create("analyst", ["read"], rate=1000), keys.create("lead", ["read", "raw"], rate=1000)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(Settings(path, rate_per_second=1000, rate_burst=1000), encoder=real_encoder)
+    app = create_app(Settings(path, anonymous_rate=1000, anonymous_burst=1000), encoder=real_encoder)
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -151,9 +151,24 @@ def test_hostile_prompt_renders_inert(browser, server):
     assert "default-src 'none'" in csp and "script-src" not in csp
 
 
-def test_sign_out_ends_the_session(browser, server):
+def test_sign_out_ends_the_session_on_the_server(browser, server):
     base, key, _ = server
     page = signed_in(browser, base, key)
+    cookie = next(c for c in page.context.cookies() if c["name"] == "promptsim_session")
     page.get_by_role("button", name="Sign out").click()
     page.goto(f"{base}/campaigns")
     assert page.url.endswith("/login")
+    copied = httpx.get(f"{base}/campaigns", cookies={cookie["name"]: cookie["value"]}, follow_redirects=False)
+    assert copied.status_code == 303  # a copy of the cookie taken before signing out is dead too
+
+
+def test_api_docs_render_offline_under_the_csp(browser, server):
+    base, _, _ = server
+    page = browser.new_page()
+    blocked = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(base) else route.continue_())
+    page.goto(f"{base}/docs")
+    page.locator(".opblock").first.wait_for(timeout=30_000)
+    assert page.locator(".opblock").count() >= 15 and "promptsim" in page.locator(".title").first.inner_text()
+    assert not blocked, blocked

@@ -1,0 +1,58 @@
+"""/v1/prompts and /v1/accounts/{id}/prompts: upsert, read and erase prompts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from indexer.answers import IngestOutcome, PromptRecord
+from search.records import Prompt, check_prompt, parse_timestamp
+
+from ..deps import ERRORS, KEYED, Disclose, Reader, Service, Writer
+from ..errors import ApiError
+from ..schemas import Deleted, PromptIn, PromptsRequest, PromptsResponse, Skipped
+
+router = APIRouter(tags=["prompts"], responses=ERRORS, dependencies=KEYED)
+PromptId = Annotated[str, Path(max_length=512)]
+
+
+@router.post("/v1/prompts", response_model=PromptsResponse)
+def add_prompts(body: PromptsRequest, who: Writer, svc: Service) -> dict[str, list[IngestOutcome] | list[Skipped]]:
+    """Upsert up to 1,000 prompts; says per prompt whether it landed next to a flagged campaign.
+
+    Every prompt is validated before anything is stored; one that cannot be is listed in skipped.
+    """
+    prompts, skipped = [], []
+    for p in body.prompts:
+        try:
+            prompts.append(check_prompt(to_prompt(p)))
+        except ValueError as err:
+            skipped.append(Skipped(id=p.id, reason=str(err)))
+    results = svc.ingest(prompts) if prompts else []
+    return {"results": results, "skipped": skipped}
+
+
+def to_prompt(p: PromptIn) -> Prompt:
+    return Prompt(p.id, p.text, p.account_id, parse_timestamp(p.timestamp), p.metadata)
+
+
+@router.get("/v1/prompts/{prompt_id}", response_model=PromptRecord)
+def get_prompt(prompt_id: PromptId, who: Reader, svc: Service, disclosure: Disclose) -> PromptRecord:
+    """One stored prompt, its text and metadata masked unless the key holds raw (audit-logged)."""
+    return disclosure.reveal(who, "GET /v1/prompts/{id}", {"prompt_id": prompt_id}, svc.prompt(prompt_id))
+
+
+@router.delete("/v1/prompts/{prompt_id}", response_model=Deleted)
+def delete_prompt(prompt_id: PromptId, who: Writer, svc: Service) -> Deleted:
+    """Erase a prompt from every structure, cluster pages included; a later restore keeps it erased."""
+    removed = svc.delete(prompt_id=prompt_id)
+    if not removed:
+        raise ApiError(404, f"no stored prompt with id {prompt_id!r}")
+    return Deleted(deleted=removed)
+
+
+@router.delete("/v1/accounts/{account_id}/prompts", response_model=Deleted)
+def delete_account(account_id: PromptId, who: Writer, svc: Service) -> Deleted:
+    """Erase every prompt of an account from every structure."""
+    return Deleted(deleted=svc.delete(account_id=account_id))

@@ -1,0 +1,152 @@
+"""IndexService: one server worker's view of an index directory, safe for concurrent requests.
+
+Reads and writes of the in-memory structures happen under one lock, and only briefly:
+embedding (the slow part) is done before taking it. Before each request the worker
+replays what other processes (other workers, a CLI ingest, a nightly purge) committed to
+the store, so several workers serving one directory stay consistent, and a reader sees the
+index either before or after a write batch, never half of it.
+
+Lock order, writers: this worker's write mutex, then the directory's write lock (waiting at
+most write_wait seconds: while another process writes, the request fails fast with
+IndexLocked), and only then, briefly, the read lock. A writer waiting on another process
+never holds the lock readers need.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from search.embedding import Encoder
+from search.engine import SearchEngine, SearchFilters, SearchResult
+from search.index import PromptIndex, write_lock
+from search.records import Prompt
+
+from . import answers
+from .answers import IndexStats, IngestOutcome, PromptRecord, SearchAnswer
+from .cluster_records import Cluster, ClusterDetail, ClusterMember
+from .cluster_store import ClusterStore
+from .erasure import erase_account, erase_ids
+from .ingest import IngestReport, ingest_batch
+from .snapshots import restore_snapshot
+
+STORE_NAME = "prompts.sqlite"
+NEAR = 0.8  # a new prompt this close to a member of a flagged cluster landed next to that campaign
+_HANDOVER = 0.05  # seconds: the lock was just seen free; another process taking it meanwhile is refused
+
+
+class IndexService:
+    """Search, ingest, deletes and cluster reads over one PromptIndex."""
+
+    def __init__(self, index_dir: Path, encoder: Encoder, *, write_wait: float = 1.0):
+        self.index = PromptIndex.open(index_dir, encoder)
+        self.engine = SearchEngine(self.index)
+        self._lock = threading.RLock()  # the in-memory structures
+        self._write_mutex = threading.Lock()  # one writer per worker at a time
+        self._write_wait = write_wait
+
+    def close(self) -> None:
+        self.index.close()
+
+    def search(
+        self, texts: list[str | None], ids: list[str | None], k: int, min_score: float, filters: SearchFilters
+    ) -> list[SearchAnswer]:
+        """One answer per query (text or stored prompt id), with the clusters of the hits and the verdict."""
+        with self._lock:
+            self.index.refresh()
+            results: list[SearchResult] = []
+            plain = [t for t in texts if t is not None]
+            batch = iter(self.engine.similar_batch(plain, k, min_score=min_score, filters=filters) if plain else [])
+            for text, pid in zip(texts, ids):
+                if text is not None:
+                    results.append(next(batch))
+                else:
+                    results.append(self.engine.similar_to_id(str(pid), k, min_score=min_score, filters=filters))
+        return [answers.answer(self.index, r) for r in results]
+
+    def ingest(self, prompts: list[Prompt]) -> list[IngestOutcome]:
+        """Upsert a batch (acknowledged when this returns) and say which prompts sit next to a campaign."""
+        report = IngestReport()
+        signals = self.index.signals([p.text for p in prompts])  # embed outside every lock
+        with self._writing():
+            before = self.index.store.digests([p.id for p in prompts])
+            ingest_batch(self.index, prompts, report, signals=signals)
+            after = self.index.store.digests([p.id for p in prompts])
+        with self._lock:  # the signals are the ones just stored: nothing is embedded twice
+            near = self.engine.similar_signals(signals, 10)
+        out = []
+        for prompt, result in zip(prompts, near):
+            close = [h.id for h in result.hits if h.id != prompt.id and h.score >= NEAR]
+            status = "unchanged" if before.get(prompt.id) == after.get(prompt.id) else "stored"
+            out.append(IngestOutcome(prompt.id, status, answers.near_campaign(self.index, close)))
+        return out
+
+    def delete(self, *, prompt_id: str | None = None, account_id: str | None = None) -> int:
+        """Erase one prompt or an account's prompts from every structure (logged: restores keep them erased)."""
+        with self._writing():
+            if prompt_id is not None:
+                return erase_ids(self.index, [prompt_id])
+            return erase_account(self.index, str(account_id))
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the directory's write lock and the read lock; IndexLocked at once while another process writes."""
+        with self._write_mutex:
+            with write_lock(self.index.path, self._write_wait):  # wait here, holding nothing readers need
+                pass
+            with self._lock, self.index.writing(_HANDOVER):
+                yield
+
+    def restore(self, snapshot: Path) -> dict[str, object]:
+        """Restore the index directory from a snapshot file (index data only) and reload."""
+        with self._write_mutex, self._lock:
+            description = restore_snapshot(snapshot, self.index.path, force=True, lock_timeout=self._write_wait)
+            self.index.refresh()  # sees the new store file and reloads every structure
+            report = self.index.verify()
+        return {
+            "restored": snapshot.name,
+            "snapshot_created_at": description["created_at"],
+            "prompts": report["store"],
+            "consistent": report["consistent"],
+        }
+
+    def prompt(self, prompt_id: str) -> PromptRecord:
+        with self._lock:
+            self.index.refresh()
+            return answers.prompt_record(self.index, prompt_id)
+
+    def stats(self) -> IndexStats:
+        with self._lock:
+            self.index.refresh()
+            return answers.index_stats(self.index)
+
+    def clusters(
+        self, *, flagged: bool | None, min_accounts: int, since: str | None, after: str | None, limit: int
+    ) -> list[Cluster]:
+        store = ClusterStore(self.index.path / STORE_NAME)
+        try:
+            return store.page(flagged=flagged, min_accounts=min_accounts, since=since, after=after, limit=limit)
+        finally:
+            store.close()
+
+    def cluster(self, cluster_id: str, *, offset: int, limit: int) -> ClusterDetail | None:
+        with self._lock:
+            self.index.refresh()
+            return answers.cluster_detail(self.index, cluster_id, offset=offset, limit=limit)
+
+    def account_prompts(self, account_id: str, *, limit: int) -> tuple[ClusterMember, ...]:
+        with self._lock:
+            self.index.refresh()
+            return answers.account_prompts(self.index, account_id, limit=limit)
+
+    def account_total(self, account_id: str) -> int:
+        with self._lock:
+            return self.index.store.prompts_per_account([account_id]).get(account_id, 0)
+
+    def owners(self, prompt_ids: list[str]) -> dict[str, str]:
+        """prompt id -> id of the current cluster it is in."""
+        from .cluster_store import clusters_of_ids
+
+        return {pid: ref.cluster_id for pid, ref in clusters_of_ids(self.index.path / STORE_NAME, prompt_ids).items()}
