@@ -57,7 +57,7 @@ class FamilySettings:
     shared_accounts_chance: float = 1e-6
     burst_accounts_chance: float = 0.05  # some shared accounts inside one burst: weaker evidence of both kinds
     burst_accounts_cosine: float = 0.6
-    burst_cosine: float = 0.8  # forms sent in the same burst by other accounts: close meaning needed
+    burst_cosine: float = 0.7  # forms sent in the same burst by other accounts: close meaning needed
     min_shared_accounts: int = 2
     time_overlap: float = 0.5  # of the longer burst: the two bursts coincide
     burst_share: float = 0.5  # a form spanning at most this share of the window is a burst
@@ -429,6 +429,7 @@ def family_index(families: Families, clusters: list[dict]) -> FamilyIndex | None
         np.concatenate(members) if members else np.zeros(0, np.int64),
         np.concatenate(([0], np.cumsum([len(m) for m in members]))).astype(np.int64),
         families.encoder_name,
+        np.asarray([bool(chosen[n]["flagged"]) for n in used], bool),
     )
 
 

@@ -50,6 +50,7 @@ class FamilyIndex:
     member_rows: np.ndarray  # concatenated member rows of every family
     member_offsets: np.ndarray  # (families + 1,)
     model: str
+    flagged: np.ndarray  # (families,) bool: the family's cluster was flagged as a campaign
 
     def members(self, family: int) -> np.ndarray:
         return self.member_rows[self.member_offsets[family] : self.member_offsets[family + 1]]
@@ -64,26 +65,35 @@ class FamilyIndex:
         pieces, owner = [], []
         for i, text in enumerate(texts):
             found = extract(tokenizer(text), self.vocabulary, settings)
-            parts = ([found[0]] if found else []) + sentences(text)
-            parts = parts[:MAX_QUERY_PIECES] or [text[:2000]]
+            pieces_of_text = sentences(text)
+            if len(pieces_of_text) > MAX_QUERY_PIECES:  # wrappers sit at either end: keep both ends
+                half = MAX_QUERY_PIECES // 2
+                pieces_of_text = pieces_of_text[:half] + pieces_of_text[-half:]
+            parts = ([found[0]] if found else []) + pieces_of_text or [text[:2000]]
             pieces += parts
             owner += [i] * len(parts)
         vectors = np.asarray(encoder.encode(pieces), np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
         sims = vectors @ self.form_vectors.T
-        best: list[tuple[float, int]] = [(-1.0, -1)] * len(texts)
-        for row, i in enumerate(owner):
-            j = int(sims[row].argmax())
-            if sims[row, j] > best[i][0]:
-                best[i] = (float(sims[row, j]), j)
+        owners = np.asarray(owner)
         out: list[FamilyMatch | None] = []
-        for similarity, form in best:
-            if form < 0 or similarity < threshold:
-                out.append(None)
-                continue
-            family = int(self.form_family[form])
-            out.append(FamilyMatch(str(self.cluster_ids[family]), min(similarity, 1.0), self.members(family)))
+        for i in range(len(texts)):
+            best = sims[owners == i].max(axis=0)  # each form's closest piece of this query
+            out.append(self._chosen(best, threshold))
         return out
+
+    def _chosen(self, similarity: np.ndarray, threshold: float) -> FamilyMatch | None:
+        """The closest family at or above threshold, a flagged campaign first: a query can hold two
+        templates (a campaign's short instruction around a benign image-prompt template, say), and
+        the one an analyst must hear about is the campaign."""
+        close = np.flatnonzero(similarity >= threshold)
+        if not len(close):
+            return None
+        campaigns = close[self.flagged[self.form_family[close]]]
+        pool = campaigns if len(campaigns) else close
+        form = int(pool[np.argmax(similarity[pool])])
+        family = int(self.form_family[form])
+        return FamilyMatch(str(self.cluster_ids[family]), min(float(similarity[form]), 1.0), self.members(family))
 
     def save(self, directory: Path) -> None:
         """Write families.npz atomically (uncompressed arrays; strings as fixed-width unicode)."""
@@ -102,6 +112,7 @@ class FamilyIndex:
                 member_rows=self.member_rows.astype(np.int64),
                 member_offsets=self.member_offsets.astype(np.int64),
                 model=np.asarray(self.model),
+                flagged=self.flagged.astype(bool),
             )
         tmp.chmod(0o600)
         tmp.replace(path)
@@ -123,9 +134,11 @@ class FamilyIndex:
                     data["member_rows"],
                     data["member_offsets"],
                     str(data["model"]),
+                    data["flagged"].astype(bool),
                 )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorrupt(f"{path} is damaged ({exc}); run 'promptsim dedup' to write it again") from exc
-        if len(index.form_vectors) != len(index.form_family) or len(index.member_offsets) != len(index.cluster_ids) + 1:
+        sizes_agree = len(index.member_offsets) == len(index.cluster_ids) + 1 == len(index.flagged) + 1
+        if len(index.form_vectors) != len(index.form_family) or not sizes_agree:
             raise IndexCorrupt(f"{path} holds inconsistent arrays; run 'promptsim dedup' to write it again")
         return index
