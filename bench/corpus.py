@@ -333,6 +333,7 @@ class CampaignSpec:
     share: float = 1.0
     span_days: tuple[float, float] = (1.0, 4.0)  # the campaign's whole duration, drawn from this range
     one_per_account: bool = False  # every account sends exactly one prompt (fresh accounts in a burst)
+    holdout: bool = False  # worded with bench/families.py's held-out wordings
 
 
 @dataclass
@@ -415,7 +416,7 @@ def eval_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool) ->
 FAMILIES_NOMINAL = 45000  # approximate prompt count of the families suite at --scale eval
 
 
-def families_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool) -> Mix:
+def families_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool, holdout: bool = False) -> Mix:
     """Every campaign class (the first suite's and the evasions), two variants each, plus hard negatives.
 
     Hard negatives: a team of ~25 long-lived accounts on one narrow template every day, ~1,200
@@ -426,18 +427,20 @@ def families_mix(rng: random.Random, target: int, harmful: bool, jailbreak: bool
     f = target / FAMILIES_NOMINAL
     camps = []
     for gtype in GENERATORS:
-        for v in range(2):
-            name = f"{gtype}-{v + 1}"
+        if holdout and gtype not in families.HOLDOUT_GENERATORS:
+            continue
+        for v in range(1 if holdout else 2):
+            name = f"{gtype}-{'holdout' if holdout else v + 1}"
             if gtype == "burst_one_per_account":
                 n = max(12, round((800, 400)[v] * f))
-                camps.append(CampaignSpec(name, gtype, v, n, n, 1.0, (0.25, 0.25), True))
+                camps.append(CampaignSpec(name, gtype, v, n, n, 1.0, (0.25, 0.25), True, holdout))
                 continue
             hydra = gtype == "hydra"
             n = max(12, round((rng.randint(80, 200) if hydra else rng.randint(120, 400)) * f))
             a = round((rng.randint(15, 60) if hydra else rng.randint(15, 140)) * f**0.5)
             a = min(max(a, -(-n // 30)), max(3, n // 2))
             span = (9.0, 13.0) if gtype == "slow_drip" else (1.0, 4.0)
-            camps.append(CampaignSpec(name, gtype, v, n, a, (0.1, 0.25)[v] if hydra else 1.0, span))
+            camps.append(CampaignSpec(name, gtype, v, n, a, (0.1, 0.25)[v] if hydra else 1.0, span, holdout=holdout))
     apps = [(d, t, min(200, max(20, round(190 * f**0.5))), 1) for d, t in EVAL_APPS]
     apps.append(("persona", "", min(5400, max(30, round(1000 * f))), 2))
     popular, families_n = max(2, round(8 * f**0.5)), max(1, round(12 * f**0.5)) if jailbreak else 0
@@ -480,13 +483,14 @@ def mix_for_scale(
 
     suite 'classic' is the first suite's shapes; 'families' adds every evasion class and the hard
     negatives (at 'eval', about 45,000 prompts)."""
-    if suite == "families":
+    if suite in ("families", "holdout"):
         if scale == "demo":
-            raise ValueError("the families suite has no demo scale; use eval or a prompt count")
+            raise ValueError(f"the {suite} suite has no demo scale; use eval or a prompt count")
         target = FAMILIES_NOMINAL if scale == "eval" else int(scale)
-        return families_mix(random.Random(f"{seed}:families-mix"), target, harmful is not False, jailbreak is not False)
+        rng = random.Random(f"{seed}:{suite}-mix")
+        return families_mix(rng, target, harmful is not False, jailbreak is not False, holdout=suite == "holdout")
     if suite != "classic":
-        raise ValueError(f"unknown suite {suite!r}: classic or families")
+        raise ValueError(f"unknown suite {suite!r}: classic, families or holdout")
     if scale == "demo":
         if harmful or jailbreak:
             raise ValueError("the demo scale never holds harmful or jailbreak text")
@@ -675,7 +679,8 @@ def add_background(d: Draft, rng: random.Random, stream: Stream, acct: int, n: i
 
 def add_campaign(d: Draft, rng: random.Random, spec: CampaignSpec, slots: list[str], bg: Stream) -> list[dict]:
     """Emit a campaign's prompts (bursty, 1-4 days) and return its held-out queries."""
-    render = GENERATORS[spec.gtype](random.Random(f"{spec.name}:wrapper"), spec.variant)
+    registry = families.HOLDOUT_GENERATORS if spec.holdout else GENERATORS
+    render = registry[spec.gtype](random.Random(f"{spec.name}:wrapper"), spec.variant)
     query_slots, fresh = slots[:QUERIES_PER_CAMPAIGN], slots[QUERIES_PER_CAMPAIGN:]
     span = rng.uniform(*spec.span_days)
     start = random_time(rng, days=WINDOW_DAYS - span)
@@ -897,9 +902,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--suite",
         default="classic",
-        choices=("classic", "families"),
+        choices=("classic", "families", "holdout"),
         help="classic: the first suite's campaign shapes; families: every evasion class and the hard negatives "
-        "(eval: ~45k prompts)",
+        "(eval: ~45k prompts); holdout: the families mix with one campaign per class in wordings never tuned on",
     )
     ap.add_argument(
         "--sources",

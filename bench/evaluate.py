@@ -131,8 +131,9 @@ def main() -> None:
     parser.add_argument(
         "--suite",
         default="classic",
-        choices=("classic", "families"),
-        help="classic: the first suite's campaign shapes; families: every evasion class and the hard negatives",
+        choices=("classic", "families", "holdout"),
+        help="classic: the first suite's campaign shapes; families: every evasion class and the hard negatives; "
+        "holdout: one campaign per class in wordings the detector was never tuned on",
     )
     parser.add_argument("--work", type=Path, help="working directory [default: bench/out/eval-SCALE-SEED]")
     parser.add_argument("--calibrate", action="store_true", help="print the calibrated flag threshold instead")

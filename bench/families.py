@@ -353,18 +353,66 @@ TEAM_TEMPLATE = (
     "Summarize this support ticket for the shift handoff log. Give: customer, product area, severity (P1-P4), "
     "what was tried, next step.\n\nTicket #{number} ({channel}):\n{ticket}"
 )
-_PRODUCTS = ("billing portal", "mobile app", "SSO login", "CSV export", "webhooks", "search API", "dashboard",
-             "invoice PDFs", "user provisioning", "audit log", "data sync", "email notifications")
-_SYMPTOMS = ("returns a 500 error", "times out after 30 seconds", "shows the wrong currency",
-             "drops every second row", "logs users out at random", "is missing yesterday's entries",
-             "sends duplicate messages", "rejects valid passwords", "loads a blank page in Safari",
-             "double-charges annual plans", "ignores the time zone setting", "fails for files over 10 MB")
-_SINCE = ("since this morning's release", "since Tuesday", "for about a week", "intermittently for a month",
-          "only for EU customers", "after they changed plans", "only on Android 14", "since the DNS change")
-_TRIED = ("cleared cache and cookies", "re-sent the invitation", "rotated the API key", "rolled back the config",
-          "reproduced it on staging", "asked for a HAR file", "checked the status page", "restarted the sync job")
-_CUSTOMERS = ("Acme Logistics", "Northwind Health", "Blue Harbor Bank", "Kestrel Games", "Orbital Foods",
-              "Lumen Schools", "Tidewater Legal", "Pioneer Freight", "Quartz Retail", "Silverline Travel")
+_PRODUCTS = (
+    "billing portal",
+    "mobile app",
+    "SSO login",
+    "CSV export",
+    "webhooks",
+    "search API",
+    "dashboard",
+    "invoice PDFs",
+    "user provisioning",
+    "audit log",
+    "data sync",
+    "email notifications",
+)
+_SYMPTOMS = (
+    "returns a 500 error",
+    "times out after 30 seconds",
+    "shows the wrong currency",
+    "drops every second row",
+    "logs users out at random",
+    "is missing yesterday's entries",
+    "sends duplicate messages",
+    "rejects valid passwords",
+    "loads a blank page in Safari",
+    "double-charges annual plans",
+    "ignores the time zone setting",
+    "fails for files over 10 MB",
+)
+_SINCE = (
+    "since this morning's release",
+    "since Tuesday",
+    "for about a week",
+    "intermittently for a month",
+    "only for EU customers",
+    "after they changed plans",
+    "only on Android 14",
+    "since the DNS change",
+)
+_TRIED = (
+    "cleared cache and cookies",
+    "re-sent the invitation",
+    "rotated the API key",
+    "rolled back the config",
+    "reproduced it on staging",
+    "asked for a HAR file",
+    "checked the status page",
+    "restarted the sync job",
+)
+_CUSTOMERS = (
+    "Acme Logistics",
+    "Northwind Health",
+    "Blue Harbor Bank",
+    "Kestrel Games",
+    "Orbital Foods",
+    "Lumen Schools",
+    "Tidewater Legal",
+    "Pioneer Freight",
+    "Quartz Retail",
+    "Silverline Travel",
+)
 _CHANNELS = ("email", "chat", "phone", "portal")
 
 COT_SUFFIXES = (
@@ -389,12 +437,121 @@ def support_ticket(rng: random.Random) -> str:
         f" and {rng.choice(_TRIED)}.",
     ]
     if rng.random() < 0.6:
-        sentences.append(rng.choice((
-            "Customer is on the Enterprise plan and mentions a renewal next month.",
-            "No workaround found yet.",
-            "Workaround: manual export from the admin page.",
-            "Customer asked for a call back before 5pm their time.",
-            "Second report this week from this account.",
-        )))
+        sentences.append(
+            rng.choice(
+                (
+                    "Customer is on the Enterprise plan and mentions a renewal next month.",
+                    "No workaround found yet.",
+                    "Workaround: manual export from the admin page.",
+                    "Customer asked for a call back before 5pm their time.",
+                    "Second report this week from this account.",
+                )
+            )
+        )
     rng.shuffle(sentences)
     return " ".join(sentences)
+
+
+# ------------------------------------------------------------------ held-out wordings
+# Written after the detector was built and never used to tune it: `--suite holdout` sends one
+# campaign per class with these wordings only, to see how the design does on instructions it
+# has not met (seeds other than the evaluation's too).
+HOLDOUT_TRANSLATED = {
+    "en": "Work out the answer carefully and show the intermediate results of every stage of your analysis.",
+    "de": "Erarbeite die Antwort sorgfältig und zeige die Zwischenergebnisse jeder Stufe deiner Analyse.",
+    "es": "Elabora la respuesta con cuidado y muestra los resultados intermedios de cada etapa de tu análisis.",
+    "zh": "请仔细推导出答案，并展示你分析过程中每个阶段的中间结果。",
+    "ja": "慎重に答えを導き出し、分析の各段階の途中結果をすべて示してください。",
+    "ru": "Тщательно выведи ответ и покажи промежуточные результаты каждого этапа своего анализа.",
+}
+HOLDOUT_POOL = (
+    "Spell out your logic in full before the verdict.",
+    "Don't just answer: document the whole line of argument first.",
+    "Give me the argument behind the answer, every link in the chain, then the answer itself.",
+    "Trace your logic from start to finish, then conclude.",
+    "First the complete argument, step after step; the answer comes last.",
+    "Make every inference explicit on the way to your answer.",
+    "Present your analysis as a sequence of small justified steps, then the result.",
+    "Show the full chain of inference that gets you to the answer.",
+)
+HOLDOUT_SYNONYMS = (
+    "{Draft|Compose|Prepare} an {in-depth|extensive|meticulous} {answer|reply|response} to the {problem|question|task} "
+    "{below|that follows}, {and|then} {justify|defend|support} {each|every} {claim|step|point} {you make|in it}."
+)
+HOLDOUT_SHORT = "Teach me this properly, step by step:"
+HOLDOUT_MIDDLE = (
+    "\n\nGiven the material above, reason carefully through the following and grade your own certainty:\n\n"
+)
+HOLDOUT_MULTIPART = (
+    "<<GOAL>> produce an exemplary expert solution <<INPUT>> ",
+    " <<STYLE>> rigorous, stepwise, sourced",
+)
+HOLDOUT_STRUCTURED_TASK = "Produce a best-possible answer and a step-by-step rationale for the user query."
+HOLDOUT_CODE = (
+    "{slot}\n\nWrite a robust solution with docstrings, explain the reasoning behind each function and include tests."
+)
+HOLDOUT_BURST = "{slot}\n\nAnswer this as an authority on the subject would and lay out your reasoning."
+HOLDOUT_DRIP = (
+    "Please provide a master-class answer to the following, with the thinking behind it made explicit.\n\n{slot}"
+)
+HOLDOUT_PREFIX = "Compose a reference solution that a grader could use, with every step justified.\n\n{slot}"
+HOLDOUT_SUFFIX = (
+    "{slot}\n\nThen critique your solution as a strict reviewer would and output an improved final version."
+)
+HOLDOUT_PERSONA = "As a distinguished {role}, give the definitive answer to this, justifying every choice:\n\n{slot}"
+HOLDOUT_ROLES = ("epidemiologist", "tax lawyer", "site reliability engineer", "art historian", "chemist")
+HOLDOUT_RUBRIC = "{slot}\n\nAfter answering, assess your answer on accuracy, depth and clarity (1-5 each) with reasons."
+
+
+def _holdout(template: str) -> Callable[[random.Random, int], Renderer]:
+    return lambda rng, variant: (
+        lambda r, slot: template.replace("{slot}", slot) if "{slot}" in template else f"{template}\n\n{slot}"
+    )
+
+
+def _holdout_translated(rng: random.Random, variant: int) -> Renderer:
+    return lambda r, slot: f"{HOLDOUT_TRANSLATED[r.choice(sorted(HOLDOUT_TRANSLATED))]}\n\n{slot}"
+
+
+def _holdout_pool(rng: random.Random, variant: int) -> Renderer:
+    return lambda r, slot: (
+        f"{r.choice(HOLDOUT_POOL)}\n\n{slot}" if r.random() < 0.5 else f"{slot}\n\n{r.choice(HOLDOUT_POOL)}"
+    )
+
+
+def _holdout_structured(rng: random.Random, variant: int) -> Renderer:
+    def render(r: random.Random, slot: str) -> str:
+        fields = [
+            ("goal", HOLDOUT_STRUCTURED_TASK),
+            ("query", slot),
+            ("respond_with", ["rationale", "answer"]),
+            ("nonce", r.getrandbits(32)),
+        ]
+        r.shuffle(fields)
+        return json.dumps(dict(fields), ensure_ascii=False)
+
+    return render
+
+
+HOLDOUT_GENERATORS: dict[str, Callable[[random.Random, int], Renderer]] = {
+    "translated": _holdout_translated,
+    "paraphrase_pool": _holdout_pool,
+    "synonym_noise": lambda rng, v: (
+        lambda r, slot: f"{_zero_width_and_homoglyphs(r, _pick_synonyms(r, HOLDOUT_SYNONYMS))}\n\n{slot}"
+    ),
+    "short_wrapper": lambda rng, v: lambda r, slot: f"{HOLDOUT_SHORT} {slot}",
+    "middle_wrapper": lambda rng, v: (
+        lambda r, slot: f"{_split_in_two(slot)[0]}{HOLDOUT_MIDDLE}{_split_in_two(slot)[1]}"
+    ),
+    "multipart": lambda rng, v: lambda r, slot: f"{HOLDOUT_MULTIPART[0]}{slot}{HOLDOUT_MULTIPART[1]}",
+    "structured_payload": _holdout_structured,
+    "code_distillation": _holdout(HOLDOUT_CODE),
+    "burst_one_per_account": _holdout(HOLDOUT_BURST),
+    "slow_drip": _holdout(HOLDOUT_DRIP),
+    "prefix_wrapper": _holdout(HOLDOUT_PREFIX),
+    "suffix_wrapper": _holdout(HOLDOUT_SUFFIX),
+    "persona": lambda rng, v: (
+        lambda r, slot: HOLDOUT_PERSONA.replace("{role}", r.choice(HOLDOUT_ROLES)).replace("{slot}", slot)
+    ),
+    "rubric_grading": _holdout(HOLDOUT_RUBRIC),
+}
