@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.segments import Tokenizer, Tokens
-from search.wrappers import Region, Vocabulary, WrapperSettings, described, mined, wrapper_spans
+from search.wrappers import Region, Vocabulary, WrapperSettings, described, mined, spans_of_many
 
 TextsOf = Callable[[np.ndarray], list[str]]  # window positions -> raw texts
 
@@ -76,11 +76,14 @@ def mine_wrappers(
     text, found, coverage = [""] * n, [np.zeros(0, np.uint64)] * n, np.zeros(n)
     support, anchored = np.zeros(n), np.zeros(n, bool)
     chosen = {}
-    for pos in np.flatnonzero(_holds_vocabulary(regions, vocabulary)).tolist():
-        spans = wrapper_spans(regions[pos], int(sizes[pos]), vocabulary, settings)
-        if spans is not None:
-            chosen[pos] = spans
-        regions[pos] = []  # done with it: free as we go
+    candidates = np.flatnonzero(_holds_vocabulary(regions, vocabulary))
+    for lo in range(0, len(candidates), settings.chunk):
+        part = candidates[lo : lo + settings.chunk]
+        batch = spans_of_many([regions[p] for p in part.tolist()], sizes[part], vocabulary, settings)
+        for pos, spans in zip(part.tolist(), batch):
+            if spans is not None:
+                chosen[pos] = spans
+            regions[pos] = []  # done with it: free as we go
     positions = np.asarray(sorted(chosen), np.int64)
     for lo in range(0, len(positions), settings.chunk):
         part = positions[lo : lo + settings.chunk]

@@ -64,3 +64,13 @@ def test_a_damaged_vocabulary_is_refused(tmp_path):
     path.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(IndexCorrupt, match="dedup"):
         Vocabulary.load(path)
+
+
+def test_a_long_prompt_is_mined_in_its_head_and_tail_and_both_wrapper_parts_are_kept():
+    slots = background_texts(400)
+    long_slots = [" ".join(slots[i : i + 12]) for i in range(0, 360, 12)]  # 30 slots of several hundred words
+    texts = [f"{PREFIX}\n\n{s}\n\n{SUFFIX}" for s in long_slots] + slots[360:]
+    found = _window(texts, [i % 10 for i in range(len(texts))])
+    for i in range(30):
+        assert "walk through the problem" in found.text[i] and "most likely to be wrong" in found.text[i], i
+        assert found.anchored[i]
