@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from search.arrays import among
 from search.segments import Tokenizer, Tokens
 from search.wrappers import Region, Vocabulary, WrapperSettings, described, mined, spans_of_many
 
@@ -99,6 +100,12 @@ def count_support(
     unique = [np.unique(np.concatenate([h for _, h in r])) if r else np.zeros(0, np.uint64) for r in regions]
     owner = np.repeat(np.arange(len(unique)), [len(u) for u in unique])
     every = np.concatenate(unique) if unique else np.zeros(0, np.uint64)
+    del unique
+    # Most shingles occur in one prompt: drop those held by fewer prompts than min_support before
+    # the (owner, hash) sorts, which then run on a few percent of the pairs (memory at a million).
+    distinct, prompts = np.unique(every, return_counts=True)
+    keep = among(every, distinct[prompts >= settings.min_support])
+    every, owner = every[keep], owner[keep]
     support = _distinct_per_hash(every, groups[owner].astype(np.int64))
     senders = _distinct_per_hash(every, accounts[owner].astype(np.int64))
     keep = (support[1] >= settings.min_support) & (senders[1] >= settings.min_accounts)
