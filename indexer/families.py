@@ -57,6 +57,7 @@ class FamilySettings:
     shared_accounts_chance: float = 1e-6
     burst_accounts_chance: float = 0.05  # some shared accounts inside one burst: weaker evidence of both kinds
     burst_accounts_cosine: float = 0.6
+    same_period: float = 0.25  # account evidence counts only for forms active over the same period (IoU)
     burst_cosine: float = 0.7  # forms sent in the same burst by other accounts: close meaning needed
     min_shared_accounts: int = 2
     time_overlap: float = 0.5  # of the longer burst: the two bursts coincide
@@ -315,15 +316,17 @@ def _together(
     window: float,
     settings: FamilySettings,
 ) -> bool:
-    """Sent together, with the meaning that evidence asks for: mostly the same accounts, unlikely by
-    chance (<= same_accounts_chance), and related meaning (>= same_accounts_cosine); accounts shared
+    """Sent together, with the meaning that evidence asks for: mostly the same accounts over the same
+    period, unlikely by chance (<= same_accounts_chance), and related meaning (>= same_accounts_cosine); accounts shared
     far beyond chance (<= shared_accounts_chance) and closer meaning (>= shared_accounts_cosine: one
     operator's rewordings and translations); one burst and close meaning (>= burst_cosine); or,
     weaker evidence of all three kinds together, one burst, a few accounts shared beyond chance
     (<= burst_accounts_chance) and meaning at least burst_accounts_cosine."""
     shared = len(np.intersect1d(a, b, assume_unique=True))
     chance = 1.0
-    if shared >= settings.min_shared_accounts:
+    # the same accounts count only when they send both forms over the same period: a hydra
+    # campaign's accounts also send their ordinary traffic, which is spread over the window
+    if shared >= settings.min_shared_accounts and _period_overlap(span_a, span_b) >= settings.same_period:
         chance = sharing_chance(shared, len(a), len(b), total_accounts)
         mostly = shared / min(len(a), len(b)) >= settings.same_accounts_overlap
         if mostly and chance <= settings.same_accounts_chance and cosine >= settings.same_accounts_cosine:
@@ -347,6 +350,14 @@ def sharing_chance(shared: int, a: int, b: int, total: int) -> float:
     from scipy.stats import hypergeom
 
     return float(hypergeom.sf(shared - 1, max(total, a, b), a, b))
+
+
+def _period_overlap(span_a: tuple[float, float], span_b: tuple[float, float]) -> float:
+    """Intersection over union of two active periods (an hour at least each)."""
+    a0, a1 = span_a[0], max(span_a[1], span_a[0] + 3600.0)
+    b0, b1 = span_b[0], max(span_b[1], span_b[0] + 3600.0)
+    inter = max(0.0, min(a1, b1) - max(a0, b0))
+    return inter / (max(a1, b1) - min(a0, b0))
 
 
 def _same_burst(
