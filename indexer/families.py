@@ -51,12 +51,11 @@ class FamilySettings:
     semantic_min_tokens: int = 10  # ... long enough to carry an instruction (short phrases chain anything)
     max_semantic_prompts: int = 200_000  # cap on prompts embedded for that (the rest keep no family)
     shared_accounts_cosine: float = 0.5  # forms whose accounts overlap far beyond chance: related meaning
-    same_accounts_cosine: float = 0.35  # ... by mostly the same accounts (overlap >= same_accounts_overlap)
+    same_accounts_cosine: float = 0.3  # ... with overwhelming account evidence (see _together)
     same_accounts_overlap: float = 0.5
     same_accounts_chance: float = 1e-3  # chance of sharing that many accounts (hypergeometric tail) at most
-    shared_accounts_chance: float = 1e-6
     burst_accounts_chance: float = 0.05  # some shared accounts inside one burst: weaker evidence of both kinds
-    burst_accounts_cosine: float = 0.6
+    burst_accounts_cosine: float = 0.5
     same_period: float = 0.25  # account evidence counts only for forms active over the same period (IoU)
     burst_cosine: float = 0.7  # forms sent in the same burst by other accounts: close meaning needed
     min_shared_accounts: int = 2
@@ -150,6 +149,8 @@ def find_families(
         labels[form.members] = parent[i]
     if edges is not None and shingles_of is not None:
         adopt_by_containment(labels, forms, edges, shingles_of, settings)
+    if shingles_of is not None:
+        claim_by_senders(labels, forms, accounts, timestamps, shingles_of, settings)
     return Families(labels, forms, family_forms, embeddings)
 
 
@@ -249,65 +250,100 @@ def link_forms(
 ) -> list[int]:
     """Family root of each form: forms related in meaning *and* sent together are joined.
 
-    Leader linking, largest forms first: a form joins the family whose leader (its first, largest
-    form) it is closest to in meaning, provided the two are sent together (`_together`). Meaning
-    is always checked against the leader, so a chain of small steps never walks from one
-    campaign's instruction to another's. Accounts are counted against every account the family
-    holds so far, and a second pass joins whole families the same way: a campaign whose accounts
-    send a prompt or two each shares few accounts with any one of its wordings, many with the
-    sum of them."""
+    Largest forms first, each form joins the family it is closest to among those it is sent
+    together with (`_together`). How close is measured two ways. With account evidence (the same
+    accounts over the same period), against the family's closest form: an operator's dozen
+    rewordings need not all resemble the first. With burst evidence alone, against the family's
+    leader (its first, largest form), so a chain of small steps never walks from one campaign's
+    instruction to another's in the same hours. Accounts are counted against every account the
+    family holds so far, and a second pass joins whole families the same way: a campaign whose
+    accounts send a prompt or two each shares few accounts with any one of its wordings, many
+    with the sum of them. Candidates are each form's nearest forms in meaning (top NEIGHBOURS)."""
     unit = _unit(embeddings)
     spans = [_burst_span(timestamps[f.members]) for f in forms]
     window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
-    floor = min(
-        settings.same_accounts_cosine,
-        settings.shared_accounts_cosine,
-        settings.burst_cosine,
-        settings.burst_accounts_cosine,
-    )
+    near = nearest_forms(unit, NEIGHBOURS, settings.same_accounts_cosine - 0.1)
+    _add_account_neighbours(near, forms, unit, settings.same_accounts_cosine)
+    family = list(range(len(forms)))  # each form's family, named by its leader
+    accounts = {i: forms[i].accounts for i in range(len(forms))}
+    members = {i: [i] for i in range(len(forms))}
+
+    def join(i: int, lead: int, cosine: float, leader_cosine: float) -> bool:
+        if not _together(
+            cosine, leader_cosine, accounts[lead], accounts[i], spans[lead], spans[i], total_accounts, window, settings
+        ):
+            return False
+        for member in members[i]:
+            family[member] = lead
+        members[lead] += members.pop(i)
+        accounts[lead] = np.union1d(accounts[lead], accounts.pop(i))
+        return True
+
     order = sorted(range(len(forms)), key=lambda i: (-len(forms[i].members), i))
-    root = list(range(len(forms)))
-    leaders: list[int] = []
-    accounts: dict[int, np.ndarray] = {}
+    rank = {form: n for n, form in enumerate(order)}
+    for i in order:  # forms join the families of larger forms
+        best: dict[int, float] = {}
+        for j, cosine in near[i]:
+            if rank[j] < rank[i]:
+                best[family[j]] = max(best.get(family[j], -1.0), cosine)
+        for lead, cosine in sorted(best.items(), key=lambda kv: -kv[1]):
+            if join(i, lead, cosine, float(unit[lead] @ unit[i])):
+                break
+    for i in order:  # whole families join larger families, the same way
+        if family[i] != i:
+            continue
+        best = {}
+        for member in members[i]:
+            for j, cosine in near[member]:
+                if family[j] != i and rank[family[j]] < rank[i]:
+                    best[family[j]] = max(best.get(family[j], -1.0), cosine)
+        for lead, cosine in sorted(best.items(), key=lambda kv: -kv[1]):
+            if family[lead] == lead and join(i, lead, cosine, float(unit[lead] @ unit[i])):
+                break
+    return family
 
-    def together(lead: int, other_accounts: np.ndarray, other_span: tuple[float, float], cosine: float) -> bool:
-        return _together(
-            cosine, accounts[lead], other_accounts, spans[lead], other_span, total_accounts, window, settings
-        )
 
-    for i in order:
-        joined = -1
-        if leaders:
-            sims = unit[leaders] @ unit[i]
-            for n in np.argsort(-sims, kind="stable"):
-                if sims[n] < floor:
-                    break
-                if together(leaders[int(n)], forms[i].accounts, spans[i], float(sims[n])):
-                    joined = leaders[int(n)]
-                    break
-        if joined < 0:
-            leaders.append(i)
-            accounts[i] = forms[i].accounts
-        else:
-            root[i] = joined
-            accounts[joined] = np.union1d(accounts[joined], forms[i].accounts)
-    # the second pass: whole families (each still its leader's meaning), larger first
-    head = {lead: lead for lead in leaders}
-    lead_unit = unit[leaders]
-    for n, a in enumerate(leaders):
-        sims = lead_unit[n + 1 :] @ lead_unit[n]
-        for m in np.flatnonzero(sims >= floor):
-            b = leaders[n + 1 + int(m)]
-            if head[b] != b or head[a] != a:
-                continue
-            if together(a, accounts[b], spans[b], float(sims[m])):
-                head[b] = a
-                accounts[a] = np.union1d(accounts[a], accounts[b])
-    return [head[root[i]] for i in range(len(forms))]
+NEIGHBOURS = 50
+
+
+def _add_account_neighbours(
+    near: list[list[tuple[int, float]]], forms: list[Form], unit: np.ndarray, floor: float
+) -> None:
+    """Forms that share two or more accounts are candidates too, however far down the cosine ranks
+    (one operator's rewordings can be less alike than unrelated instructions that share words)."""
+    by_account: dict[int, list[int]] = {}
+    for i, form in enumerate(forms):
+        for a in form.accounts.tolist():
+            by_account.setdefault(a, []).append(i)
+    for i, form in enumerate(forms):
+        counts: dict[int, int] = {}
+        for a in form.accounts.tolist():
+            for j in by_account[a]:
+                if j != i:
+                    counts[j] = counts.get(j, 0) + 1
+        known = {j for j, _ in near[i]}
+        for j, shared in counts.items():
+            if shared >= 2 and j not in known:
+                cosine = float(unit[i] @ unit[j])
+                if cosine >= floor:
+                    near[i].append((j, cosine))
+
+
+def nearest_forms(unit: np.ndarray, k: int, floor: float) -> list[list[tuple[int, float]]]:
+    """Each form's k nearest other forms by cosine (at least floor), in blocks of the similarity matrix."""
+    out: list[list[tuple[int, float]]] = []
+    for lo in range(0, len(unit), 1024):
+        sims = unit[lo : lo + 1024] @ unit.T
+        for row in range(len(sims)):
+            sims[row, lo + row] = -1.0
+            top = np.argpartition(-sims[row], min(k, len(unit) - 1))[:k] if len(unit) > k else np.arange(len(unit))
+            out.append([(int(j), float(sims[row, j])) for j in top if sims[row, j] >= floor])
+    return out
 
 
 def _together(
     cosine: float,
+    leader_cosine: float,
     a: np.ndarray,
     b: np.ndarray,
     span_a: tuple[float, float],
@@ -316,29 +352,34 @@ def _together(
     window: float,
     settings: FamilySettings,
 ) -> bool:
-    """Sent together, with the meaning that evidence asks for: mostly the same accounts over the same
-    period, unlikely by chance (<= same_accounts_chance), and related meaning (>= same_accounts_cosine); accounts shared
-    far beyond chance (<= shared_accounts_chance) and closer meaning (>= shared_accounts_cosine: one
-    operator's rewordings and translations); one burst and close meaning (>= burst_cosine); or,
-    weaker evidence of all three kinds together, one burst, a few accounts shared beyond chance
-    (<= burst_accounts_chance) and meaning at least burst_accounts_cosine."""
+    """Sent together, with the meaning that evidence asks for.
+
+    Account evidence: the two share accounts over the same period (interval IoU >= same_period),
+    unlikely by chance (hypergeometric tail <= same_accounts_chance); the stronger it is, the
+    weaker the meaning it needs (closest-form cosine from shared_accounts_cosine at a tail of
+    1e-6 down to same_accounts_cosine at 1e-10 and beyond; mostly the same accounts, overlap >=
+    same_accounts_overlap, count as 1e-4 stronger). Burst evidence: one burst and the leader's
+    cosine >= burst_cosine, or one burst, a few shared accounts (<= burst_accounts_chance) and
+    >= burst_accounts_cosine."""
     shared = len(np.intersect1d(a, b, assume_unique=True))
     chance = 1.0
     # the same accounts count only when they send both forms over the same period: a hydra
     # campaign's accounts also send their ordinary traffic, which is spread over the window
     if shared >= settings.min_shared_accounts and _period_overlap(span_a, span_b) >= settings.same_period:
         chance = sharing_chance(shared, len(a), len(b), total_accounts)
-        mostly = shared / min(len(a), len(b)) >= settings.same_accounts_overlap
-        if mostly and chance <= settings.same_accounts_chance and cosine >= settings.same_accounts_cosine:
-            return True
-        if chance <= settings.shared_accounts_chance and cosine >= settings.shared_accounts_cosine:
-            return True
-    if cosine < min(settings.burst_cosine, settings.burst_accounts_cosine) or not _same_burst(
+        if chance <= settings.same_accounts_chance:
+            strength = -np.log10(max(chance, 1e-300))
+            if shared / min(len(a), len(b)) >= settings.same_accounts_overlap:
+                strength += 4.0
+            needed = np.interp(strength, (6.0, 10.0), (settings.shared_accounts_cosine, settings.same_accounts_cosine))
+            if cosine >= needed:
+                return True
+    if leader_cosine < min(settings.burst_cosine, settings.burst_accounts_cosine) or not _same_burst(
         span_a, span_b, window, settings
     ):
         return False
-    return cosine >= settings.burst_cosine or (
-        chance <= settings.burst_accounts_chance and cosine >= settings.burst_accounts_cosine
+    return leader_cosine >= settings.burst_cosine or (
+        chance <= settings.burst_accounts_chance and leader_cosine >= settings.burst_accounts_cosine
     )
 
 
@@ -411,6 +452,56 @@ def adopt_by_containment(
             labels[pos] = best
             adopted += 1
     return adopted
+
+
+def claim_by_senders(
+    labels: np.ndarray,
+    forms: list[Form],
+    accounts: np.ndarray,
+    timestamps: np.ndarray,
+    shingles_of: Callable[[np.ndarray], list[np.ndarray]],
+    settings: FamilySettings,
+) -> int:
+    """A burst family claims its own accounts' prompts, sent during its burst, that hold one of its
+    forms' core, wherever their wrapper put them: a prompt can hold two templates (a campaign's
+    short instruction around a slot that is itself a popular template), and the campaign's is
+    the one its sender was sending then. Ordinary users' prompts with the popular template stay
+    where they are. Returns how many prompts moved."""
+    window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
+    claims: dict[int, int] = {}  # position -> claiming family
+    cores: dict[int, list[np.ndarray]] = {}
+    for form in forms:
+        if len(form.core) >= settings.min_core:
+            cores.setdefault(form.family, []).append(form.core)
+    bursts = {}
+    for family in set(labels[labels >= 0].tolist()):
+        start, end = _burst_span(timestamps[labels == family])
+        if end - start <= settings.burst_share * window:
+            bursts[family] = (start, end)
+    # prompts in no family, or in a family that is no burst (ordinary traffic's templates), can be claimed
+    claimable = ~np.isin(labels, np.asarray(sorted(bursts), np.int64))
+    for family in cores:
+        members = np.flatnonzero(labels == family)
+        if len(members) < settings.min_accounts or family not in bursts:
+            continue
+        start, end = bursts[family]
+        senders = np.unique(accounts[members])
+        near = np.flatnonzero(
+            claimable & np.isin(accounts, senders) & (timestamps >= start - 3600) & (timestamps <= end + 3600)
+        )
+        for pos in near.tolist():
+            claims.setdefault(pos, family)
+    if not claims:
+        return 0
+    positions = np.asarray(sorted(claims), np.int64)
+    moved = 0
+    for pos, own in zip(positions.tolist(), shingles_of(positions)):
+        family = claims[pos]
+        held = max(len(np.intersect1d(np.unique(own), core, assume_unique=True)) / len(core) for core in cores[family])
+        if held >= settings.containment:
+            labels[pos] = family
+            moved += 1
+    return moved
 
 
 def family_index(families: Families, clusters: list[dict]) -> FamilyIndex | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -73,14 +74,16 @@ def mine_wrappers(
             ids = tokenizer(raw).ids
             sizes[pos] = len(ids)
             regions.append(mined(ids, settings))
-    vocabulary = count_support(regions, accounts, groups, settings)
+    vocabulary, habit = count_support(regions, accounts, groups, settings)
     text, found, coverage = [""] * n, [np.zeros(0, np.uint64)] * n, np.zeros(n)
     support, anchored = np.zeros(n), np.zeros(n, bool)
     chosen = {}
     candidates = np.flatnonzero(_holds_vocabulary(regions, vocabulary))
     for lo in range(0, len(candidates), settings.chunk):
         part = candidates[lo : lo + settings.chunk]
-        batch = spans_of_many([regions[p] for p in part.tolist()], sizes[part], vocabulary, settings)
+        batch = spans_of_many(
+            [regions[p] for p in part.tolist()], sizes[part], vocabulary, settings, partial(_of_part, habit, part)
+        )
         for pos, spans in zip(part.tolist(), batch):
             if spans is not None:
                 chosen[pos] = spans
@@ -93,10 +96,17 @@ def mine_wrappers(
     return Wrappers(text, found, coverage, support, anchored, vocabulary)
 
 
+def _of_part(
+    habit: Callable[[np.ndarray, np.ndarray], np.ndarray], part: np.ndarray, i: np.ndarray, h: np.ndarray
+) -> np.ndarray:
+    return habit(part[i], h)  # positions within the part -> window positions
+
+
 def count_support(
     regions: list[list[Region]], accounts: np.ndarray, groups: np.ndarray, settings: WrapperSettings
-) -> Vocabulary:
-    """Support (near-copy groups) and accounts of every shingle that could be part of a wrapper."""
+) -> tuple[Vocabulary, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """Support (near-copy groups) and accounts of every shingle that could be part of a wrapper,
+    and habit(prompts, hashes): the share of each prompt's account's prompts holding the hash."""
     unique = [np.unique(np.concatenate([h for _, h in r])) if r else np.zeros(0, np.uint64) for r in regions]
     owner = np.repeat(np.arange(len(unique)), [len(u) for u in unique])
     every = np.concatenate(unique) if unique else np.zeros(0, np.uint64)
@@ -109,7 +119,33 @@ def count_support(
     support = _distinct_per_hash(every, groups[owner].astype(np.int64))
     senders = _distinct_per_hash(every, accounts[owner].astype(np.int64))
     keep = (support[1] >= settings.min_support) & (senders[1] >= settings.min_accounts)
-    return Vocabulary(support[0][keep], support[1][keep], senders[1][keep], int(len(np.unique(groups))))
+    vocabulary = Vocabulary(support[0][keep], support[1][keep], senders[1][keep], int(len(np.unique(groups))))
+    return vocabulary, _habits(every, accounts[owner], accounts)
+
+
+def _habits(
+    hashes: np.ndarray, senders: np.ndarray, accounts: np.ndarray
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """habit(prompts, hashes): how many of the prompt's account's prompts hold the hash, over how
+    many prompts that account sent (0 below three prompts: one prompt says nothing of habits)."""
+    key = _pair_key(hashes, senders)
+    keys, counts = np.unique(key, return_counts=True)
+    sent = np.bincount(accounts.astype(np.int64))
+
+    def habit(prompts: np.ndarray, shingles: np.ndarray) -> np.ndarray:
+        who = accounts[prompts].astype(np.int64)
+        wanted = _pair_key(shingles, who)
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        held = np.where(len(keys) and keys[at] == wanted, counts[at], 0) if len(keys) else np.zeros(len(wanted))
+        return np.where(sent[who] >= 3, held / np.maximum(sent[who], 1), 0.0)
+
+    return habit
+
+
+def _pair_key(hashes: np.ndarray, accounts: np.ndarray) -> np.ndarray:
+    """One 64-bit key per (shingle, account) pair (a multiply-xor mix; collisions are negligible)."""
+    with np.errstate(over="ignore"):
+        return hashes ^ (accounts.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019))
 
 
 def _holds_vocabulary(regions: list[list[Region]], vocabulary: Vocabulary) -> np.ndarray:

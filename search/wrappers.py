@@ -9,6 +9,7 @@ time, so an analyst's pasted prompt is split into wrapper and slot exactly as st
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +101,15 @@ def mined_regions(n: int, settings: WrapperSettings) -> list[tuple[int, int]]:
     return [(0, settings.head_tokens), (n - settings.tail_tokens, n)]
 
 
-def choose_spans(spans: list[Span], last: int, settings: WrapperSettings) -> list[Span]:
-    """The primary span first, then the spans that belong to the same template."""
+def choose_spans(
+    spans: list[Span], last: int, settings: WrapperSettings, habits: list[float] | None = None
+) -> list[Span]:
+    """The primary span first, then the spans that belong to the same template.
+
+    habits: for each span, the share of the sender's own prompts that hold it (None at query
+    time). A prompt can hold two templates — a campaign's short instruction around a slot that is
+    itself a popular template — and the one its account sends every time is the wrapper; when
+    no span is a habit (ordinary accounts, one prompt per account), position and length decide."""
 
     def rank(span: Span) -> int:
         # a prefix or suffix outranks a span inside the prompt twice its length: a short wrapper
@@ -110,6 +118,8 @@ def choose_spans(spans: list[Span], last: int, settings: WrapperSettings) -> lis
         return (end - first + 1) * (2 if first == 0 or end == last else 1)
 
     primary = max(spans, key=rank)
+    if habits is not None and max(habits) >= HABIT:
+        primary = max(zip(spans, habits), key=lambda sh: (sh[1] >= HABIT, sh[1], rank(sh[0])))[0]
     others = [
         s
         for s in spans
@@ -120,23 +130,32 @@ def choose_spans(spans: list[Span], last: int, settings: WrapperSettings) -> lis
     return [primary, *sorted(others, key=lambda s: s[0])]
 
 
+HABIT = 0.6  # a span in this share of its account's prompts (three prompts at least) is its habit
+
+
 def _within(a: float, b: float, ratio: float) -> bool:
     return max(a, b) <= ratio * max(min(a, b), 1e-9)
-
 
 
 __all__ = ["Vocabulary", "WrapperSettings", "extract"]
 
 
 def spans_of_many(
-    regions: list[list[Region]], sizes: np.ndarray, vocabulary: Vocabulary, settings: WrapperSettings
+    regions: list[list[Region]],
+    sizes: np.ndarray,
+    vocabulary: Vocabulary,
+    settings: WrapperSettings,
+    habit: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> list[list[Span] | None]:
     """The chosen wrapper spans (primary first) of each prompt, from its mined shingles alone.
 
     Per region of a prompt: each token's support is the best of the shingles covering it; the
     floor is max(min_support, contrast x the region's 20th-percentile token support); runs of
     shingles at or above it that touch are candidate spans, with their median support. Done
-    with array operations over every prompt's shingles at once (3x a loop per prompt)."""
+    with array operations over every prompt's shingles at once (3x a loop per prompt).
+
+    habit(prompt indices, shingle hashes) -> the share of each prompt's account's prompts holding
+    that shingle: when given (mining), it breaks ties between two templates (choose_spans)."""
     k = SHINGLE_TOKENS
     flat = [(p, start, h) for p, r in enumerate(regions) for start, h in r if len(h)]
     out: list[list[Span] | None] = [None] * len(regions)
@@ -164,13 +183,20 @@ def spans_of_many(
     span_first = starts[run_region] + j[first]
     span_last = starts[run_region] + j[last] + k - 1
     prompt = owner[run_region]
+    # each run's habit: how often its sender uses the run's best-supported shingle
+    strongest = np.asarray([first[n] + int(np.argmax(support[first[n] : last[n] + 1])) for n in range(len(first))])
+    habits = habit(prompt, hashes[strongest]) if habit is not None else None
+    runs: list[list[int]] = [[] for _ in regions]
     for n in range(len(first)):
-        p = int(prompt[n])
-        span = (int(span_first[n]), int(span_last[n]), float(median[n]), hashes[first[n] : last[n] + 1])
-        if out[p] is None:
-            out[p] = []
-        out[p].append(span)
-    return [None if spans is None else choose_spans(spans, int(sizes[p]) - 1, settings) for p, spans in enumerate(out)]
+        runs[int(prompt[n])].append(n)
+    for p, ns in enumerate(runs):
+        if ns:
+            spans = [
+                (int(span_first[n]), int(span_last[n]), float(median[n]), hashes[first[n] : last[n] + 1]) for n in ns
+            ]
+            shares = None if habits is None else [float(habits[n]) for n in ns]
+            out[p] = choose_spans(spans, int(sizes[p]) - 1, settings, shares)
+    return out
 
 
 def _region_floors(
