@@ -7,10 +7,12 @@ here), so a nightly one-day window and a two-week backfill are judged on their o
   of *all* traffic in that same interval (0: paced like everything else, 1: all at once);
   shares are Wilson lower bounds, so a handful of prompts that happen to fall together is no burst;
 * **arrival** — the share of the cluster's accounts whose whole activity in the window lies in
-  and around that interval, above the share of all accounts that do (fresh accounts that
-  appear together, send, and go quiet; long-lived accounts never count);
-* **dedication** — the median share of each account's own traffic that this cluster takes
-  (a campaign account sends little else; a user who sometimes appends a phrase sends much else).
+  and around that interval, above the share of accounts *as busy as they are* that do (fresh
+  accounts that appear together, send, and go quiet; long-lived accounts never count, and one
+  prompt from each of many ordinary users is no arrival);
+* **dedication** — the median share of each account's own traffic that this cluster takes, over
+  accounts with three prompts or more (a campaign account sends little else; a user who
+  sometimes appends a phrase sends much else; a one-prompt account says nothing either way).
 
 A campaign that sends one prompt from each of 800 fresh accounts within six hours has no
 repetition at all, yet burst and arrival near 1; a team's template sent all day every day by
@@ -26,6 +28,9 @@ import numpy as np
 from search.records import to_iso
 
 HOUR = 3600.0
+# An account sending one prompt always "lives" inside any interval holding it; one sending fifty
+# rarely does. Arrival compares a cluster's accounts with accounts as busy as they are.
+ACTIVITY_CLASSES = np.array([2, 3, 5, 10, 20, 50])
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Activity:
     first_seen: np.ndarray  # per account code: its first prompt time in the window
     last_seen: np.ndarray  # per account code: its last prompt time in the window
     window: tuple[float, float]
+    activity_class: np.ndarray  # per account code: how busy it is (ACTIVITY_CLASSES of window prompts)
 
     @classmethod
     def of(cls, accounts: np.ndarray, timestamps: np.ndarray, n_accounts: int) -> Activity:
@@ -44,7 +50,8 @@ class Activity:
         np.minimum.at(first, accounts, timestamps)
         np.maximum.at(last, accounts, timestamps)
         span = (float(timestamps.min()), float(timestamps.max())) if len(timestamps) else (0.0, 0.0)
-        return cls(np.sort(timestamps), first, last, span)
+        busy = np.searchsorted(ACTIVITY_CLASSES, np.bincount(accounts, minlength=n_accounts), side="right")
+        return cls(np.sort(timestamps), first, last, span, busy)
 
     @property
     def burst_length(self) -> float:
@@ -79,11 +86,23 @@ def coordination(
     senders, counts = np.unique(accounts[members], return_counts=True)
     # "in and around": a campaign account's own activity may start a little before the cluster's peak
     lo, hi = start - length, end + length
-    within = (activity.first_seen[senders] >= lo) & (activity.last_seen[senders] <= hi)
+    inside_window = (activity.first_seen >= lo) & (activity.last_seen <= hi)
+    within = inside_window[senders]
     seen = np.isfinite(activity.first_seen)
-    expected_within = float(np.mean((activity.first_seen[seen] >= lo) & (activity.last_seen[seen] <= hi)))
+    # what other accounts as busy as these senders do: the share of each activity class inside
+    # (the senders themselves left out: a burst of fresh accounts would otherwise be its own norm)
+    classes, size = activity.activity_class, len(ACTIVITY_CLASSES) + 1
+    inside_all = np.bincount(classes[seen & inside_window], minlength=size) - np.bincount(
+        classes[senders][within], minlength=size
+    )
+    all_of_class = np.bincount(classes[seen], minlength=size) - np.bincount(classes[senders], minlength=size)
+    share = np.where(all_of_class > 0, inside_all / np.maximum(all_of_class, 1), 0.0)
+    expected_within = float(share[classes[senders]].mean())
     arrival = _excess(_lower_bound(int(within.sum()), len(within)), expected_within)
-    dedication = float(np.median(counts / np.maximum(account_totals[senders], 1)))
+    # one prompt is all of a one-prompt account's traffic: dedication is read from busier senders only
+    busy = account_totals[senders] >= 3
+    shares = counts[busy] / account_totals[senders][busy]
+    dedication = float(np.median(shares)) if busy.sum() >= 3 else 0.0
     return {
         "burst": round(burst, 4),
         "arrival": round(arrival, 4),
