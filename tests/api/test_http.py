@@ -396,3 +396,22 @@ def test_admin_restores_a_snapshot_over_the_api_and_every_worker_follows(tmp_pat
     assert other_worker.index.verify() == {**other_worker.index.verify(), "store": 80, "consistent": True}
     other_worker.close()
     assert not (path / ".restore").exists()
+
+
+def test_after_a_delete_a_cluster_counts_the_members_it_still_has(env, tmp_path):
+    """It used to show `size 60` with 56 members listed; accounts and last_seen follow too."""
+    import shutil
+
+    src, keys = env
+    path = tmp_path / "idx"
+    shutil.copytree(src, path)
+    with TestClient(create_app(Settings(path, anonymous_rate=1000, anonymous_burst=1000), encoder=FakeEncoder())) as c:
+        (flagged,) = c.get("/v1/clusters", params={"flagged": True}, headers=auth(keys["read"])).json()["clusters"]
+        assert (flagged["size"], flagged["accounts"]) == (60, 15)
+        gone = c.delete("/v1/accounts/bot1/prompts", headers=auth(keys["write"]))
+        assert gone.json() == {"deleted": 4}
+        (after,) = c.get("/v1/clusters", params={"flagged": True}, headers=auth(keys["read"])).json()["clusters"]
+        page = c.get(f"/v1/clusters/{after['cluster_id']}", params={"limit": 500}, headers=auth(keys["read"])).json()
+        assert (after["size"], after["accounts"]) == (56, 14) == (len(page["members"]), page["cluster"]["accounts"])
+        missing = c.delete("/v1/accounts/bot1/prompts", headers=auth(keys["write"]))
+        assert missing.status_code == 404 and missing.json()["error"]["message"] == "no stored prompts of account 'bot1'"
