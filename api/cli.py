@@ -217,18 +217,18 @@ def ingest(
             )
     except InputRejected as err:
         if err.report is not None:  # what was read and stored, then (on stderr, last) why it failed
-            _ingest_report(err.report, as_json, problems=3)
+            _ingest_report(err.report, as_json, problems=3, index_line=bool(err.report.index.get("prompts")))
         raise click.ClickException(str(err)) from err
     _ingest_report(report, as_json)
 
 
-def _ingest_report(report: Any, as_json: bool, *, problems: int = 20) -> None:
+def _ingest_report(report: Any, as_json: bool, *, problems: int = 20, index_line: bool = True) -> None:
     counts = {"prompts": 0, "vectors": 0, "signatures": 0, "accounts": 0, **report.index}
     body = {**report.to_json(), **counts}
     if as_json:
         output.echo_json(body)
     else:
-        output.ingest_report(body, problems=problems)
+        output.ingest_report(body, problems=problems, index_line=index_line)
 
 
 def _ray_ingest(

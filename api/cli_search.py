@@ -21,7 +21,7 @@ from indexer import answers
 from indexer.answers import QueryFailed
 from indexer.cluster_records import JSONValue
 from promptsim.contract import DEFAULT_K, MAX_K, batch_query, search_request
-from promptsim.queries import LocalSearcher, Query, answer_queries, labelled
+from promptsim.queries import Query, Searcher, answer_queries, labelled
 from search.errors import InvalidRequest, PromptNotFound, PromptSimError
 from search.index import PromptIndex
 
@@ -100,7 +100,7 @@ def search(
     if text is not None or prompt_id is not None:  # checked before the model loads: a bad query fails at once
         single = search_request({**shared, **({"prompt_id": prompt_id} if prompt_id else {"text": _text(text)})})
     with open_index(index_dir) as index:
-        searcher = LocalSearcher(index)
+        searcher = Searcher(index)  # one for the whole command: the model stays loaded
         if queries is not None:
             failed = _batch(searcher, index_dir, queries, shared)
             if failed:
@@ -125,7 +125,7 @@ def _time(value: str | None) -> str | float | None:
         return value
 
 
-def _one(searcher: LocalSearcher, index_dir: Path, query: Query, as_json: bool, *, indent: int | None = 2) -> None:
+def _one(searcher: Searcher, index_dir: Path, query: Query, as_json: bool, *, indent: int | None = 2) -> None:
     """One query: answered, disclosed (audit-logged) and shown (JSON indented, or one line with indent None)."""
     table = not as_json
     # The table shows the part of each hit that differs from the query: it needs the whole texts.
@@ -151,7 +151,7 @@ def _reference(index: PromptIndex, query: Query) -> str:
     return text if text is not None else answers.prompt_record(index, str(getattr(query, "prompt_id", ""))).text
 
 
-def _batch(searcher: LocalSearcher, index_dir: Path, path: Path, shared: dict[str, Any]) -> list[str]:
+def _batch(searcher: Searcher, index_dir: Path, path: Path, shared: dict[str, Any]) -> list[str]:
     """One JSON line per query line, in input order, 64 at a time; returns the ids of the failed ones.
 
     The command line's -k, --min-score, filters and --full are each line's defaults; a line's own fields win.
@@ -190,7 +190,7 @@ def _query_lines(path: Path, shared: dict[str, Any]) -> Iterator[tuple[str, Quer
                 yield query_id, err
 
 
-def _interactive(searcher: LocalSearcher, index_dir: Path, shared: dict[str, Any], as_json: bool) -> None:
+def _interactive(searcher: Searcher, index_dir: Path, shared: dict[str, Any], as_json: bool) -> None:
     """Search each prompt read from stdin with the model kept loaded; a bad one is reported, the session goes on."""
     failures = 0
     for prompt in _prompts(sys.stdin, prompt_user=sys.stdin.isatty()):

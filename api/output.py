@@ -31,7 +31,7 @@ def key_values(body: dict[str, Any]) -> None:
     _console.print(table)
 
 
-def ingest_report(body: dict[str, Any], *, problems: int = 20) -> None:
+def ingest_report(body: dict[str, Any], *, problems: int = 20, index_line: bool = True) -> None:
     """The counts, the first problems (on stderr), and what the index holds now."""
     repeated = ""
     if body["repeated"]:
@@ -44,6 +44,8 @@ def ingest_report(body: dict[str, Any], *, problems: int = 20) -> None:
         click.echo(f"  skipped {problem}", err=True)
     if body["skipped"] > min(problems, len(body["problems"])):
         click.echo(f"  ... and {body['skipped'] - min(problems, len(body['problems']))} more", err=True)
+    if not index_line:
+        return
     secs = body["seconds"]
     click.echo(
         f"index: {body['prompts']} prompts, {body['vectors']} vectors, {body['signatures']} signatures, "

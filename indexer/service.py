@@ -40,8 +40,9 @@ _HANDOVER = 0.05  # seconds: the lock was just seen free; another process taking
 class IndexService:
     """Search, ingest, deletes and cluster reads over one PromptIndex."""
 
-    def __init__(self, index_dir: Path, encoder: Encoder, *, write_wait: float = 1.0):
-        self.index = PromptIndex.open(index_dir, encoder)
+    def __init__(self, index_dir: Path | PromptIndex, encoder: Encoder | None = None, *, write_wait: float = 1.0):
+        """Open the index at index_dir with encoder, or serve an index already open (the library, the CLI)."""
+        self.index = index_dir if isinstance(index_dir, PromptIndex) else PromptIndex.open(index_dir, encoder)
         self.engine = SearchEngine(self.index)
         self._lock = threading.RLock()  # the in-memory structures
         self._write_mutex = threading.Lock()  # one writer per worker at a time

@@ -13,18 +13,19 @@ from search.index import PromptIndex
 
 from .contract import DEFAULT_K, batch_query
 from .contract import search_request as validated_request
-from .queries import LocalSearcher, Query, answer_queries, labelled
+from .queries import Query, Searcher, answer_queries, labelled
 
 Time = str | float | int | datetime | None
 
 
 # One searcher per open index, so its engine (and the family model it loads) is kept across calls.
-_SEARCHERS: WeakKeyDictionary[PromptIndex, LocalSearcher] = WeakKeyDictionary()
+_SEARCHERS: WeakKeyDictionary[PromptIndex, Searcher] = WeakKeyDictionary()
 
 
-def searcher(index: PromptIndex) -> LocalSearcher:
+def searcher(index: PromptIndex) -> Searcher:
+    """The searcher kept for an open index (it catches up with other writers before each search)."""
     if index not in _SEARCHERS:
-        _SEARCHERS[index] = LocalSearcher(index)
+        _SEARCHERS[index] = Searcher(index)
     return _SEARCHERS[index]
 
 

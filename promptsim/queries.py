@@ -1,19 +1,17 @@
 """Answering queries, the same way on every edge: grouped into batches, one failure per bad query.
 
 The HTTP routes, the CLI and the library all validate with promptsim.contract and answer with
-answer_queries, through whatever searches: the server's IndexService, or LocalSearcher here.
+answer_queries, through an IndexService: the server's, or one over an index opened here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
 
-from indexer import answers
 from indexer.answers import Issue, Problem, QueryAnswer, QueryFailed, SearchAnswer
-from search.engine import SearchEngine, SearchFilters
+from indexer.service import IndexService
+from search.engine import SearchFilters
 from search.errors import InvalidRequest, PromptNotFound
-from search.index import PromptIndex
 from search.records import parse_timestamp
 
 from .contract import Filters, IdSearch, TextSearch
@@ -21,39 +19,8 @@ from .contract import Filters, IdSearch, TextSearch
 Query = TextSearch | IdSearch
 
 
-class Searcher(Protocol):
-    """What answers queries: the library's LocalSearcher, or the server's IndexService."""
-
-    def search(
-        self,
-        texts: list[str | None],
-        ids: list[str | None],
-        k: int,
-        min_score: float,
-        filters: SearchFilters,
-        full: bool = False,
-    ) -> list[SearchAnswer]: ...
-
-
-class LocalSearcher:
-    """Answers queries on an open index in this process, catching up with other writers first."""
-
-    def __init__(self, index: PromptIndex):
-        self.index = index
-        self.engine = SearchEngine(index)
-
-    def search(
-        self,
-        texts: list[str | None],
-        ids: list[str | None],
-        k: int,
-        min_score: float,
-        filters: SearchFilters,
-        full: bool = False,
-    ) -> list[SearchAnswer]:
-        self.index.refresh()
-        found = answers.similar_all(self.engine, texts, ids, k, min_score, filters)
-        return [answers.answer(self.index, r, full=full) for r in found]
+# What answers queries: the server's IndexService, or one over an index this process opened.
+Searcher = IndexService
 
 
 def labelled(

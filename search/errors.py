@@ -15,6 +15,8 @@ Bad arguments raise the builtin ValueError, as in datasketch.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PromptSimError(Exception):
     """Base class of every error promptsim raises on purpose."""
@@ -42,7 +44,7 @@ class InputRejected(PromptSimError):
     Whatever valid records there were are stored; report holds the counts (an IngestReport).
     """
 
-    def __init__(self, message: str, report: object = None):
+    def __init__(self, message: str, report: Any = None):
         super().__init__(message)
         self.report = report
 

@@ -22,19 +22,15 @@ from promptsim import (
     search_batch,
     stats,
 )
-from tests.conftest import REPO, background_texts, make_rows, write_jsonl
-
-WRAPPER = "You are a world-class expert. Think step by step, show every intermediate result, and end with ANSWER:"
+from tests.api.conftest import campaign_rows
+from tests.conftest import REPO, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """An index made through the library from a JSONL file: background traffic and one campaign."""
     tmp = tmp_path_factory.mktemp("library")
-    rows = make_rows(background_texts(150))
-    rows += make_rows([f"{WRAPPER} {t}" for t in background_texts(190)[150:]], accounts=8, prefix="c")
-    for r in rows[150:]:
-        r["account_id"] = "bot-" + r["account_id"]
+    rows = campaign_rows()
     report = ingest(tmp / "idx", write_jsonl(tmp / "p.jsonl", rows))
     assert (report.added, report.read.skipped, report.index["prompts"]) == (190, 0, 190)
     return tmp / "idx", rows

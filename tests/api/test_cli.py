@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
-from tests.conftest import background_texts, make_rows, write_jsonl
+from tests.conftest import make_rows, write_jsonl
 
 WRAPPER = "You are a world-class expert. Think step by step, show every intermediate result, and end with ANSWER:"
 
@@ -16,10 +16,16 @@ def invoke(*args, input=None):
 
 
 def test_every_command_has_help_with_an_example():
+    """Every command and every subcommand (keys create, snapshot restore, ...)."""
+    import click
+
     assert "Example" in invoke("--help").output
-    for name in main.commands:
+    for name, command in main.commands.items():
         result = invoke(name, "--help")
         assert result.exit_code == 0 and "Example" in result.output, name
+        for sub in command.commands if isinstance(command, click.Group) else ():
+            result = invoke(name, sub, "--help")
+            assert result.exit_code == 0 and "Example" in result.output, f"{name} {sub}"
 
 
 def test_search_json_contract(built):

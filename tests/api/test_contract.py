@@ -9,7 +9,6 @@ a 422 while the same column in a file became metadata, and a blank query was ans
 
 import json
 import shutil
-import subprocess
 from dataclasses import asdict
 
 import httpx
@@ -18,7 +17,7 @@ from click.testing import CliRunner
 
 import promptsim
 from api.cli import main
-from tests.api.test_server import CLI, ENV, cli, free_port, wait_ready
+from tests.api.test_server import cli, serving
 from tests.conftest import write_jsonl
 
 T = 1_795_168_800  # 2026-11-20T10:00:00Z
@@ -32,20 +31,8 @@ def served(built, tmp_path_factory):
     shutil.copytree(tmp / "idx", idx)
     made = cli("keys", "create", "--index", str(idx), "--name", "all", "--scopes", "read,write,raw", "--rate", "1000")
     headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
-    port = free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--index", str(idx), "--port", str(port)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, base)
+    with serving(idx) as base:
         yield base, headers, idx, rows
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def queries(rows):

@@ -414,4 +414,5 @@ def test_after_a_delete_a_cluster_counts_the_members_it_still_has(env, tmp_path)
         page = c.get(f"/v1/clusters/{after['cluster_id']}", params={"limit": 500}, headers=auth(keys["read"])).json()
         assert (after["size"], after["accounts"]) == (56, 14) == (len(page["members"]), page["cluster"]["accounts"])
         missing = c.delete("/v1/accounts/bot1/prompts", headers=auth(keys["write"]))
-        assert missing.status_code == 404 and missing.json()["error"]["message"] == "no stored prompts of account 'bot1'"
+        assert missing.status_code == 404
+        assert missing.json()["error"]["message"] == "no stored prompts of account 'bot1'"

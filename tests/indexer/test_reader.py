@@ -136,7 +136,8 @@ def test_a_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path):
     """Excel's "CSV UTF-8" starts with a BOM; it used to become part of the header ("\\ufeffid"): every row skipped."""
     path = tmp_path / "excel.csv"
     path.write_bytes(
-        "\ufeffid,text,account_id,timestamp\n1,hello there,a1,2026-11-20T10:00:00Z\n".encode() + b"2,again,a2,1795168800\n"
+        "\ufeffid,text,account_id,timestamp\n1,hello there,a1,2026-11-20T10:00:00Z\n".encode()
+        + b"2,again,a2,1795168800\n"
     )
     report = ReadReport()
     assert [p.id for p in read_records([path], report)] == ["1", "2"] and report.skipped == 0
