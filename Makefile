@@ -35,9 +35,9 @@ browser:  ## install Debian's chromium and chromium-driver when missing
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	} || echo "WARNING: could not install Debian's chromium: the browser tests will be skipped" >&2
 
-lint: $(STAMP)  ## ruff, and mypy --strict on api/
-	$(VENV)/bin/ruff check search indexer api tests bench
-	$(VENV)/bin/mypy api
+lint: $(STAMP)  ## ruff, and mypy --strict on api/ and promptsim/
+	$(VENV)/bin/ruff check search indexer api promptsim tests bench
+	$(VENV)/bin/mypy api promptsim
 
 check: lint test  ## lint and test
 

@@ -6,24 +6,23 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict, replace
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import click
 
+import promptsim
 from indexer import answers
+from indexer.ingest_check import DEFAULT_MAX_SKIPPED
 from search.embedding import SentenceTransformerEncoder
-from search.engine import SearchEngine, SearchFilters, SearchResult
-from search.errors import PromptSimError
+from search.engine import SearchEngine
+from search.errors import InputRejected, PromptSimError
 from search.index import PromptIndex
 from search.manifest import IndexSettings, read_manifest
 from search.records import parse_timestamp
 
 from . import output
-from .disclosure import describe_text
 from .disclosure import reveal_to_operator as reveal
 
 DEMO_DATA = Path("data/demo/prompts.jsonl")
@@ -64,10 +63,8 @@ def index_option(func: Any) -> Any:
 
 
 def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = False) -> PromptIndex:
-    """Open an existing index with the model recorded in its manifest."""
-    manifest = read_manifest(index_dir)
-    encoder = SentenceTransformerEncoder(manifest.settings.model) if with_encoder else None
-    return PromptIndex.open(index_dir, encoder, writable=writable)
+    """Open an existing index with the model recorded in its manifest (the library's open_index)."""
+    return promptsim.open_index(index_dir, writable=writable, with_model=with_encoder)
 
 
 def engine_options(func: Any) -> Any:
@@ -97,8 +94,26 @@ def engine_options(func: Any) -> Any:
 @click.option("--id-field", default="id", show_default=True, help="Column holding the prompt id.")
 @click.option("--text-field", default="text", show_default=True, help="Column holding the prompt text.")
 @click.option("--account-field", default="account_id", show_default=True, help="Column holding the account id.")
-@click.option("--time-field", default="timestamp", show_default=True, help="Column holding ISO-8601 or epoch seconds.")
+@click.option(
+    "--time-field", default="timestamp", show_default=True, help="Column holding ISO-8601 or an epoch number."
+)
+@click.option(
+    "--time-unit",
+    type=click.Choice(["auto", "s", "ms", "us", "ns"]),
+    default="auto",
+    show_default=True,
+    help="Unit of epoch numbers; auto tells seconds, ms, us and ns apart by magnitude (any time after "
+    "March 1973). ISO-8601 without a zone is taken as UTC.",
+)
 @click.option("--strict", is_flag=True, help="Stop at the first bad record instead of skipping it.")
+@click.option(
+    "--max-skipped",
+    type=click.FloatRange(0.0, 1.0),
+    default=DEFAULT_MAX_SKIPPED,
+    show_default=True,
+    help="Exit 1 when more than this share of the records is skipped (the valid ones are stored all the "
+    "same). A non-empty file with no valid record always fails.",
+)
 @click.option(
     "--model",
     help="Embedding model for a new index: all-MiniLM-L6-v2 (bundled transformer, the default), "
@@ -133,7 +148,9 @@ def ingest(
     text_field: str,
     account_field: str,
     time_field: str,
+    time_unit: str,
     strict: bool,
+    max_skipped: float,
     model: str | None,
     num_perm: int | None,
     lsh_threshold: float | None,
@@ -149,17 +166,21 @@ def ingest(
     """Add prompt logs (JSONL, CSV, Parquet) to an index, creating it if needed.
 
     Re-ingesting a file changes nothing (upsert by id). Bad records are reported with
-    file and line, and skipped. With --engine ray, PATHS may also be directories or URIs
-    (s3://, gs://, hdfs://: any filesystem pyarrow supports), read in parallel on the cluster.
+    file and line, and skipped. Exits 1, with the reason and the fix, when a non-empty file
+    gave no valid record (a column named otherwise, a unit mix-up) or more than --max-skipped
+    of the records were skipped; an index this run created stays absent if nothing was stored.
+    Columns other than the four fields are kept as metadata. With --engine ray, PATHS may also
+    be directories or URIs (s3://, gs://, hdfs://: any filesystem pyarrow supports), read in
+    parallel on the cluster.
 
     \b
     Example:
         promptsim ingest logs/2026-11-*.jsonl --index idx
         promptsim ingest dump.csv --index idx --text-field prompt --time-field created_at
+        promptsim ingest events.parquet --index idx --time-unit ms
         promptsim ingest s3://logs/2026-11-20/ --index idx --engine ray --ray-address auto
         promptsim ingest nightly/*.parquet --index bulk-idx --model static-minilm
     """
-    from indexer.ingest import ingest_files
     from indexer.reader import FieldMap
 
     settings = _settings(
@@ -175,129 +196,69 @@ def ingest(
         for given in paths:
             if not Path(given).is_file():
                 raise click.BadParameter(f"'{given}' is not a file (directories and URIs need --engine ray)")
-    encoder = SentenceTransformerEncoder(settings.model)
-    with PromptIndex.open(index_dir, encoder, settings=settings, writable=True, create=True) as index:
+    try:
         if engine == "ray":
-            from functools import partial
-
-            from indexer.distributed import ray_cluster
-            from indexer.distributed.ingest import RayIngestOptions, ray_ingest
-
-            options = RayIngestOptions(batch_size=batch_size, checkpoint_every=checkpoint_every, strict=strict)
-            with ray_cluster(ray_address) as cluster:
-                factory = partial(SentenceTransformerEncoder, settings.model)
-                report = ray_ingest(index, list(paths), factory, cluster, fmt=fmt, fields=fields, options=options)
+            options = dict(batch_size=batch_size, checkpoint_every=checkpoint_every, strict=strict, time_unit=time_unit)
+            report = _ray_ingest(index_dir, list(paths), settings, fields, fmt, options, ray_address, max_skipped)
         else:
-            report = ingest_files(
-                index,
-                [Path(p) for p in paths],
-                fmt=fmt,
+            report = promptsim.ingest(
+                index_dir,
+                list(paths),
+                format=fmt,
                 fields=fields,
+                time_unit=time_unit,
                 strict=strict,
+                max_skipped=max_skipped,
+                settings=settings,
                 batch_size=batch_size,
                 checkpoint_every=checkpoint_every,
+                workers=workers,
                 progress=sys.stderr.isatty() or not as_json,
-                workers=workers or (os.cpu_count() or 1 if encoder.backend == "static" else 1),
             )
-        body = {**report.to_json(), **index.counts()}
+    except InputRejected as err:
+        if err.report is not None:  # what was read and stored, then (on stderr, last) why it failed
+            _ingest_report(err.report, as_json, problems=3, index_line=bool(err.report.index.get("prompts")))
+        raise click.ClickException(str(err)) from err
+    _ingest_report(report, as_json)
+
+
+def _ingest_report(report: Any, as_json: bool, *, problems: int = 20, index_line: bool = True) -> None:
+    counts = {"prompts": 0, "vectors": 0, "signatures": 0, "accounts": 0, **report.index}
+    body = {**report.to_json(), **counts}
     if as_json:
         output.echo_json(body)
     else:
-        output.ingest_report(body)
+        output.ingest_report(body, problems=problems, index_line=index_line)
+
+
+def _ray_ingest(
+    index_dir: Path,
+    paths: list[str],
+    settings: IndexSettings,
+    fields: Any,
+    fmt: str | None,
+    options: dict[str, Any],
+    ray_address: str | None,
+    max_skipped: float,
+) -> Any:
+    """The same ingest on a Ray cluster, judged by the same rules (promptsim.ingest's, on one machine)."""
+    from functools import partial
+
+    from indexer.distributed import ray_cluster
+    from indexer.distributed.ingest import RayIngestOptions, ray_ingest
+    from promptsim._index import writable_index
+    from promptsim._ingest import checked
+
+    with writable_index(index_dir, settings) as index, ray_cluster(ray_address) as cluster:
+        factory = partial(SentenceTransformerEncoder, settings.model)
+        report = ray_ingest(index, paths, factory, cluster, fmt=fmt, fields=fields, options=RayIngestOptions(**options))
+        return checked(report, fields, max_skipped)
 
 
 def _settings(index_dir: Path, **given: Any) -> IndexSettings:
     """The manifest's settings (or the defaults), with the options the user gave."""
     base = read_manifest(index_dir).settings if (index_dir / "manifest.json").exists() else IndexSettings()
     return replace(base, **{k: v for k, v in given.items() if v is not None})
-
-
-@main.command()
-@index_option
-@click.argument("text", required=False)
-@click.option("-k", default=20, show_default=True, help="How many hits.")
-@click.option("--id", "prompt_id", help="Search with a stored prompt instead of TEXT.")
-@click.option(
-    "--queries",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='JSONL file of {"id", "text"} queries; prints one JSON line per query.',
-)
-@click.option("--min-score", default=0.0, show_default=True, help="Drop hits scoring below this.")
-@click.option(
-    "--threshold", default=0.8, show_default=True, help="Score at which a hit counts as a sibling in the summary."
-)
-@click.option("--account", "accounts", multiple=True, help="Only prompts from this account (repeatable).")
-@click.option("--exclude-account", "excluded", multiple=True, help="Never prompts from this account (repeatable).")
-@click.option("--since", help="Only prompts at or after this time (ISO-8601 or epoch).")
-@click.option("--until", help="Only prompts before this time (ISO-8601 or epoch).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def search(
-    index_dir: Path,
-    text: str | None,
-    k: int,
-    prompt_id: str | None,
-    queries: Path | None,
-    min_score: float,
-    threshold: float,
-    accounts: tuple[str, ...],
-    excluded: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    as_json: bool,
-) -> None:
-    """Find the stored siblings of a prompt: who sent them and when.
-
-    TEXT is the prompt; '-' reads it from stdin.
-
-    \b
-    Example:
-        promptsim search --index idx "Think step by step and show all reasoning. Q: ..."
-        echo "some prompt" | promptsim search --index idx - --json
-        promptsim search --index idx --queries suspicious.jsonl -k 50 --json
-    """
-    if sum(x is not None for x in (text, prompt_id, queries)) != 1:
-        raise click.UsageError("give exactly one of TEXT, --id or --queries")
-    filters = SearchFilters(tuple(accounts), tuple(excluded), _time(since), _time(until))
-    with open_index(index_dir) as index:
-        engine = SearchEngine(index, sibling_threshold=threshold)
-        if queries is not None:
-            _search_batch(engine, queries, k, min_score, filters)
-            return
-        if prompt_id is not None:
-            result = engine.similar_to_id(prompt_id, k, min_score=min_score, filters=filters)
-        else:
-            query = sys.stdin.read() if text == "-" else str(text)
-            result = engine.similar(query, k, min_score=min_score, filters=filters)
-        found = answers.answer(index, result)  # the API's verdict, from the same code
-    audited = {"prompt_id": prompt_id} if prompt_id else describe_text(query)
-    shown = reveal(index_dir, "cli search", audited, found)
-    if as_json:
-        output.echo_json(asdict(shown))
-    else:
-        output.search_table(shown)
-
-
-def _search_batch(engine: SearchEngine, path: Path, k: int, min_score: float, filters: SearchFilters) -> None:
-    """One JSON line per query line, in input order, searched 64 at a time."""
-
-    def queries() -> Iterator[tuple[str, str]]:
-        with open(path, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if line.strip():
-                    row = json.loads(line)
-                    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                        raise ValueError(f"{path}:{line_no}: each line needs a string 'text'")
-                    yield row.get("id", str(line_no)), row["text"]
-
-    pending = queries()
-    while chunk := list(islice(pending, 64)):
-        results: list[SearchResult] = engine.similar_batch(
-            [t for _, t in chunk], k, min_score=min_score, filters=filters
-        )
-        found = [answers.answer(engine.index, r) for r in results]
-        shown = reveal(engine.index.path, "cli search --queries", {"queries": len(chunk)}, found)
-        for (query_id, _), one in zip(chunk, shown):
-            output.echo_json({"query_id": query_id, **asdict(one)}, indent=None)
 
 
 def _time(value: str | None) -> float | None:
@@ -310,7 +271,10 @@ def _time(value: str | None) -> float | None:
 @click.option("--account", help="Delete every prompt of this account.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def delete(index_dir: Path, ids: tuple[str, ...], account: str | None, as_json: bool) -> None:
-    """Remove prompts by id or by account from the store, FAISS and the LSH.
+    """Remove prompts by id or by account from the store, FAISS and the LSHs.
+
+    Exits 1 when an id is not stored, or the account has no prompts: nothing (or not all that
+    was asked) was deleted. The ones that were stored are deleted all the same.
 
     \b
     Example:
@@ -319,16 +283,18 @@ def delete(index_dir: Path, ids: tuple[str, ...], account: str | None, as_json: 
     """
     if bool(ids) == bool(account):
         raise click.UsageError("give --id ID... or --account ACCOUNT")
-    from indexer.erasure import erase_account, erase_ids
-
-    with open_index(index_dir, with_encoder=False, writable=True) as index:
-        removed = erase_ids(index, list(ids)) if ids else erase_account(index, str(account))
-        index.checkpoint()
-        body = {"deleted": removed, **index.counts()}
+    deleted = promptsim.delete(index_dir, ids=list(ids), account_id=account)
+    body = {"deleted": deleted.deleted, "missing": list(deleted.missing), **deleted.index}
     if as_json:
         output.echo_json(body)
     else:
-        click.echo(f"deleted {removed} prompts; {body['prompts']} remain")
+        click.echo(f"deleted {deleted.deleted} prompts; {body['prompts']} remain")
+    if deleted.missing:
+        shown = ", ".join(map(repr, deleted.missing[:10])) + (" …" if len(deleted.missing) > 10 else "")
+        raise click.ClickException(
+            f"not stored, so not deleted: {shown} ({len(deleted.missing)} of the {len(set(ids))} ids given); "
+            f"check them with 'promptsim search --index {index_dir} --id ID'"
+        )
 
 
 @main.command()
@@ -394,8 +360,7 @@ def dedup(
         raise click.UsageError("--incremental runs on one machine; drop --engine ray")
     if engine == "ray" and families:
         raise click.UsageError(
-            "wrapper families run on one machine only for now; add --no-families to dedup on Ray, "
-            "or drop --engine ray"
+            "wrapper families run on one machine only for now; add --no-families to dedup on Ray, or drop --engine ray"
         )
     from indexer.campaigns import cluster_lines, nightly, write_jsonl
     from indexer.dedup import DedupSettings
@@ -421,6 +386,7 @@ def dedup(
             clusters, stats = nightly(
                 index, since=_time(since), until=_time(until), settings=settings, incremental=incremental
             )
+        clusters.sort(key=lambda c: (-c["campaign_score"], c["cluster_id"]))  # best first, as every listing
         lines = reveal(index_dir, "cli dedup --out", {"out": str(out)}, cluster_lines(index, clusters))
         write_jsonl(out, lines)
     if as_json:
@@ -473,23 +439,26 @@ def report(index_dir: Path, out: Path, top: int) -> None:
 
 @main.command()
 @index_option
-def rebuild(index_dir: Path) -> None:
-    """Regenerate the FAISS and LSH files from the store (after corruption or a crash).
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rebuild(index_dir: Path, as_json: bool) -> None:
+    """Regenerate the FAISS and LSH files from the store: after corruption, a crash, or deleting them.
+
+    The store (prompts.sqlite) is the truth and holds every prompt's signals: whatever state
+    vectors.faiss, lsh.pickle and windows.pickle are in (damaged, missing, from an older
+    release), they are written again from it. Nothing is embedded again.
 
     \b
     Example:
         promptsim rebuild --index idx
     """
-    from search.index import write_lock
-    from search.manifest import LEXICAL, VECTORS, WINDOWS
-
-    read_manifest(index_dir)
-    with write_lock(index_dir):  # damaged, missing or pickled (older releases): regenerated from the store
-        for name in (VECTORS, LEXICAL, WINDOWS):
-            (index_dir / name).unlink(missing_ok=True)
-    with open_index(index_dir, with_encoder=False, writable=True) as index:
-        index.rebuild()
-        click.echo(f"rebuilt: {index.counts()}")
+    counts = promptsim.rebuild(index_dir)
+    if as_json:
+        output.echo_json(counts)
+    else:
+        click.echo(
+            f"rebuilt FAISS and the LSHs of {index_dir} from the store: {counts['prompts']} prompts, "
+            f"{counts['vectors']} vectors, {counts['signatures']} signatures, {counts['accounts']} accounts"
+        )
 
 
 @main.command()
@@ -522,7 +491,7 @@ def demo(index_dir: Path, data: Path, query: str | None, k: int) -> None:
         click.echo(f"indexed {index.counts()['prompts']} prompts ({report.added} new) into {index_dir}\n")
         text = query or _demo_query()
         click.echo(f"query: {' '.join(text.split())[:300]}\n")
-        output.search_table(answers.answer(index, SearchEngine(index).similar(text, k)))
+        output.search_answer(answers.answer(index, SearchEngine(index).similar(text, k), full=True), text)
         from indexer.campaigns import nightly
 
         clusters, stats = nightly(index)
@@ -537,8 +506,9 @@ def _demo_query() -> str:
 
 def _register_admin_commands() -> None:
     from .cli_admin import audit, keys, models, purge_command, serve, snapshot
+    from .cli_search import search
 
-    for command in (serve, keys, purge_command, snapshot, audit, models):
+    for command in (search, serve, keys, purge_command, snapshot, audit, models):
         main.add_command(command)
 
 

@@ -180,26 +180,30 @@ def keys_revoke(index_dir: Path, name: str, keys_file: Path | None) -> None:
 
 @click.command("purge")
 @index_option
-@click.option("--older-than", help="Age such as 30d, 12h or 90m [default: the index's retention period].")
+@click.option("--older-than", help="Age such as 2w, 30d, 12h, 90m or 45s [default: the index's retention period].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def purge_command(index_dir: Path, older_than: str | None, as_json: bool) -> None:
-    """Remove expired prompts from the store, FAISS, the LSHs and cluster member lists.
+    """Remove prompts older than an age from the store, FAISS, the LSHs and cluster member lists.
 
+    Prints the cutoff (now minus the age, UTC): prompts with an earlier timestamp were removed.
     Searches keep running while it works (servers replay the deletions).
 
     \b
     Example:
         promptsim purge --index idx --older-than 30d
+        promptsim purge --index idx --older-than 2w --json
     """
     from indexer.retention import parse_age, purge
 
     with open_index(index_dir, with_encoder=False, writable=True) as index:
         body = {**purge(index, None if older_than is None else parse_age(older_than)), **index.counts()}
+    body["cutoff_iso"] = to_iso(body["cutoff"])
     if as_json:
         output.echo_json(body)
     else:
         click.echo(
-            f"purged {body['removed']} prompts older than {body['older_than_days']:g} days; {body['prompts']} remain"
+            f"purged {body['removed']} prompts older than {body['older_than_days']:g} days "
+            f"(timestamp before {body['cutoff_iso']}); {body['prompts']} remain"
         )
 
 
@@ -234,7 +238,12 @@ def snapshot_create(index_dir: Path, out: Path) -> None:
 @snapshot.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @index_option
-@click.option("--force", is_flag=True, help="Replace the index data of an existing directory (keys stay).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore into a directory that holds an index: its index data (prompts, FAISS, LSHs, clusters) is "
+    "replaced; keys, sessions, the audit log and the snapshot key stay.",
+)
 @click.option(
     "--key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -243,7 +252,9 @@ def snapshot_create(index_dir: Path, out: Path) -> None:
 def snapshot_restore(file: Path, index_dir: Path, force: bool, key_file: Path | None) -> None:
     """Verify a snapshot's signature and checksums and restore its index data into a directory.
 
-    Keys, sessions and the audit log are not in snapshots: a restore leaves them as they are.
+    The directory must be new or empty, unless --force. Keys, sessions and the audit log are not
+    in snapshots: a restore leaves them as they are. A refused restore changes nothing (a new
+    directory is not left behind). Prompts deleted after the snapshot was taken stay deleted.
 
     \b
     Example:
@@ -255,7 +266,8 @@ def snapshot_restore(file: Path, index_dir: Path, force: bool, key_file: Path | 
     restore_snapshot(file, index_dir, force=force, key_file=key_file)
     with open_index(index_dir, with_encoder=False) as index:
         report = index.verify()
-    click.echo(f"restored {report['store']} prompts into {index_dir}; consistent: {report['consistent']}")
+    state = "consistent" if report["consistent"] else "INCONSISTENT: run 'promptsim rebuild --index DIR'"
+    click.echo(f"restored {report['store']} prompts into {index_dir}; store, FAISS and LSHs {state}")
 
 
 @click.command()

@@ -15,7 +15,7 @@ from functools import singledispatch
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from indexer.answers import PromptRecord, SearchAnswer
+from indexer.answers import PromptRecord, QueryFailed, SearchAnswer
 from indexer.cluster_records import Cluster, ClusterDetail, ClusterMember, JSONValue
 from search.engine import Hit
 
@@ -91,6 +91,11 @@ def _(payload: ClusterMember) -> ClusterMember:
 @mask.register(SearchAnswer)
 def _(payload: SearchAnswer) -> SearchAnswer:
     return replace(payload, results=masked(payload.results))
+
+
+@mask.register(QueryFailed)
+def _(payload: QueryFailed) -> QueryFailed:
+    return payload  # a batch query's error: ids and reasons, no prompt text
 
 
 @mask.register(Cluster)

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
-from search.errors import IndexLocked, IndexNotFound, PromptNotFound, PromptSimError
+from promptsim.contract import problems
+from search.errors import IndexLocked, IndexNotFound, InvalidRequest, PromptNotFound, PromptSimError
 
 from .schemas import ErrorBody, ErrorResponse, ValidationIssue
 
@@ -73,9 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def invalid(_: Request, exc: Exception) -> Response:
         err = cast(RequestValidationError, exc)
-        detail = [
-            ValidationIssue(loc=[str(p) for p in e.get("loc", ())], msg=str(e.get("msg", ""))) for e in err.errors()
-        ]
+        detail = [ValidationIssue(loc=loc, msg=msg) for loc, msg in problems(err.errors())]
         return error_response(422, "the request does not match the schema", detail)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -90,6 +89,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, err: Exception) -> Response:
         if isinstance(err, PromptNotFound | IndexNotFound):
             return error_response(404, str(err))
+        if isinstance(err, InvalidRequest):
+            detail = [ValidationIssue(loc=loc, msg=msg) for loc, msg in err.detail]
+            return error_response(422, str(err), detail)
         if isinstance(err, IndexLocked):
             return error_response(503, f"{err}; retry shortly", headers={"Retry-After": RETRY_WHILE_LOCKED})
         return error_response(409, str(err))

@@ -1,96 +1,45 @@
 """Request and response bodies of the HTTP API (pydantic).
 
-Requests are strict: unknown fields are refused, and every rule the server applies is in the
-schema itself (exclusive `text`/`prompt_id` as two shapes, timestamps by pattern and range,
-no NUL bytes), so what the spec calls valid the server accepts, and the reverse.
-Responses are the library's typed records themselves (indexer.answers, indexer.cluster_records).
+Requests are the one contract of promptsim/contract.py, which the CLI and the library validate
+with too: strict, every rule the server applies in the schema itself (exclusive `text`/`prompt_id`
+as two shapes, timestamps by pattern and range, no NUL bytes, a query with something visible
+in it), so what the spec calls valid the server accepts, and the reverse. Responses are the
+library's typed records themselves (indexer.answers, indexer.cluster_records).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pydantic import BaseModel, ConfigDict
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
-
-from indexer.answers import IngestOutcome, SearchAnswer
+from indexer.answers import BatchItem, IngestOutcome
 from indexer.cluster_records import Cluster
+from promptsim.contract import (  # the one request contract, shared with the CLI and the library
+    BatchIdSearch,
+    BatchQuery,
+    BatchRequest,
+    BatchTextSearch,
+    Filters,
+    IdSearch,
+    PromptIn,
+    PromptsRequest,
+    SearchRequest,
+    TextSearch,
+)
+from search.records import ISO_PATTERN
 
-MAX_TEXT = 100_000
-MAX_EPOCH = 32503680000.0  # 3000-01-01, as search.records
-_DAY = r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
-_YEAR = r"(?:197[1-9]|19[89]\d|2[0-8]\d\d|29[0-8]\d|299[0-8])"
-_LEAP_DAY = r"(?:19(?:7[26]|8[048]|9[26])|2\d(?:0[48]|[2468][048]|[13579][26])|2[048]00)-02-29"
-_TIME = r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?"
-ISO_PATTERN = rf"^(?:{_YEAR}-{_DAY}|{_LEAP_DAY}){_TIME}$"
-NO_NUL = r"^[^\x00]*$"
-
-
-def _json_integer(value: Any) -> Any:
-    """JSON Schema's integer: 5 and 5.0, never true (strict mode refuses the rest)."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-Integer = Annotated[int, BeforeValidator(_json_integer)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
-IsoTime = Annotated[str, StringConstraints(pattern=ISO_PATTERN)]
-EpochSeconds = Annotated[float, Field(strict=True, ge=0.0, lt=MAX_EPOCH)]
-Timestamp = Annotated[
-    IsoTime | EpochSeconds,
-    Field(description="ISO-8601 (years 1971-2998, Z or an offset; naive is UTC) or epoch seconds"),
+__all__ = [
+    "ISO_PATTERN",
+    "BatchIdSearch",
+    "BatchQuery",
+    "BatchRequest",
+    "BatchTextSearch",
+    "Filters",
+    "IdSearch",
+    "PromptIn",
+    "PromptsRequest",
+    "SearchRequest",
+    "TextSearch",
 ]
-
-
-class Strict(BaseModel):
-    """JSON as JSON Schema reads it: no unknown fields, no true for 1, no "5" for 5."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class Filters(Strict):
-    account_ids: list[Ident] = Field(default_factory=list, max_length=1000)
-    exclude_account_ids: list[Ident] = Field(default_factory=list, max_length=1000)
-    since: Timestamp | None = Field(None, description="inclusive")
-    until: Timestamp | None = Field(None, description="exclusive")
-
-
-class _Query(Strict):
-    k: Integer = Field(20, ge=1, le=1000)
-    min_score: float = Field(0.0, ge=0.0, le=1.0)
-    filters: Filters = Field(default_factory=lambda: Filters(since=None, until=None))
-
-
-class TextSearch(_Query):
-    """Siblings of a text."""
-
-    text: Text
-
-
-class IdSearch(_Query):
-    """Siblings of a stored prompt (itself excluded)."""
-
-    prompt_id: Ident
-
-
-SearchRequest = TextSearch | IdSearch
-
-
-class BatchRequest(Strict):
-    queries: list[TextSearch | IdSearch] = Field(min_length=1, max_length=256)
-
-
-class PromptIn(Strict):
-    id: Ident
-    text: Text
-    account_id: Ident
-    timestamp: Timestamp
-    metadata: dict[str, Any] = Field(
-        default_factory=dict, description="a JSON object: at most 16 levels deep and 64 KiB as JSON"
-    )
-
-
-class PromptsRequest(Strict):
-    prompts: list[PromptIn] = Field(min_length=1, max_length=1000)
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -103,7 +52,7 @@ class Out(BaseModel):
 
 
 class BatchResponse(Out):
-    responses: list[SearchAnswer]
+    responses: list[BatchItem]
 
 
 class Skipped(Out):

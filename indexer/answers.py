@@ -8,9 +8,15 @@ is the edge's one disclosure function (api/disclosure.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from search.engine import Hit, SearchResult  # Hit: a typed record already (scores in [0, 1])
+from search.engine import (  # Hit: a typed record already (scores in [0, 1])
+    PREVIEW_CHARS,
+    Hit,
+    SearchEngine,
+    SearchFilters,
+    SearchResult,
+)
 from search.errors import PromptNotFound
 from search.index import PromptIndex
 from search.manifest import STORE
@@ -63,6 +69,14 @@ class FamilyRef:
 
 
 @dataclass(frozen=True)
+class SearchHit(Hit):
+    """A hit as a search answers it: text is the whole prompt, or its first 200 characters
+    with truncated true (ask for full texts to get them whole)."""
+
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class SearchAnswer:
     """A search's hits and summary, the clusters the hits belong to, the family its wrapper
     matched, and the verdict.
@@ -71,11 +85,47 @@ class SearchAnswer:
     or the query's wrapper matches a flagged campaign family.
     """
 
-    results: tuple[Hit, ...]
+    results: tuple[SearchHit, ...]
     summary: Summary
     clusters: tuple[ClusterRef, ...]
     verdict: str
     family: FamilyRef | None = None
+
+
+@dataclass(frozen=True)
+class QueryAnswer(SearchAnswer):
+    """One answer of a batch: the search answer, and the query_id it answers."""
+
+    query_id: str = ""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem with a request: where (the field's path) and what."""
+
+    loc: tuple[str, ...]
+    msg: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The error shape's body: HTTP status, its code, one message, and the problems one by one."""
+
+    status: int
+    code: str
+    message: str
+    detail: tuple[Issue, ...] | None = None
+
+
+@dataclass(frozen=True)
+class QueryFailed:
+    """A batch query that could not be answered (the others are): which one, and why."""
+
+    query_id: str
+    error: Problem
+
+
+BatchItem = QueryAnswer | QueryFailed
 
 
 @dataclass(frozen=True)
@@ -130,8 +180,12 @@ def index_stats(index: PromptIndex) -> IndexStats:
     )
 
 
-def answer(index: PromptIndex, result: SearchResult) -> SearchAnswer:
-    """A search result with the clusters its hits are in, and the campaign verdict."""
+def answer(index: PromptIndex, result: SearchResult, *, full: bool = False) -> SearchAnswer:
+    """A search result with the clusters its hits are in, and the campaign verdict.
+
+    full: whole prompt texts in the hits; otherwise the engine's 200-character previews, each
+    marked truncated when the prompt is longer.
+    """
     owners = clusters_of_ids(index.path / STORE, [h.id for h in result.hits])
     hits: dict[str, int] = {}
     for hit in result.hits:
@@ -150,12 +204,48 @@ def answer(index: PromptIndex, result: SearchResult) -> SearchAnswer:
         family = FamilyRef(result.family.cluster_id, round(result.family.similarity, 4), flagged)
         campaign = campaign or flagged
     return SearchAnswer(
-        results=tuple(result.hits),
+        results=shown_hits(index, result.hits, full=full),
         summary=_summary(result),
         clusters=tuple(clusters),
         verdict=CAMPAIGN if campaign else NONE,
         family=family,
     )
+
+
+def similar_all(
+    engine: SearchEngine,
+    texts: list[str | None],
+    ids: list[str | None],
+    k: int,
+    min_score: float,
+    filters: SearchFilters,
+) -> list[SearchResult]:
+    """One result per query: a text, or (its text None) a stored prompt's id; texts in one batch."""
+    plain = [t for t in texts if t is not None]
+    batch = iter(engine.similar_batch(plain, k, min_score=min_score, filters=filters) if plain else [])
+    results = []
+    for text, pid in zip(texts, ids):
+        if text is not None:
+            results.append(next(batch))
+        else:
+            results.append(engine.similar_to_id(str(pid), k, min_score=min_score, filters=filters))
+    return results
+
+
+def shown_hits(index: PromptIndex, hits: list[Hit], *, full: bool) -> tuple[SearchHit, ...]:
+    """The hits with whole texts (full) or previews marked truncated when the prompt is longer."""
+    cut = [h.id for h in hits if len(h.text) >= PREVIEW_CHARS]  # shorter previews are whole prompts
+    stored = index.store.texts_by_id(cut, lengths_only=not full) if cut else {}
+    shown = []
+    for hit in hits:
+        fields = asdict(hit)
+        if hit.id in stored:
+            if full:
+                fields["text"] = stored[hit.id]
+            else:
+                fields["truncated"] = stored[hit.id] > len(hit.text)
+        shown.append(SearchHit(**fields))
+    return tuple(shown)
 
 
 def _summary(result: SearchResult) -> Summary:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from contextlib import closing
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from search.records import to_iso
 
 from .cluster_records import Cluster, ClusterRef, split_texts
 
@@ -200,8 +203,12 @@ class ClusterStore:
     def page(
         self, *, flagged: bool | None, min_accounts: int, since: str | None, after: str | None, limit: int
     ) -> list[Cluster]:
-        """Current clusters ordered by id, after the cursor, filtered (no examples: they are per cluster)."""
-        clauses, params = ["accounts >= ?"], [min_accounts]
+        """Current clusters, best campaign score first (ties by id), after the cursor, filtered.
+
+        Counts are the live ones (a deleted prompt has left its cluster); no examples (they are
+        per cluster). after: a cursor from page_cursor, for the page after the cluster it names.
+        """
+        clauses, params = ["accounts >= ?"], [min_accounts]  # the counts of the run bound the live ones
         if flagged is not None:
             clauses.append("flagged = ?")
             params.append(int(flagged))
@@ -209,12 +216,19 @@ class ClusterStore:
             clauses.append("last_seen >= ?")
             params.append(since)
         if after is not None:
-            clauses.append("cluster_id > ?")
-            params.append(after)
-        found = self._db.execute(
-            f"SELECT body FROM clusters WHERE {' AND '.join(clauses)} ORDER BY cluster_id LIMIT ?", [*params, limit]
-        ).fetchall()
-        return [self._cluster(json.loads(body), with_examples=False) for (body,) in found]
+            score, cluster_id = parse_cursor(after)
+            clauses.append("(campaign_score < ? OR (campaign_score = ? AND cluster_id > ?))")
+            params += [score, score, cluster_id]
+        found: list[Cluster] = []
+        query = f"SELECT body FROM clusters WHERE {' AND '.join(clauses)} ORDER BY campaign_score DESC, cluster_id"
+        for (body,) in self._db.execute(query, params).fetchall():
+            cluster = self._cluster(json.loads(body), with_examples=False)
+            live = cluster.size >= 2 and cluster.accounts >= min_accounts
+            if live and (since is None or cluster.last_seen >= since):
+                found.append(cluster)
+                if len(found) == limit:
+                    break
+        return found
 
     def get(self, cluster_id: str) -> StoredCluster | None:
         """One current cluster with its examples and member rows, or None."""
@@ -241,8 +255,26 @@ class ClusterStore:
         """The examples' text as stored now (a deleted example is gone with its prompt)."""
         return [t for (t,) in self._db.execute(_examples_sql(), (cluster_id,))]
 
+    def _live_counts(self, cluster_id: str, size: int) -> dict[str, Any]:
+        """size, accounts, first and last seen of the members still stored (the run's, if none left it)."""
+        (members,) = self._db.execute(
+            "SELECT COUNT(*) FROM cluster_members WHERE cluster_id = ?", (cluster_id,)
+        ).fetchone()
+        if members == size:
+            return {}
+        accounts, first, last = self._db.execute(
+            "SELECT COUNT(DISTINCT p.account_id), MIN(p.ts), MAX(p.ts) FROM cluster_members m "
+            "JOIN prompts p ON p.row = m.row WHERE m.cluster_id = ?",
+            (cluster_id,),
+        ).fetchone()
+        live: dict[str, Any] = {"size": members, "accounts": accounts}
+        if members:
+            live.update(first_seen=to_iso(first), last_seen=to_iso(last))
+        return live
+
     def _cluster(self, body: dict[str, Any], *, with_examples: bool) -> Cluster:
         cid = body["cluster_id"]
+        body = {**body, **self._live_counts(cid, int(body["size"]))}  # deletes since the run count
         texts = self._db.execute(
             "SELECT kind, text FROM cluster_texts WHERE cluster_id = ? ORDER BY kind, position", (cid,)
         ).fetchall()
@@ -263,6 +295,23 @@ class ClusterStore:
             examples=tuple(examples),
             features=features,
         )
+
+
+def page_cursor(cluster: Cluster) -> str:
+    """The cursor of the page after cluster: its score and id (pages run best score first)."""
+    return f"{cluster.campaign_score!r}:{cluster.cluster_id}"
+
+
+CURSOR_PATTERN = r"^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?:.{1,64}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
+def parse_cursor(cursor: str) -> tuple[float, str]:
+    """(campaign score, cluster id) of a page cursor; ValueError for anything page_cursor never made."""
+    if not _CURSOR.match(cursor):
+        raise ValueError(f"cursor {cursor!r} not understood; pass back a next_cursor, or none for the first page")
+    score, cluster_id = cursor.split(":", 1)
+    return float(score), cluster_id
 
 
 def _examples_sql() -> str:

@@ -52,8 +52,10 @@ def band_pairs(signatures: np.ndarray, bands: int, rows: int, queries: np.ndarra
     Star joins keep a bucket of m members at m-1 pairs instead of m²/2; the other bands and
     the union-find connect the rest. With queries=None every row is a query (a full self-join).
     """
-    keys = band_keys(signatures, bands, rows)
     n = len(signatures)
+    if n == 0:  # no prompt long enough to have windows, say: no pairs (and no bucket to index)
+        return np.zeros((0, 2), np.int64)
+    keys = band_keys(signatures, bands, rows)
     is_query = np.ones(n, bool) if queries is None else np.isin(np.arange(n), queries)
     pairs = []
     for band in range(bands):

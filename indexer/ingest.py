@@ -31,11 +31,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class IngestReport:
-    """Counts and where the time went."""
+    """Counts and where the time went.
+
+    Every record read is counted once: records = added + unchanged + repeated + skipped.
+    added: stored, new or changed; unchanged: stored already as it is; repeated: its id came
+    earlier in the same batch, or this run already stored it (the last record of an id wins);
+    skipped: invalid, see problems.
+    """
 
     read: ReadReport = field(default_factory=ReadReport)
     added: int = 0
     unchanged: int = 0
+    repeated: int = 0
+    since_row: int | None = None  # the store's last row when the run began: rows above it are this run's
+    index: dict[str, int] = field(default_factory=dict)  # what the index holds after the run (PromptIndex.counts)
     seconds: dict[str, float] = field(
         default_factory=lambda: {"normalize": 0.0, "embed": 0.0, "minhash": 0.0, "index": 0.0}
     )
@@ -45,6 +54,7 @@ class IngestReport:
             "records": self.read.records,
             "added": self.added,
             "unchanged": self.unchanged,
+            "repeated": self.repeated,
             "skipped": self.read.skipped,
             "skip_reasons": dict(self.read.reasons),
             "problems": [str(p) for p in self.read.problems[:20]],
@@ -69,15 +79,17 @@ def ingest_files(
     checkpoint_every: int = 20_000,
     progress: bool = True,
     workers: int = 1,
+    time_unit: str = "auto",
 ) -> IngestReport:
     """Upsert every valid record of paths into index; each batch is acknowledged when stored.
 
     With workers > 1, normalization, embedding and MinHash run in that many worker
     processes while this one reads, stores and indexes: the bulk path uses every core.
-    Batches are still stored in input order.
+    Batches are still stored in input order. Whether the run did what was asked (anything
+    stored, not too much skipped) is for indexer.ingest_check.check_ingest to say.
     """
-    report = IngestReport()
-    records = read_records(paths, report.read, fmt=fmt, fields=fields, strict=strict)
+    report = IngestReport(since_row=index.store.watermark().row)
+    records = read_records(paths, report.read, fmt=fmt, fields=fields, strict=strict, time_unit=time_unit)
     since_checkpoint = 0
     with tqdm(desc="ingest", unit=" prompts", disable=not progress, dynamic_ncols=True) as bar:
         for batch, changed in _stored_batches(index, batched(records, batch_size), report, workers):
@@ -88,11 +100,13 @@ def ingest_files(
                 _timed(report, "index", index.checkpoint)
                 since_checkpoint = 0
     _timed(report, "index", index.checkpoint)
+    report.index = index.counts()
     logger.info(
-        "ingest: %d records, %d added, %d unchanged, %d skipped",
+        "ingest: %d records, %d added, %d unchanged, %d repeated, %d skipped",
         report.read.records,
         report.added,
         report.unchanged,
+        report.repeated,
         report.read.skipped,
     )
     return report
@@ -143,16 +157,30 @@ def _stored_batches(
 def _changed(
     index: PromptIndex, batch: list[Prompt], report: IngestReport, in_flight: dict[str, str] | None = None
 ) -> list[int]:
-    """Positions of the batch's prompts that are new or changed (last record wins for an id).
+    """Positions of the batch's prompts to store: new or changed (last record wins for an id); counts each record.
 
     in_flight: digests of records already on their way to the store, which count as stored,
     so workers skip exactly what one process would skip.
     """
     latest = {p.id: i for i, p in enumerate(batch)}
-    stored = index.store.digests(list(latest))
-    stored.update((pid, in_flight[pid]) for pid in latest if pid in (in_flight or {}))
-    keep = [i for i in latest.values() if stored.get(batch[i].id) != batch[i].digest]
-    report.unchanged += len(latest) - len(keep)
+    report.repeated += len(batch) - len(latest)  # an id repeated later in the same batch
+    stored = index.store.versions(list(latest))
+    keep = []
+    for pid, i in latest.items():
+        this_run = pid in (in_flight or {})
+        if this_run:
+            before: str | None = (in_flight or {})[pid]
+        else:
+            before, row = stored.get(pid, (None, -1))
+            this_run = report.since_row is not None and row > report.since_row
+        if before != batch[i].digest:
+            keep.append(i)
+        if this_run:
+            report.repeated += 1
+        elif before == batch[i].digest:
+            report.unchanged += 1
+        else:
+            report.added += 1
     return keep
 
 
@@ -174,7 +202,6 @@ def _store_computed(
     for prompt in fresh:  # stored now: the store answers for it (unless a later record is on its way)
         if in_flight.get(prompt.id) == prompt.digest:
             del in_flight[prompt.id]
-    report.added += len(fresh)
     return batch, len(fresh)
 
 
@@ -235,13 +262,11 @@ def ingest_batch(
         return 0
     if signals is not None:
         _timed(report, "index", index.upsert, fresh, signals.take(keep))
-        report.added += len(fresh)
         return len(fresh)
     normalized = _timed(report, "normalize", lambda: [normalize(p.text) for p in fresh])
     vectors = _timed(report, "embed", index.require_encoder().encode, normalized)
     signatures, windows = _timed(report, "minhash", minhash_signals, normalized, index.hasher)
     _timed(report, "index", index.upsert, fresh, Signals(vectors, signatures, windows))
-    report.added += len(fresh)
     return len(fresh)
 
 

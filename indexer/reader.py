@@ -3,6 +3,11 @@
 Files are read a line (or a Parquet batch) at a time, so input size never matters for
 memory. A bad record is reported with its file and line, counted and skipped; in strict
 mode the first one raises BadRecord. Valid records are never dropped.
+
+One record contract on every path (files here, POST /v1/prompts, the library): `id`, `text`,
+`account_id`, `timestamp` (names remappable with FieldMap), an optional `metadata` object, and
+any other field, which joins metadata. Files come as users have them: a UTF-8 byte-order mark
+(Excel's CSV) is skipped, epoch times in s, ms, us or ns are told apart by magnitude.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from typing import IO, Any
 
 from search.errors import BadRecord
 from search.normalize import is_blank
-from search.records import Prompt, check_metadata, parse_timestamp
+from search.records import Prompt, check_metadata, identifier, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "csv", "parquet")
 MAX_TEXT_CHARS = 100_000
 _MAX_PROBLEMS_KEPT = 1000
+_BOM = b"\xef\xbb\xbf"
 csv.field_size_limit(16 * MAX_TEXT_CHARS)
 
 
@@ -41,21 +47,40 @@ class FieldMap:
 
 
 @dataclass
+class FileCount:
+    """What one input file held: records read and valid, its field names, why records were skipped."""
+
+    records: int = 0
+    valid: int = 0
+    columns: tuple[str, ...] = ()
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> its first full message
+
+
+@dataclass
 class ReadReport:
-    """What was read: counts, reasons, and the first problems with their locations."""
+    """What was read: counts, reasons, the first problems with their locations, and counts per file."""
 
     records: int = 0
     valid: int = 0
     skipped: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     problems: list[BadRecord] = field(default_factory=list)
+    files: dict[str, FileCount] = field(default_factory=dict)
 
     def bad(self, problem: BadRecord) -> None:
         self.skipped += 1
-        self.reasons[problem.reason.split(":")[0]] += 1
+        reason = problem.reason.split(":")[0]
+        self.reasons[reason] += 1
+        counts = self.file(problem.source)
+        counts.reasons[reason] += 1
+        counts.examples.setdefault(reason, problem.reason)
         if len(self.problems) < _MAX_PROBLEMS_KEPT:
             self.problems.append(problem)
         logger.info("skipped %s", problem)
+
+    def file(self, name: str) -> FileCount:
+        return self.files.setdefault(name, FileCount())
 
 
 def detect_format(path: Path) -> str:
@@ -81,25 +106,34 @@ def read_records(
     fmt: str | None = None,
     fields: FieldMap = FieldMap(),
     strict: bool = False,
+    time_unit: str = "auto",
 ) -> Iterator[Prompt]:
-    """Yield every valid record of every file, in order; problems go to report (or raise if strict)."""
+    """Yield every valid record of every file, in order; problems go to report (or raise if strict).
+
+    time_unit: how epoch numbers are read ("auto" tells s, ms, us and ns apart by magnitude).
+    """
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"input file {path} does not exist")
         kind = fmt or detect_format(path)
         rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows}[kind](path)
+        counts = report.file(str(path))
         for line, row in rows:
             report.records += 1
+            counts.records += 1
+            if not counts.columns and isinstance(row, dict):
+                counts.columns = tuple(map(str, row))
             try:
                 if isinstance(row, BadRecord):
                     raise row
-                prompt = to_prompt(row, fields, str(path), line)
+                prompt = to_prompt(row, fields, str(path), line, time_unit=time_unit)
             except BadRecord as problem:
                 if strict:
                     raise
                 report.bad(problem)
                 continue
             report.valid += 1
+            counts.valid += 1
             yield prompt
 
 
@@ -120,6 +154,8 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
 def jsonl_rows(name: str, lines: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
     """(line number, row or what is wrong with it) of JSON Lines read from any binary source."""
     for line, raw in enumerate(lines, 1):
+        if line == 1 and raw.startswith(_BOM):  # a byte-order mark, as some Windows tools write
+            raw = raw[len(_BOM) :]
         if not raw.strip():
             continue
         try:
@@ -136,7 +172,8 @@ def jsonl_rows(name: str, lines: Iterable[bytes]) -> Iterator[tuple[int, dict[st
 def csv_rows(name: str, raw: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:
     """(line number, row or what is wrong with it) of CSV read from any binary stream."""
     # surrogateescape keeps bad bytes visible as lone surrogates, reported per record by to_prompt.
-    text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name.
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.DictReader(text)
     try:
         while True:
@@ -165,7 +202,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]
             yield line, row
 
 
-def to_prompt(row: dict[str, Any], fields: FieldMap, source: str, line: int) -> Prompt:
+def to_prompt(row: dict[str, Any], fields: FieldMap, source: str, line: int, *, time_unit: str = "auto") -> Prompt:
     """Validate one input row into a Prompt, or raise BadRecord saying what is wrong."""
 
     def bad(reason: str) -> BadRecord:
@@ -184,24 +221,56 @@ def to_prompt(row: dict[str, Any], fields: FieldMap, source: str, line: int) -> 
     if is_blank(text):
         raise bad("empty text: nothing left after removing whitespace and invisible characters")
     try:
-        timestamp = parse_timestamp(row.get(fields.timestamp))
+        timestamp = parse_timestamp(row.get(fields.timestamp), time_unit)
     except ValueError as err:
         raise bad(f"bad timestamp: {err}") from None
-    taken = {fields.id, fields.text, fields.account_id, fields.timestamp}
-    metadata = {k: v for k, v in row.items() if k not in taken}
     try:
-        check_metadata(metadata)
+        metadata = record_metadata(row, {fields.id, fields.text, fields.account_id, fields.timestamp})
     except ValueError as err:
         raise bad(f"bad metadata: {err}") from None
     return Prompt(prompt_id, text, account, timestamp, metadata)
 
 
+def record_metadata(row: dict[str, Any], taken: set[str]) -> dict[str, Any]:
+    """A record's metadata: its `metadata` object, joined by every field that is not one of taken.
+
+    The same on every path (files, HTTP, library): an extra column is kept, never refused. A
+    field given both at the top level and inside `metadata` is refused (which one is meant?).
+    In CSV, `metadata` is a cell holding a JSON object (or empty).
+    """
+    extra = {k: v for k, v in row.items() if k not in taken and k != METADATA}
+    given = row.get(METADATA) if METADATA not in taken else None
+    if isinstance(given, str):
+        given = _json_object(given) if given.strip() else None
+    if given is None:
+        inner: dict[str, Any] = {}
+    elif isinstance(given, dict):
+        inner = given
+    else:
+        raise ValueError(f"'{METADATA}' must be a JSON object, got {type(given).__name__}")
+    both = sorted(set(inner) & set(extra))
+    if both:
+        raise ValueError(f"{', '.join(map(repr, both))} given both as a field and inside '{METADATA}'; keep one")
+    return check_metadata({**inner, **extra})
+
+
+METADATA = "metadata"
+
+
+def _json_object(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"'{METADATA}' must hold a JSON object, got {text[:40]!r}") from None
+
+
 def _identifier(value: Any, name: str, bad: Any) -> str:
     if value is None or value == "":
         raise bad(f"missing {name}")
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise bad(f"wrong type: '{name}' must be a string, got {type(value).__name__}")
-    text = str(value)
+    try:
+        text = identifier(value, name)
+    except ValueError as err:
+        raise bad(f"wrong type: {err}") from None
     _check_clean(text, name, bad)
     return text
 

@@ -10,14 +10,14 @@ from search.index import PromptIndex
 from .erasure import log_cutoff
 from .snapshots import expire_snapshots
 
-_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
 def parse_age(text: str) -> float:
-    """'30d', '12h', '90m', '45s' or a number of days -> days."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", text)
+    """'2w', '30d', '12h', '90m', '45s' or a number of days -> days."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([wdhms]?)\s*", text)
     if not match:
-        raise ValueError(f"age {text!r} not understood; use e.g. 30d, 12h or 90m")
+        raise ValueError(f"age {text!r} not understood; use e.g. 2w, 30d, 12h, 90m or 45s")
     return float(match.group(1)) * _UNITS[match.group(2) or "d"] / 86_400
 
 

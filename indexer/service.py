@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from search.embedding import Encoder
-from search.engine import SearchEngine, SearchFilters, SearchResult
+from search.engine import SearchEngine, SearchFilters
 from search.index import PromptIndex, write_lock
 from search.records import Prompt
 
@@ -40,8 +40,9 @@ _HANDOVER = 0.05  # seconds: the lock was just seen free; another process taking
 class IndexService:
     """Search, ingest, deletes and cluster reads over one PromptIndex."""
 
-    def __init__(self, index_dir: Path, encoder: Encoder, *, write_wait: float = 1.0):
-        self.index = PromptIndex.open(index_dir, encoder)
+    def __init__(self, index_dir: Path | PromptIndex, encoder: Encoder | None = None, *, write_wait: float = 1.0):
+        """Open the index at index_dir with encoder, or serve an index already open (the library, the CLI)."""
+        self.index = index_dir if isinstance(index_dir, PromptIndex) else PromptIndex.open(index_dir, encoder)
         self.engine = SearchEngine(self.index)
         self._lock = threading.RLock()  # the in-memory structures
         self._write_mutex = threading.Lock()  # one writer per worker at a time
@@ -51,20 +52,19 @@ class IndexService:
         self.index.close()
 
     def search(
-        self, texts: list[str | None], ids: list[str | None], k: int, min_score: float, filters: SearchFilters
+        self,
+        texts: list[str | None],
+        ids: list[str | None],
+        k: int,
+        min_score: float,
+        filters: SearchFilters,
+        full: bool = False,
     ) -> list[SearchAnswer]:
         """One answer per query (text or stored prompt id), with the clusters of the hits and the verdict."""
         with self._lock:
             self.index.refresh()
-            results: list[SearchResult] = []
-            plain = [t for t in texts if t is not None]
-            batch = iter(self.engine.similar_batch(plain, k, min_score=min_score, filters=filters) if plain else [])
-            for text, pid in zip(texts, ids):
-                if text is not None:
-                    results.append(next(batch))
-                else:
-                    results.append(self.engine.similar_to_id(str(pid), k, min_score=min_score, filters=filters))
-        return [answers.answer(self.index, r) for r in results]
+            results = answers.similar_all(self.engine, texts, ids, k, min_score, filters)
+        return [answers.answer(self.index, r, full=full) for r in results]
 
     def ingest(self, prompts: list[Prompt]) -> list[IngestOutcome]:
         """Upsert a batch (acknowledged when this returns) and say which prompts sit next to a campaign."""

@@ -140,7 +140,18 @@ def restore_snapshot(
     key = read_key(key_file or index_dir / KEY_FILE)
     if index_dir.exists() and _has_index_files(index_dir) and not force:
         raise ValueError(f"{index_dir} is not empty; restore into a new directory or pass --force")
+    created = not index_dir.exists()
     index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _restore_locked(snapshot, index_dir, key, lock_timeout)
+    except BaseException:
+        if created:  # a refused restore into a new directory leaves no directory (and no write.lock) behind
+            shutil.rmtree(index_dir, ignore_errors=True)
+        raise
+
+
+def _restore_locked(snapshot: Path, index_dir: Path, key: bytes, lock_timeout: float) -> dict[str, Any]:
+    """The restore itself, under the write lock: stage and verify, then move the files into place."""
     with write_lock(index_dir, lock_timeout):
         finish_restore(index_dir)  # an earlier, interrupted restore goes first
         staging = index_dir / RESTORE_DIR

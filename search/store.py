@@ -109,6 +109,26 @@ class PromptStore:
             found.update(self._db.execute(f"SELECT id, digest FROM prompts WHERE id IN ({marks})", part).fetchall())
         return found
 
+    def versions(self, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """(stored content digest, row) of each id that exists; a row above a watermark was written after it."""
+        found: dict[str, tuple[str, int]] = {}
+        for part in _chunks(ids):
+            marks = ",".join("?" * len(part))
+            for pid, digest, row in self._db.execute(
+                f"SELECT id, digest, row FROM prompts WHERE id IN ({marks})", part
+            ).fetchall():
+                found[pid] = (digest, row)
+        return found
+
+    def texts_by_id(self, ids: Sequence[str], *, lengths_only: bool = False) -> dict[str, Any]:
+        """Each stored id's whole text (or, with lengths_only, its length in characters)."""
+        column = "length(text)" if lengths_only else "text"
+        found: dict[str, Any] = {}
+        for part in _chunks(ids):
+            marks = ",".join("?" * len(part))
+            found.update(self._db.execute(f"SELECT id, {column} FROM prompts WHERE id IN ({marks})", part).fetchall())
+        return found
+
     def upsert(self, prompts: Sequence[Prompt], signals: Signals) -> tuple[np.ndarray, np.ndarray]:
         """Insert or replace prompts by id in one transaction; returns (new rows, removed rows).
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from indexer.cluster_records import Cluster, ClusterDetail
+from indexer.cluster_store import CURSOR_PATTERN, page_cursor
 from search.records import parse_timestamp, to_iso
 
 from ..deps import ERRORS, KEYED, Disclose, Reader, Service
@@ -25,15 +26,18 @@ def list_clusters(
     flagged: bool | None = None,
     min_accounts: Annotated[int, Query(ge=0, le=10**9)] = 0,
     since: Annotated[str | None, Query(pattern=SINCE_PATTERN, description="ISO-8601; last seen at or after")] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=96, pattern=CURSOR_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, list[Cluster] | str | None]:
-    """Clusters of the last dedup run, by id; pass next_cursor back as cursor for the next page."""
+    """Clusters of the last dedup run, best campaign score first; pass next_cursor back as cursor for the next page.
+
+    size, accounts, first_seen and last_seen count the members still stored (deletes since the run).
+    """
     since_iso = to_iso(parse_timestamp(since)) if since else None
     page = svc.clusters(flagged=flagged, min_accounts=min_accounts, since=since_iso, after=cursor, limit=limit)
     query = {"flagged": flagged, "min_accounts": min_accounts, "since": since_iso, "cursor": cursor, "limit": limit}
     shown = disclosure.reveal(who, "GET /v1/clusters", query, page)
-    return {"clusters": shown, "next_cursor": page[-1].cluster_id if len(page) == limit else None}
+    return {"clusters": shown, "next_cursor": page_cursor(page[-1]) if len(page) == limit else None}
 
 
 @router.get("/{cluster_id}", response_model=ClusterDetail)

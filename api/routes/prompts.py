@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from indexer.answers import IngestOutcome, PromptRecord
-from search.records import Prompt, check_prompt, parse_timestamp
+from indexer.reader import FieldMap, to_prompt
+from search.errors import BadRecord, PromptNotFound
+from search.records import check_prompt
 
 from ..deps import ERRORS, KEYED, Disclose, Reader, Service, Writer
-from ..errors import ApiError
-from ..schemas import Deleted, PromptIn, PromptsRequest, PromptsResponse, Skipped
+from ..schemas import Deleted, PromptsRequest, PromptsResponse, Skipped
 
 router = APIRouter(tags=["prompts"], responses=ERRORS, dependencies=KEYED)
 PromptId = Annotated[str, Path(max_length=512)]
@@ -21,20 +22,20 @@ PromptId = Annotated[str, Path(max_length=512)]
 def add_prompts(body: PromptsRequest, who: Writer, svc: Service) -> dict[str, list[IngestOutcome] | list[Skipped]]:
     """Upsert up to 1,000 prompts; says per prompt whether it landed next to a flagged campaign.
 
-    Every prompt is validated before anything is stored; one that cannot be is listed in skipped.
+    The record contract of a JSONL line: fields other than id, text, account_id, timestamp and
+    metadata join metadata. Every prompt is validated before anything is stored (the rules of
+    `promptsim ingest`); one that cannot be stored is listed in skipped, with why.
     """
     prompts, skipped = [], []
-    for p in body.prompts:
+    for line, p in enumerate(body.prompts, 1):
         try:
-            prompts.append(check_prompt(to_prompt(p)))
+            prompts.append(check_prompt(to_prompt(p.row(), FieldMap(), "prompts", line)))
+        except BadRecord as problem:
+            skipped.append(Skipped(id=str(p.id), reason=problem.reason))
         except ValueError as err:
-            skipped.append(Skipped(id=p.id, reason=str(err)))
+            skipped.append(Skipped(id=str(p.id), reason=str(err)))
     results = svc.ingest(prompts) if prompts else []
     return {"results": results, "skipped": skipped}
-
-
-def to_prompt(p: PromptIn) -> Prompt:
-    return Prompt(p.id, p.text, p.account_id, parse_timestamp(p.timestamp), p.metadata)
 
 
 @router.get("/v1/prompts/{prompt_id}", response_model=PromptRecord)
@@ -48,11 +49,14 @@ def delete_prompt(prompt_id: PromptId, who: Writer, svc: Service) -> Deleted:
     """Erase a prompt from every structure, cluster pages included; a later restore keeps it erased."""
     removed = svc.delete(prompt_id=prompt_id)
     if not removed:
-        raise ApiError(404, f"no stored prompt with id {prompt_id!r}")
+        raise PromptNotFound(f"no stored prompt with id {prompt_id!r}")
     return Deleted(deleted=removed)
 
 
 @router.delete("/v1/accounts/{account_id}/prompts", response_model=Deleted)
 def delete_account(account_id: PromptId, who: Writer, svc: Service) -> Deleted:
-    """Erase every prompt of an account from every structure."""
-    return Deleted(deleted=svc.delete(account_id=account_id))
+    """Erase every prompt of an account from every structure; 404 if it has none (nothing was deleted)."""
+    removed = svc.delete(account_id=account_id)
+    if not removed:
+        raise PromptNotFound(f"no stored prompts of account {account_id!r}")
+    return Deleted(deleted=removed)

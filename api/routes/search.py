@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from indexer.answers import SearchAnswer
+from indexer.answers import BatchItem, SearchAnswer
 from indexer.cluster_records import JSONValue
-from search.engine import SearchFilters
-from search.records import parse_timestamp
+from promptsim.queries import answer_queries, labelled
+from search.errors import PromptNotFound
 
 from ..deps import ERRORS, KEYED, Disclose, Reader, Service
 from ..disclosure import describe_text
-from ..schemas import BatchRequest, BatchResponse, Filters, IdSearch, SearchRequest, TextSearch
+from ..schemas import BatchRequest, BatchResponse, IdSearch, SearchRequest, TextSearch
 
 router = APIRouter(prefix="/v1/search", tags=["search"], responses=ERRORS, dependencies=KEYED)
 
@@ -19,50 +19,19 @@ router = APIRouter(prefix="/v1/search", tags=["search"], responses=ERRORS, depen
 @router.post("", response_model=SearchAnswer)
 def search(body: SearchRequest, who: Reader, svc: Service, disclosure: Disclose) -> SearchAnswer:
     """Siblings of a text or stored prompt, their summary, and the clusters (with the verdict) they belong to."""
-    (found,) = searched(svc, [body])
+    (found,) = answer_queries(svc, [body])
+    if isinstance(found, PromptNotFound):
+        raise found
     return disclosure.reveal(who, "POST /v1/search", audit_query(body), found)
 
 
 @router.post("/batch", response_model=BatchResponse)
-def search_batch(body: BatchRequest, who: Reader, svc: Service, disclosure: Disclose) -> dict[str, list[SearchAnswer]]:
-    """Up to 256 searches in one request."""
-    found = disclosure.reveal(who, "POST /v1/search/batch", {"queries": len(body.queries)}, searched(svc, body.queries))
-    return {"responses": found}
-
-
-def searched(svc: Service, queries: list[TextSearch | IdSearch]) -> list[SearchAnswer]:
-    """Each query's answer, in order; queries sharing k, min_score and filters are embedded as one batch.
-
-    One model call for a whole batch instead of one per query: a full batch of 256 texts is
-    several times faster, so it answers well within a client's timeout.
-    """
-    groups: dict[tuple[int, float, SearchFilters], list[int]] = {}
-    for i, q in enumerate(queries):
-        groups.setdefault((q.k, q.min_score, filters_of(q.filters)), []).append(i)
-    out: list[SearchAnswer | None] = [None] * len(queries)
-    for (k, min_score, filters), members in groups.items():
-        texts = [_text(queries[i]) for i in members]
-        ids = [_prompt_id(queries[i]) for i in members]
-        for i, found in zip(members, svc.search(texts, ids, k, min_score, filters)):
-            out[i] = found
-    return [a for a in out if a is not None]
-
-
-def _text(q: TextSearch | IdSearch) -> str | None:
-    return q.text if isinstance(q, TextSearch) else None
-
-
-def _prompt_id(q: TextSearch | IdSearch) -> str | None:
-    return q.prompt_id if isinstance(q, IdSearch) else None
-
-
-def filters_of(f: Filters) -> SearchFilters:
-    return SearchFilters(
-        tuple(f.account_ids),
-        tuple(f.exclude_account_ids),
-        None if f.since is None else parse_timestamp(f.since),
-        None if f.until is None else parse_timestamp(f.until),
-    )
+def search_batch(body: BatchRequest, who: Reader, svc: Service, disclosure: Disclose) -> dict[str, list[BatchItem]]:
+    """Up to 256 searches in one request; each answer carries its query_id (the query's id, else its
+    1-based position). A query naming an unknown prompt gets an error entry; the others are answered."""
+    ids = [q.id or str(n) for n, q in enumerate(body.queries, 1)]
+    found = labelled(ids, body.queries, answer_queries(svc, body.queries))
+    return {"responses": disclosure.reveal(who, "POST /v1/search/batch", {"queries": len(body.queries)}, found)}
 
 
 def audit_query(q: TextSearch | IdSearch) -> dict[str, JSONValue]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import asdict
-from difflib import SequenceMatcher
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +25,7 @@ from search.records import parse_timestamp
 
 from ..disclosure import Disclosure, describe_text
 from ..keys import ApiKey
+from ..slots import diff_parts
 from .pages import form_of, page, same_origin, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
@@ -143,7 +142,7 @@ def _search(svc: IndexService, disclosure: Disclosure, key: ApiKey, form: dict[s
     series: dict[str, list[float]] = {}
     for h in shown.results:
         cluster = owners.get(h.id)
-        hits.append({**asdict(h), "cluster": cluster, "parts": _diff_parts(reference, h.text)})
+        hits.append({**asdict(h), "cluster": cluster, "parts": diff_parts(reference, h.text)})
         series.setdefault(cluster or "not clustered", []).append(parse_timestamp(h.timestamp))
     return {"result": shown, "hits": hits, "chart": stacked_days_svg(series, title="siblings per day")}
 
@@ -151,12 +150,3 @@ def _search(svc: IndexService, disclosure: Disclosure, key: ApiKey, form: dict[s
 def _when(value: str) -> float | None:
     value = value.strip()
     return None if not value else parse_timestamp(value if value[-1:] in "Zz" or "+" in value else value + "Z")
-
-
-def _diff_parts(query: str, text: str) -> list[tuple[str, bool]]:
-    """The hit's text as (piece, differs-from-query) pieces: the shared template plain, slot parts marked."""
-    tokens = re.split(r"(\s+)", text)
-    words = [(i, t.lower()) for i, t in enumerate(tokens) if t and not t.isspace()]
-    matcher = SequenceMatcher(None, query.lower().split(), [w for _, w in words], autojunk=False)
-    same = {words[j][0] for block in matcher.get_matching_blocks() for j in range(block.b, block.b + block.size)}
-    return [(t, bool(t) and not t.isspace() and i not in same) for i, t in enumerate(tokens) if t]

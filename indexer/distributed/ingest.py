@@ -53,6 +53,7 @@ class RayIngestOptions:
     embed_actors: int | None = None  # default: one per GPU, else one per two CPUs
     in_flight: int = 4  # batches queued per actor (bounds driver memory)
     strict: bool = False
+    time_unit: str = "auto"  # epoch numbers: s, ms, us, ns, or told apart by magnitude
 
 
 def list_inputs(paths: list[str], fmt: str | None = None) -> list[tuple[str, str]]:
@@ -124,7 +125,13 @@ def _lines(handle: Any, chunk: int = 1 << 20) -> Iterator[bytes]:
 
 
 def read_and_sign(
-    batch: dict[str, np.ndarray], *, fields: FieldMap, num_perm: int, seed: int, rows_per_block: int = 4096
+    batch: dict[str, np.ndarray],
+    *,
+    fields: FieldMap,
+    num_perm: int,
+    seed: int,
+    rows_per_block: int = 4096,
+    time_unit: str = "auto",
 ) -> Iterator[dict[str, Any]]:
     """Ray Data stage: every row of the batch's files, validated, with normalized text and MinHashes.
 
@@ -138,20 +145,23 @@ def read_and_sign(
             try:
                 if isinstance(row, BadRecord):
                     raise row
-                out.append((to_prompt(row, fields, path, line), None))
+                out.append((to_prompt(row, fields, path, line, time_unit=time_unit), None))
             except BadRecord as problem:
                 out.append((None, problem))
             if len(out) >= rows_per_block:
-                yield _signed_block(out, hasher)
+                yield _signed_block(out, hasher, path)
                 out = []
         if out:
-            yield _signed_block(out, hasher)
+            yield _signed_block(out, hasher, path)
 
 
-def _signed_block(items: list[tuple[Prompt | None, BadRecord | None]], hasher: MinHasher) -> dict[str, Any]:
+def _signed_block(
+    items: list[tuple[Prompt | None, BadRecord | None]], hasher: MinHasher, source: str
+) -> dict[str, Any]:
     normalized = [normalize(p.text) if p is not None else "" for p, _ in items]
     signatures, windows = minhash_signals(normalized, hasher)
     return {
+        "source": np.asarray([source] * len(items), dtype=object),  # per-file counts (indexer.ingest_check)
         "prompt": np.asarray([pickle.dumps(p) if p is not None else b"" for p, _ in items], dtype=object),
         "problem": np.asarray(
             [pickle.dumps((b.source, b.line, b.reason)) if b is not None else b"" for _, b in items], dtype=object
@@ -205,7 +215,7 @@ def ray_ingest(
 ) -> IngestReport:
     """Upsert every valid record of paths (files, directories or URIs) into index, computing signals on Ray."""
     ray = import_ray()
-    report = IngestReport()
+    report = IngestReport(since_row=index.store.watermark().row)
     inputs = list_inputs(paths, fmt)
     settings = index.manifest.settings
     context = ray.data.DataContext.get_current()
@@ -215,7 +225,12 @@ def ray_ingest(
         read_and_sign,
         batch_size=1,
         batch_format="numpy",
-        fn_kwargs={"fields": fields, "num_perm": settings.num_perm, "seed": settings.seed},
+        fn_kwargs={
+            "fields": fields,
+            "num_perm": settings.num_perm,
+            "seed": settings.seed,
+            "time_unit": options.time_unit,
+        },
     )
     pool = _actor_pool(ray, factory, cluster, options)
     started = time.perf_counter()
@@ -223,10 +238,17 @@ def ray_ingest(
     group: list[tuple[Prompt, bytes, bytes, str]] = []
     calls = 0
     for block in signed.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
-        for prompt, problem, normalized, sig, win in zip(
-            block["prompt"], block["problem"], block["normalized"], block["signature"], block["windows"]
+        for source, prompt, problem, normalized, sig, win in zip(
+            block["source"],
+            block["prompt"],
+            block["problem"],
+            block["normalized"],
+            block["signature"],
+            block["windows"],
         ):
             report.read.records += 1
+            counts = report.read.file(source)
+            counts.records += 1
             if problem:
                 bad = BadRecord(*pickle.loads(problem))
                 if options.strict:
@@ -235,6 +257,7 @@ def ray_ingest(
                 report.read.bad(bad)
                 continue
             report.read.valid += 1
+            counts.valid += 1
             group.append((pickle.loads(prompt), sig, win, normalized))
             if len(group) == options.batch_size:
                 writer.submit(group, pool[calls % len(pool)])
@@ -244,6 +267,7 @@ def ray_ingest(
         writer.submit(group, pool[calls % len(pool)])
     writer.drain()
     _timed(report, "index", index.checkpoint)
+    report.index = index.counts()
     report.seconds["pipeline"] = time.perf_counter() - started
     logger.info("ray ingest: %d records, %d added, %d unchanged", report.read.records, report.added, report.unchanged)
     return report

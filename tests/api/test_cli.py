@@ -6,22 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
-from tests.conftest import background_texts, make_rows, write_jsonl
+from tests.conftest import make_rows, write_jsonl
 
 WRAPPER = "You are a world-class expert. Think step by step, show every intermediate result, and end with ANSWER:"
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cli")
-    rows = make_rows(background_texts(150))
-    rows += make_rows([f"{WRAPPER} {t}" for t in background_texts(190)[150:]], accounts=8, prefix="c")
-    for r in rows[150:]:
-        r["account_id"] = "bot-" + r["account_id"]
-    source = write_jsonl(tmp / "prompts.jsonl", rows)
-    result = CliRunner().invoke(main, ["ingest", str(source), "--index", str(tmp / "idx"), "--json"])
-    assert result.exit_code == 0, result.output
-    return tmp, rows
 
 
 def invoke(*args, input=None):
@@ -29,10 +16,16 @@ def invoke(*args, input=None):
 
 
 def test_every_command_has_help_with_an_example():
+    """Every command and every subcommand (keys create, snapshot restore, ...)."""
+    import click
+
     assert "Example" in invoke("--help").output
-    for name in main.commands:
+    for name, command in main.commands.items():
         result = invoke(name, "--help")
         assert result.exit_code == 0 and "Example" in result.output, name
+        for sub in command.commands if isinstance(command, click.Group) else ():
+            result = invoke(name, sub, "--help")
+            assert result.exit_code == 0 and "Example" in result.output, f"{name} {sub}"
 
 
 def test_search_json_contract(built):
@@ -132,3 +125,140 @@ def test_dedup_accounts_and_report_commands(built, tmp_path):
     assert {a["account_id"] for a in accounts} == {f"bot-acct-{i:03d}" for i in range(8)}
     result = invoke("report", "--index", str(idx), "--out", str(tmp_path / "report"))
     assert result.exit_code == 0 and campaign["cluster_id"] in (tmp_path / "report" / "index.html").read_text()
+
+
+# -- no silent failure (issue 19) --------------------------------------------------------------
+
+
+def test_an_ingest_that_stores_nothing_exits_1_with_the_fix_and_leaves_no_index(tmp_path):
+    """Wrong column names used to skip every row, exit 0 and leave an empty index with the model fixed."""
+    source = tmp_path / "export.csv"
+    source.write_text("request_id,user_id,created_at,prompt\nr1,u1,2026-11-20T10:00:00Z,hello there\n")
+    result = invoke("ingest", str(source), "--index", str(tmp_path / "idx"))
+    assert result.exit_code == 1
+    assert (
+        "export.csv: its one record was not stored: no 'id', 'text', 'account_id', 'timestamp' field" in result.output
+    )
+    assert "--id-field request_id --text-field prompt --account-field user_id --time-field created_at" in result.output
+    assert not (tmp_path / "idx").exists()
+
+
+def test_a_bom_csv_with_epoch_milliseconds_is_ingested_as_exported(tmp_path):
+    """Excel's CSV (a byte-order mark) and epoch-ms times used to skip 100% of rows, exit 0."""
+    source = tmp_path / "excel.csv"
+    source.write_bytes(
+        "\ufeffid,text,account_id,timestamp\n"
+        "1,a first prompt from the export,u1,1795168800000\n"
+        "2,a second prompt from the export,u2,2026-11-20 10:01:00\n".encode()
+    )
+    result = invoke("ingest", str(source), "--index", str(tmp_path / "idx"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["added"] == 2
+    stats = json.loads(invoke("stats", "--index", str(tmp_path / "idx"), "--json").stdout)
+    assert (stats["first_seen"], stats["last_seen"]) == ("2026-11-20T10:00:00Z", "2026-11-20T10:01:00Z")
+
+
+def test_a_unit_mix_up_exits_1_naming_the_option(tmp_path):
+    source = write_jsonl(tmp_path / "ms.jsonl", make_rows(["one prompt in milliseconds"], start=1795168800000.0))
+    result = invoke("ingest", str(source), "--index", str(tmp_path / "idx"), "--time-unit", "s")
+    assert result.exit_code == 1 and "read as seconds is out of range" in result.output
+    assert "--time-unit" in result.output and not (tmp_path / "idx").exists()
+
+
+def test_repeated_ids_are_counted_and_max_skipped_fails_a_mostly_bad_input(tmp_path):
+    """`read 3: 1 added, 0 unchanged, 1 skipped` lost a record; now every record is counted once."""
+    rows = make_rows(["first prompt text here", "second prompt text here"])
+    rows.append({**rows[0], "text": "first prompt, sent again with new text"})  # the same id later in the run
+    rows.append({"id": "bad", "text": "no account or time"})
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = invoke("ingest", str(source), "--index", str(tmp_path / "idx"), "--json")
+    body = json.loads(result.stdout)
+    assert result.exit_code == 0 and (body["records"], body["added"], body["repeated"], body["skipped"]) == (4, 2, 1, 1)
+    again = invoke("ingest", str(source), "--index", str(tmp_path / "idx"), "--max-skipped", "0.2")
+    assert again.exit_code == 1
+    assert "1 of 4 records skipped (25%: 1 missing account_id), more than --max-skipped 0.2" in again.output
+
+
+def test_a_delete_that_deletes_nothing_exits_1(built, tmp_path):
+    import shutil
+
+    tmp, rows = built
+    idx = tmp_path / "idx"
+    shutil.copytree(tmp / "idx", idx)
+    result = invoke("delete", "--index", str(idx), "--id", "p0001")  # mistyped: p00001
+    assert result.exit_code == 1 and "none of the ids given is stored: 'p0001'" in result.output
+    result = invoke("delete", "--index", str(idx), "--account", "acct-999")
+    assert result.exit_code == 1 and "no stored prompts of account 'acct-999'" in result.output
+    result = invoke("delete", "--index", str(idx), "--id", rows[0]["id"], "--id", "p0001", "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout.split("\nError")[0])["deleted"] == 1
+    assert "not stored, so not deleted: 'p0001' (1 of the 2 ids given)" in result.output
+
+
+@pytest.mark.parametrize(
+    "damage", ["vectors.faiss garbage", "lsh.pickle garbage", "windows.pickle cut", "vectors.faiss gone", "all gone"]
+)
+def test_rebuild_repairs_damaged_or_missing_faiss_and_lsh_files(built, tmp_path, damage):
+    """rebuild used to fail with the very checksum error that prescribes it."""
+    import shutil
+
+    tmp, rows = built
+    idx = tmp_path / "idx"
+    shutil.copytree(tmp / "idx", idx)
+    name, how = damage.split()
+    for target in ["vectors.faiss", "lsh.pickle", "windows.pickle"] if name == "all" else [name]:
+        path = idx / target
+        if how == "garbage":
+            path.write_bytes(b"\x00garbage" * 64)
+        elif how == "cut":
+            path.write_bytes(path.read_bytes()[:100])
+        else:
+            path.unlink()
+    if how != "gone":
+        broken = invoke("stats", "--index", str(idx))
+        assert broken.exit_code == 1 and "promptsim rebuild --index" in broken.output
+    result = invoke("rebuild", "--index", str(idx))
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"rebuilt FAISS and the LSHs of {idx} from the store: 190 prompts, 190 vectors, 190 signatures, 28 accounts\n"
+    )
+    stats = json.loads(invoke("stats", "--index", str(idx), "--json").stdout)
+    assert stats["prompts"] == stats["vectors"] == stats["signatures"] == 190
+    found = json.loads(invoke("search", "--index", str(idx), "-k", "1", "--json", rows[160]["text"]).stdout)
+    assert found["results"][0]["id"] == rows[160]["id"]
+
+
+def test_purge_takes_weeks_and_says_its_cutoff(tmp_path):
+    import time
+
+    now = time.time()
+    rows = make_rows(["an old prompt from last month", "a fresh prompt from today"], start=now - 30 * 86_400)
+    rows[1]["timestamp"] = now
+    invoke("ingest", str(write_jsonl(tmp_path / "p.jsonl", rows)), "--index", str(tmp_path / "idx"))
+    result = invoke("purge", "--index", str(tmp_path / "idx"), "--older-than", "2w")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("purged 1 prompts older than 14 days (timestamp before 20")
+    assert result.output.endswith("Z); 1 remain\n")
+
+
+def test_a_refused_restore_leaves_no_directory_behind(built, tmp_path):
+    tmp, _ = built
+    snapshot = tmp_path / "s.snapshot"
+    assert invoke("snapshot", "create", "--index", str(tmp / "idx"), "--out", str(snapshot)).exit_code == 0
+    snapshot.write_bytes(snapshot.read_bytes()[:4096])  # truncated in transit
+    target = tmp_path / "restored"
+    result = invoke(
+        "snapshot", "restore", str(snapshot), "--index", str(target), "--key-file", str(tmp / "idx/snapshot.key")
+    )
+    assert result.exit_code == 1 and "unreadable or truncated" in result.output
+    assert not target.exists()  # no directory holding a stray write.lock
+
+
+def test_insecure_dev_beside_live_keys_is_refused_not_ignored(built, tmp_path):
+    import shutil
+
+    tmp, _ = built
+    idx = tmp_path / "idx"
+    shutil.copytree(tmp / "idx", idx)
+    assert invoke("keys", "create", "--index", str(idx), "--name", "a", "--scopes", "read").exit_code == 0
+    result = invoke("serve", "--index", str(idx), "--insecure-dev")
+    assert result.exit_code == 1 and "has 1 live keys; drop --insecure-dev, or revoke them" in result.output

@@ -5,6 +5,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +28,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serving(idx: Path, *args: str) -> Iterator[str]:
+    """`promptsim serve --index idx ARGS` on a free port, ready; its base URL. Stopped afterwards."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--index", str(idx), "--port", str(port), *args],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, base)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def wait_ready(proc: subprocess.Popen, base: str) -> None:

@@ -42,7 +42,7 @@ def parts(tmp_path_factory) -> Path:
     """The demo corpus (3,987 prompts, 16 campaigns' worth of templates) as 4 JSONL files plus bad lines."""
     lines = DEMO.read_text(encoding="utf-8").rstrip("\n").split("\n")
     lines[100:100] = ["{not json", json.dumps({"id": "empty", "text": " ", "account_id": "a", "timestamp": 1})]
-    lines.insert(2500, lines[7])  # a repeated record: unchanged the second time
+    lines.insert(2500, lines[7])  # a repeated record: counted as repeated the second time
     folder = tmp_path_factory.mktemp("parts")
     for n in range(4):
         (folder / f"part-{n}.jsonl").write_text("\n".join(lines[n * 1000 : (n + 1) * 1000]) + "\n", encoding="utf-8")
@@ -95,7 +95,7 @@ def test_ray_ingest_builds_the_same_store_and_report(fake_pair) -> None:  # noqa
     for report in (local, remote):
         report.pop("seconds")
     assert remote == local
-    assert local["skipped"] == 2 and local["unchanged"] == 1
+    assert local["skipped"] == 2 and local["unchanged"] == 0 and local["repeated"] == 1
     rows = store_rows(local_dir)
     assert len(rows) > 3900
     assert store_rows(ray_dir) == rows

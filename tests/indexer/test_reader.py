@@ -127,3 +127,62 @@ def test_format_detection():
     assert detect_format(Path("x.ndjson.gz")) == "jsonl" and detect_format(Path("y.PARQUET")) == "parquet"
     with pytest.raises(ValueError, match="--format"):
         detect_format(Path("logs.txt"))
+
+
+# -- input as users have it (issue 19) ---------------------------------------------------------
+
+
+def test_a_csv_with_a_byte_order_mark_reads_its_first_column(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM; it used to become part of the header ("\\ufeffid"): every row skipped."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        "\ufeffid,text,account_id,timestamp\n1,hello there,a1,2026-11-20T10:00:00Z\n".encode()
+        + b"2,again,a2,1795168800\n"
+    )
+    report = ReadReport()
+    assert [p.id for p in read_records([path], report)] == ["1", "2"] and report.skipped == 0
+
+
+def test_a_jsonl_with_a_byte_order_mark_reads_its_first_line(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\n")
+    report = ReadReport()
+    assert [p.id for p in read_records([path], report)] == ["g1"] and report.skipped == 0
+
+
+def test_epoch_milliseconds_and_microseconds_are_read_without_being_told(tmp_path):
+    rows = [{**GOOD, "id": f"r{n}", "timestamp": 1795168800 * 10**n} for n in (0, 3, 6, 9)]
+    path = tmp_path / "units.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    csv_path = tmp_path / "units.csv"
+    csv_path.write_text("id,text,account_id,timestamp\nc1,hi there,a,1795168800000\n")
+    report = ReadReport()
+    prompts = list(read_records([path, csv_path], report))
+    assert [p.timestamp for p in prompts] == [1795168800.0] * 5 and report.skipped == 0
+
+
+def test_an_explicit_time_unit_that_does_not_fit_is_reported_per_record(tmp_path):
+    path = tmp_path / "ms.jsonl"
+    path.write_text(json.dumps({**GOOD, "timestamp": 1795168800000}) + "\n")
+    report = ReadReport()
+    assert list(read_records([path], report, time_unit="s")) == []
+    assert "read as seconds is out of range" in report.problems[0].reason and "--time-unit" in report.problems[0].reason
+
+
+def test_metadata_is_the_metadata_object_joined_by_every_other_field(tmp_path):
+    """One record contract for files, HTTP and the library: extra fields join `metadata`, never nest in it."""
+    rows = [
+        {**GOOD, "id": "m1", "metadata": {"lang": "de"}, "lang": None},  # a clash: which one is meant?
+        {**GOOD, "id": "m2", "metadata": {"tier": "free"}},
+        {"id": "m3", "text": "x y", "account_id": "a", "timestamp": 1, "metadata": "not an object"},
+    ]
+    path = tmp_path / "meta.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    csv_path = tmp_path / "meta.csv"
+    csv_path.write_text('id,text,account_id,timestamp,metadata,source\nc1,hi there,a,1,"{""tier"": ""pro""}",web\n')
+    report = ReadReport()
+    prompts = {p.id: p.metadata for p in read_records([path, csv_path], report)}
+    assert prompts == {"m2": {"tier": "free", "lang": "en"}, "c1": {"tier": "pro", "source": "web"}}
+    reasons = [p.reason for p in report.problems]
+    assert "'lang' given both as a field and inside 'metadata'" in reasons[0]
+    assert "'metadata' must hold a JSON object, got 'not an object'" in reasons[1]

@@ -1,0 +1,94 @@
+"""Opening an index directory with the model its manifest names (bundled, offline)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from search.embedding import SentenceTransformerEncoder
+from search.index import PromptIndex, write_lock
+from search.manifest import LEXICAL, MANIFEST, VECTORS, WINDOWS, IndexSettings, read_manifest
+
+IndexLike = PromptIndex | str | os.PathLike[str]
+
+
+def open_index(path: str | os.PathLike[str], *, writable: bool = False, with_model: bool = True) -> PromptIndex:
+    """Open the index at path, with the embedding model its manifest records (offline, bundled).
+
+    writable takes the directory's write lock (ingest, delete); with_model=False skips loading
+    the model, for work that embeds nothing (stats, dedup, delete). Close it, or use `with`.
+    No index there raises IndexNotFound, saying how to make one.
+    """
+    manifest = read_manifest(Path(path))
+    encoder = SentenceTransformerEncoder(manifest.settings.model) if with_model else None
+    return PromptIndex.open(Path(path), encoder, writable=writable)
+
+
+@contextmanager
+def writable_index(target: IndexLike, settings: IndexSettings | None = None) -> Iterator[PromptIndex]:
+    """target opened for writing (created with settings if new), or target itself if already open.
+
+    An index this call created and left empty is removed again: an ingest that stored
+    nothing leaves no index behind (with a model fixed that the user never chose).
+    """
+    if isinstance(target, PromptIndex):
+        target._require_writable()
+        yield target
+        return
+    path = Path(target)
+    existed = path.is_dir()
+    before = set(os.listdir(path)) if existed else set()
+    fresh = not (path / MANIFEST).exists()
+    chosen = settings or (read_manifest(path).settings if not fresh else IndexSettings())
+    index = PromptIndex.open(
+        path, SentenceTransformerEncoder(chosen.model), settings=settings, writable=True, create=True
+    )
+    try:
+        yield index
+    finally:
+        empty = fresh and index.store.stats()["prompts"] == 0
+        index.close()
+        if empty:
+            _remove_created(path, before, existed)
+
+
+def _remove_created(path: Path, before: set[str], existed: bool) -> None:
+    """Remove what creating an index put into path (the directory too, if it was made for it)."""
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in set(os.listdir(path)) - before:
+        entry = path / name
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+@contextmanager
+def opened(target: IndexLike, *, writable: bool = False, with_model: bool = True) -> Iterator[PromptIndex]:
+    """target itself if already open, else the index at that path, closed afterwards."""
+    if isinstance(target, PromptIndex):
+        yield target
+        return
+    index = open_index(target, writable=writable, with_model=with_model)
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+def rebuild(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Write FAISS and the LSHs of the index at path again from its store; returns what each holds.
+
+    Whatever state their files are in (damaged, missing, written by an older release), they are
+    removed first under the write lock, so opening the index cannot fail on them.
+    """
+    directory = Path(path)
+    read_manifest(directory)
+    with write_lock(directory):
+        for name in (VECTORS, LEXICAL, WINDOWS):
+            (directory / name).unlink(missing_ok=True)
+    with opened(directory, writable=True, with_model=False) as index:
+        index.rebuild()
+        return index.counts()
