@@ -63,12 +63,25 @@ class FamilyRef:
 
 
 @dataclass(frozen=True)
+class WatchRef:
+    """The watch entry (a confirmed campaign family) a text matched: its id, how close, and the verdict."""
+
+    watch_id: str
+    similarity: float  # cosine of the text's wrapper or sentence to the family's closest form, in [0, 1]
+    cluster_id: str  # the cluster the family was last seen as
+    verdict_id: int
+    confirmed_by: str
+    confirmed_at: str
+    note: str
+
+
+@dataclass(frozen=True)
 class SearchAnswer:
     """A search's hits and summary, the clusters the hits belong to, the family its wrapper
     matched, and the verdict.
 
     verdict is 'campaign' when a hit at or above the sibling threshold is in a flagged cluster,
-    or the query's wrapper matches a flagged campaign family.
+    or the query's wrapper matches a flagged campaign family or a confirmed one (watch).
     """
 
     results: tuple[Hit, ...]
@@ -76,15 +89,19 @@ class SearchAnswer:
     clusters: tuple[ClusterRef, ...]
     verdict: str
     family: FamilyRef | None = None
+    watch: WatchRef | None = None
 
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """What became of one posted prompt, and the flagged campaign it landed next to, if any."""
+    """What became of one posted prompt, the flagged campaign it landed next to, and the confirmed
+    family (watch entry) it belongs to, if any; verdict is 'campaign' when either is known."""
 
     id: str
     status: str  # "stored" or "unchanged"
     near_campaign: ClusterRef | None
+    verdict: str = NONE
+    watch: WatchRef | None = None
 
 
 @dataclass(frozen=True)
@@ -130,8 +147,9 @@ def index_stats(index: PromptIndex) -> IndexStats:
     )
 
 
-def answer(index: PromptIndex, result: SearchResult) -> SearchAnswer:
-    """A search result with the clusters its hits are in, and the campaign verdict."""
+def answer(index: PromptIndex, result: SearchResult, watch: WatchRef | None = None) -> SearchAnswer:
+    """A search result with the clusters its hits are in, and the campaign verdict (watch: the
+    confirmed family the query matched, if any)."""
     owners = clusters_of_ids(index.path / STORE, [h.id for h in result.hits])
     hits: dict[str, int] = {}
     for hit in result.hits:
@@ -153,8 +171,9 @@ def answer(index: PromptIndex, result: SearchResult) -> SearchAnswer:
         results=tuple(result.hits),
         summary=_summary(result),
         clusters=tuple(clusters),
-        verdict=CAMPAIGN if campaign else NONE,
+        verdict=CAMPAIGN if campaign or watch is not None else NONE,
         family=family,
+        watch=watch,
     )
 
 
