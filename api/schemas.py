@@ -8,12 +8,14 @@ Responses are the library's typed records themselves (indexer.answers, indexer.c
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from indexer.answers import IngestOutcome, SearchAnswer
 from indexer.cluster_records import Cluster
+from indexer.triage_store import VerdictRecord, WatchAccount
+from indexer.watchlist import WatchEntry
 
 MAX_TEXT = 100_000
 MAX_EPOCH = 32503680000.0  # 3000-01-01, as search.records
@@ -34,6 +36,11 @@ Integer = Annotated[int, BeforeValidator(_json_integer)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=NO_NUL)]
 IsoTime = Annotated[str, StringConstraints(pattern=ISO_PATTERN)]
+Note = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$"),
+    Field(description="why: who runs it, what it is (not blank)"),
+]
 EpochSeconds = Annotated[float, Field(strict=True, ge=0.0, lt=MAX_EPOCH)]
 Timestamp = Annotated[
     IsoTime | EpochSeconds,
@@ -93,6 +100,13 @@ class PromptsRequest(Strict):
     prompts: list[PromptIn] = Field(min_length=1, max_length=1000)
 
 
+class VerdictRequest(Strict):
+    """An analyst's verdict on a cluster's family, and why."""
+
+    verdict: Literal["confirmed", "dismissed"]
+    note: Note
+
+
 # -- responses -------------------------------------------------------------------------------
 # Prompts, hits, clusters and stats are the library's own typed records (indexer.answers,
 # indexer.cluster_records), used as response models directly: one definition, no mirror to drift.
@@ -123,6 +137,20 @@ class Deleted(Out):
 class ClusterPage(Out):
     clusters: list[Cluster]
     next_cursor: str | None
+
+
+class VerdictPage(Out):
+    verdicts: list[VerdictRecord]
+    next_cursor: int | None
+
+
+class WatchList(Out):
+    entries: list[WatchEntry]
+
+
+class WatchAccounts(Out):
+    watch_id: str
+    accounts: list[WatchAccount]
 
 
 class SnapshotMade(Out):

@@ -183,9 +183,11 @@ class IndexService:
         finally:
             store.close()
 
-    def verdicts(self, *, family_id: str | None, at_most: int | None, limit: int) -> list[VerdictRecord]:
+    def verdicts(
+        self, *, family_id: str | None, at_most: int | None, limit: int, cluster_id: str | None = None
+    ) -> list[VerdictRecord]:
         with TriageStore(self.index.path) as triage:
-            return triage.verdicts(family_id=family_id, at_most=at_most, limit=limit)
+            return triage.verdicts(family_id=family_id, cluster_id=cluster_id, at_most=at_most, limit=limit)
 
     def owners(self, prompt_ids: list[str]) -> dict[str, str]:
         """prompt id -> id of the current cluster it is in."""

@@ -208,14 +208,20 @@ class TriageStore:
         return found
 
     def verdicts(
-        self, *, family_id: str | None = None, at_most: int | None = None, limit: int = 100
+        self,
+        *,
+        family_id: str | None = None,
+        cluster_id: str | None = None,
+        at_most: int | None = None,
+        limit: int = 100,
     ) -> list[VerdictRecord]:
-        """Verdicts, newest first (verdict_id at most at_most), optionally of one family."""
+        """Verdicts, newest first (verdict_id at most at_most), optionally of one family or given on one cluster."""
         clauses: list[str] = ["1 = 1"]
         params: list[Any] = []
-        if family_id is not None:
-            clauses.append("family_id = ?")
-            params.append(family_id)
+        for column, value in (("family_id", family_id), ("cluster_id", cluster_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
         if at_most is not None:
             clauses.append("verdict_id <= ?")
             params.append(at_most)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from indexer.answers import IngestOutcome, PromptRecord
 from search.records import Prompt, check_prompt, parse_timestamp
@@ -18,8 +18,11 @@ PromptId = Annotated[str, Path(max_length=512)]
 
 
 @router.post("/v1/prompts", response_model=PromptsResponse)
-def add_prompts(body: PromptsRequest, who: Writer, svc: Service) -> dict[str, list[IngestOutcome] | list[Skipped]]:
-    """Upsert up to 1,000 prompts; says per prompt whether it landed next to a flagged campaign.
+def add_prompts(
+    body: PromptsRequest, who: Writer, svc: Service, request: Request
+) -> dict[str, list[IngestOutcome] | list[Skipped]]:
+    """Upsert up to 1,000 prompts; says per prompt whether it landed next to a flagged campaign or
+    belongs to a confirmed one (its watch entry), with verdict 'campaign' for either.
 
     Every prompt is validated before anything is stored; one that cannot be is listed in skipped.
     """
@@ -30,6 +33,7 @@ def add_prompts(body: PromptsRequest, who: Writer, svc: Service) -> dict[str, li
         except ValueError as err:
             skipped.append(Skipped(id=p.id, reason=str(err)))
     results = svc.ingest(prompts) if prompts else []
+    request.app.state.triage_metrics.watch_hits.labels("ingest").inc(sum(r.watch is not None for r in results))
     return {"results": results, "skipped": skipped}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from indexer.answers import SearchAnswer
 from indexer.cluster_records import JSONValue
@@ -17,20 +17,23 @@ router = APIRouter(prefix="/v1/search", tags=["search"], responses=ERRORS, depen
 
 
 @router.post("", response_model=SearchAnswer)
-def search(body: SearchRequest, who: Reader, svc: Service, disclosure: Disclose) -> SearchAnswer:
-    """Siblings of a text or stored prompt, their summary, and the clusters (with the verdict) they belong to."""
-    (found,) = searched(svc, [body])
+def search(body: SearchRequest, who: Reader, svc: Service, disclosure: Disclose, request: Request) -> SearchAnswer:
+    """Siblings of a text or stored prompt, their summary, the clusters they belong to, the confirmed
+    family (watch entry) the text matches, and the verdict."""
+    (found,) = searched(svc, [body], request)
     return disclosure.reveal(who, "POST /v1/search", audit_query(body), found)
 
 
 @router.post("/batch", response_model=BatchResponse)
-def search_batch(body: BatchRequest, who: Reader, svc: Service, disclosure: Disclose) -> dict[str, list[SearchAnswer]]:
+def search_batch(
+    body: BatchRequest, who: Reader, svc: Service, disclosure: Disclose, request: Request
+) -> dict[str, list[SearchAnswer]]:
     """Up to 256 searches in one request."""
-    found = disclosure.reveal(who, "POST /v1/search/batch", {"queries": len(body.queries)}, searched(svc, body.queries))
-    return {"responses": found}
+    answers = searched(svc, body.queries, request)
+    return {"responses": disclosure.reveal(who, "POST /v1/search/batch", {"queries": len(body.queries)}, answers)}
 
 
-def searched(svc: Service, queries: list[TextSearch | IdSearch]) -> list[SearchAnswer]:
+def searched(svc: Service, queries: list[TextSearch | IdSearch], request: Request | None = None) -> list[SearchAnswer]:
     """Each query's answer, in order; queries sharing k, min_score and filters are embedded as one batch.
 
     One model call for a whole batch instead of one per query: a full batch of 256 texts is
@@ -45,7 +48,10 @@ def searched(svc: Service, queries: list[TextSearch | IdSearch]) -> list[SearchA
         ids = [_prompt_id(queries[i]) for i in members]
         for i, found in zip(members, svc.search(texts, ids, k, min_score, filters)):
             out[i] = found
-    return [a for a in out if a is not None]
+    answered = [a for a in out if a is not None]
+    if request is not None:  # a query that matched a confirmed family counts as a watchlist hit
+        request.app.state.triage_metrics.watch_hits.labels("search").inc(sum(a.watch is not None for a in answered))
+    return answered
 
 
 def _text(q: TextSearch | IdSearch) -> str | None:
