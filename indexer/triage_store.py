@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +280,23 @@ class TriageStore:
     def new_account_counts(self) -> dict[str, int]:
         found = self._db.execute("SELECT family_id, COUNT(*) FROM watch_accounts GROUP BY family_id")
         return {f: int(n) for f, n in found}
+
+    def forget(self, *, prompt_ids: Sequence[str] = (), account_id: str | None = None) -> None:
+        """An erasure reaches the watchlist: queued hits of erased prompts, an erased account wherever listed.
+
+        (Alerts already queued or sent keep the ids they were sent with.)"""
+        with self.transaction() as db:
+            for start in range(0, len(prompt_ids), 900):
+                part = list(prompt_ids[start : start + 900])
+                marks = ",".join("?" * len(part))
+                db.execute(f"DELETE FROM watch_hits WHERE batch IS NULL AND prompt_id IN ({marks})", part)
+            if account_id is None:
+                return
+            db.execute("DELETE FROM watch_hits WHERE batch IS NULL AND account_id = ?", (account_id,))
+            db.execute("DELETE FROM watch_accounts WHERE account_id = ?", (account_id,))
+            for family_id, accounts in db.execute("SELECT family_id, accounts FROM families").fetchall():
+                kept = [a for a in json.loads(accounts) if a != account_id]
+                db.execute("UPDATE families SET accounts = ? WHERE family_id = ?", (json.dumps(kept), family_id))
 
     def add_hits(self, hits: list[tuple[str, str, str, float]]) -> None:
         """Queue watchlist hits (family_id, prompt_id, account_id, similarity) for the next alert batch."""

@@ -233,6 +233,7 @@ def judge_run(
                 stats["verdicts"] = apply_verdicts(
                     index, triage, clusters, candidates(found, clusters), judged, settings
                 )
+                stats["flagged"] = sum(bool(c["flagged"]) for c in clusters)
             if settings.alert_url:
                 alerts = [campaign_alert(c, index.path.name) for c in clusters if alert_worthy(c)]
                 stats["alerts_queued"] = triage.enqueue(settings.alert_url, alerts)

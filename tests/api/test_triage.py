@@ -147,21 +147,28 @@ def test_verdicts_are_listed_and_audited_with_who_when_why(client, env):
 
 def test_the_campaign_page_records_a_verdict_from_its_buttons(client, env):
     _, keys, _, persona, _ = env
-    with TestClient(client.app) as ui:
-        assert (
-            ui.post("/login", data={"key": keys["triage"]}, headers=ORIGIN, follow_redirects=False).status_code == 303
-        )
-        page = ui.get(f"/campaigns/{persona}").text
-        assert 'value="dismissed"' in page and 'value="confirmed"' in page and "No verdict yet." in page
-        form = {"verdict": "dismissed", "note": "partner eval harness"}
-        foreign = ui.post(f"/campaigns/{persona}/verdict", data=form, headers={"origin": "https://evil.example"})
-        assert foreign.status_code == 403
-        done = ui.post(f"/campaigns/{persona}/verdict", data=form, headers=ORIGIN, follow_redirects=False)
-        assert done.status_code == 303 and done.headers["location"] == f"/campaigns/{persona}"
-        assert "Dismissed by alice" in ui.get(f"/campaigns/{persona}").text
-        blank = ui.post(f"/campaigns/{persona}/verdict", data={"verdict": "dismissed", "note": ""}, headers=ORIGIN)
-        assert blank.status_code == 422 and "needs a note" in blank.text
-    with TestClient(client.app) as reader:
-        reader.post("/login", data={"key": keys["read"]}, headers=ORIGIN)
-        assert 'value="dismissed"' not in reader.get(f"/campaigns/{persona}").text
-        assert reader.post(f"/campaigns/{persona}/verdict", data=form, headers=ORIGIN).status_code == 403
+    ui, reader = TestClient(client.app), TestClient(client.app)  # two browsers on the running app
+    signed_in = ui.post("/login", data={"key": keys["triage"]}, headers=ORIGIN, follow_redirects=False)
+    assert signed_in.status_code == 303
+    page = ui.get(f"/campaigns/{persona}").text
+    assert 'value="dismissed"' in page and 'value="confirmed"' in page and "No verdict yet." in page
+    form = {"verdict": "dismissed", "note": "partner eval harness"}
+    foreign = ui.post(f"/campaigns/{persona}/verdict", data=form, headers={"origin": "https://evil.example"})
+    assert foreign.status_code == 403
+    done = ui.post(f"/campaigns/{persona}/verdict", data=form, headers=ORIGIN, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/campaigns/{persona}"
+    assert "Dismissed by alice" in ui.get(f"/campaigns/{persona}").text
+    blank = ui.post(f"/campaigns/{persona}/verdict", data={"verdict": "dismissed", "note": ""}, headers=ORIGIN)
+    assert blank.status_code == 422 and "needs a note" in blank.text
+    reader.post("/login", data={"key": keys["read"]}, headers=ORIGIN)
+    assert 'value="dismissed"' not in reader.get(f"/campaigns/{persona}").text
+    assert reader.post(f"/campaigns/{persona}/verdict", data=form, headers=ORIGIN).status_code == 403
+
+
+def test_erasing_an_account_takes_it_off_the_watchlist_too(client, env):
+    _, keys, _, _, _ = env
+    (entry,) = client.get("/v1/watchlist", headers=auth(keys["read"])).json()["entries"]
+    url = f"/v1/watchlist/{entry['watch_id']}/accounts"
+    assert [a["account_id"] for a in client.get(url, headers=auth(keys["read"])).json()["accounts"]] == ["newcomer-1"]
+    assert client.delete("/v1/accounts/newcomer-1/prompts", headers=auth(keys["write"])).json() == {"deleted": 1}
+    assert client.get(url, headers=auth(keys["read"])).json()["accounts"] == []
