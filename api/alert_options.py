@@ -63,17 +63,10 @@ def triage_options(func: F) -> F:
         return func(*args, triage=settings, **kwargs)
 
     defaults = TriageSettings()
-    wrapper = click.option(
-        "--account-change",
-        type=float,
-        default=defaults.account_change,
-        show_default=True,
-        help="A dismissed family is flagged again (change: regrown) when more than this share of its accounts is new.",
-    )(wrapper)
-    return click.option(
-        "--regrowth",
-        type=float,
-        default=defaults.regrowth,
-        show_default=True,
-        help="A dismissed family is flagged again (change: regrown) past this multiple of its prompts per day.",
-    )(wrapper)
+    for name, value, text in (
+        ("--account-change", defaults.account_change, "when more than this share of its accounts is new."),
+        ("--regrowth", defaults.regrowth, "past this multiple of its prompts per day."),
+    ):
+        helped = f"A dismissed family is flagged again (change: regrown) {text}"
+        wrapper = click.option(name, type=float, default=value, show_default=True, help=helped)(wrapper)
+    return wrapper

@@ -30,7 +30,7 @@ from search.records import parse_timestamp
 from .. import triage
 from ..disclosure import Disclosure, describe_text
 from ..keys import ApiKey
-from .pages import form_of, page, same_origin, signed_in, to_login
+from .pages import form_of, form_sender, page, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
 NO_TRIAGE = "This key lacks the triage scope: recording verdicts needs a key with it."
@@ -55,12 +55,9 @@ def search_page(request: Request) -> Response:
 
 @router.post("/")
 async def search(request: Request) -> Response:
-    key = signed_in(request)
-    if key is None:
-        return to_login()
-    refused = same_origin(request)
-    if refused:
-        return refused
+    key = form_sender(request)
+    if isinstance(key, Response):
+        return key
     form = {**_blank_form(), **form_of(await request.body())}
     try:
         context = await run_in_threadpool(_search, _service(request), _disclosure(request), key, form)
@@ -129,12 +126,9 @@ def _campaign_page(request: Request, key: ApiKey, cluster_id: str, status: int =
 @router.post("/campaigns/{cluster_id}/verdict")
 async def campaign_verdict(request: Request, cluster_id: str) -> Response:
     """Confirm or dismiss the campaign's family (keys with the triage scope), then back to its page."""
-    key = signed_in(request)
-    if key is None:
-        return to_login()
-    refused = same_origin(request)
-    if refused:
-        return refused
+    key = form_sender(request)
+    if isinstance(key, Response):
+        return key
     if "triage" not in key.scopes:
         return await run_in_threadpool(_campaign_page, request, key, cluster_id, 403, NO_TRIAGE)
     form = form_of(await request.body())

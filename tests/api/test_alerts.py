@@ -25,7 +25,7 @@ import pytest
 
 from api.webhook import verify
 from indexer.triage_store import TRIAGE_DB, TriageStore
-from tests.api.test_server import CLI, ENV, cli, free_port, wait_ready
+from tests.api.test_server import CLI, ENV, cli, free_port, serving
 from tests.conftest import background_texts, write_jsonl
 
 HARVEST = "Think carefully and lay out each step of your reasoning in order before you state the final answer."
@@ -170,38 +170,28 @@ def test_a_receiver_down_for_a_while_loses_no_alert_and_gets_none_twice(world):
     )
 
     key = cli("keys", "create", "--index", str(idx), "--name", "gw", "--scopes", "read,write").stdout.splitlines()[-1]
-    port = free_port()
-    server = subprocess.Popen(
-        [*CLI, "serve", "--index", str(idx), "--port", str(port), *hook, "--alert-batch-seconds", "1"],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(server, base)
-        fresh = [
-            {
-                "id": f"new{i}",
-                "text": f"{REWORDED}\n\n{texts[i]}",
-                "account_id": f"newbot{i}",
-                "timestamp": T0 + 30 * DAY,
-            }
-            for i in range(2)
-        ]
-        answered = httpx.post(
-            f"{base}/v1/prompts", json={"prompts": fresh}, headers={"Authorization": f"Bearer {key}"}, timeout=120
-        )
-        assert [r["verdict"] for r in answered.json()["results"]] == ["campaign", "campaign"]  # receiver still down
-        until(lambda: any(a.startswith("watch:") for a in pending(idx)))  # the minute's batch, queued
-        time.sleep(3)  # down a little longer: the worker retries and backs off meanwhile
-        assert receiver.got == [] and len(pending(idx)) == len(queued) + 1
-        receiver.up()
-        until(lambda: not pending(idx))
-        time.sleep(2)  # room for a duplicate to show up, were there one
+        with serving(idx, *hook, "--alert-batch-seconds", "1") as base:
+            fresh = [
+                {
+                    "id": f"new{i}",
+                    "text": f"{REWORDED}\n\n{texts[i]}",
+                    "account_id": f"newbot{i}",
+                    "timestamp": T0 + 30 * DAY,
+                }
+                for i in range(2)
+            ]
+            answered = httpx.post(
+                f"{base}/v1/prompts", json={"prompts": fresh}, headers={"Authorization": f"Bearer {key}"}, timeout=120
+            )
+            assert [r["verdict"] for r in answered.json()["results"]] == ["campaign", "campaign"]  # receiver still down
+            until(lambda: any(a.startswith("watch:") for a in pending(idx)))  # the minute's batch, queued
+            time.sleep(3)  # down a little longer: the worker retries and backs off meanwhile
+            assert receiver.got == [] and len(pending(idx)) == len(queued) + 1
+            receiver.up()
+            until(lambda: not pending(idx))
+            time.sleep(2)  # room for a duplicate to show up, were there one
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         receiver.down()
     ids = receiver.ids()
     assert Counter(ids).most_common(1)[0][1] == 1  # none twice

@@ -5,6 +5,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -39,6 +42,25 @@ def wait_ready(proc: subprocess.Popen, base: str) -> None:
         time.sleep(0.5)
     proc.kill()
     pytest.fail("server did not become ready")
+
+
+@contextmanager
+def serving(idx: Path, *args: str) -> Iterator[str]:
+    """`promptsim serve` on a free port in a subprocess while the block runs; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--index", str(idx), "--port", str(port), *args],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, base)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
