@@ -191,9 +191,12 @@ def test_a_receiver_down_for_a_while_loses_no_alert_and_gets_none_twice(world):
             receiver.up()
             until(lambda: not pending(idx))
             time.sleep(2)  # room for a duplicate to show up, were there one
+            metrics = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {key}"}, timeout=30).text
     finally:
         receiver.down()
     ids = receiver.ids()
+    assert f"promptsim_alert_deliveries_total {float(len(queued) + 1)}" in metrics  # this worker sent them all
+    assert "promptsim_alert_failures_total 0.0" not in metrics  # and counted its tries while the receiver was down
     assert Counter(ids).most_common(1)[0][1] == 1  # none twice
     assert set(ids) >= set(queued) and len(ids) == len(queued) + 1  # none lost: every queued one, and the batch
     assert all(signed_by_us(h, b) for h, b in receiver.got)

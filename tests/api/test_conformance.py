@@ -15,7 +15,7 @@ import sys
 import httpx
 import pytest
 
-from tests.api.test_server import CLI, ENV, cli, free_port, wait_ready
+from tests.api.test_server import ENV, cli, serving
 from tests.conftest import background_texts, make_rows, write_jsonl
 
 SCHEMATHESIS = [sys.executable, "-c", "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())"]
@@ -63,20 +63,8 @@ def served(tmp_path_factory):
     for scope in ("read", "write", "admin", "read,raw", "read,triage"):
         made = cli("keys", "create", "--index", str(idx), "--name", scope, "--scopes", scope, "--rate", "100000")
         keys[scope] = made.stdout.strip().splitlines()[-1]
-    port = free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--index", str(idx), "--port", str(port), "--anonymous-rate", "100000"],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, base)
+    with serving(idx, "--anonymous-rate", "100000") as base:
         yield base, keys, tmp
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def config(known: dict[str, list[str]]) -> str:
