@@ -28,9 +28,11 @@ from .disclosure import Disclosure
 from .errors import install_error_handlers
 from .limits import BodyLimit
 from .ratelimit import SharedRateLimiter
-from .routes import clusters, docs, prompts, search, session, snapshots, system, ui
+from .routes import clusters, docs, prompts, search, session, snapshots, system, ui, verdicts
 from .sessions import SECRET_FILE, Sessions
 from .settings import Settings, is_loopback
+from .triage import TriageMetrics
+from .webhook import AlertWorker, Webhook
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -51,10 +53,11 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.state.sessions = Sessions(access, settings.index_dir / SECRET_FILE)
     app.state.disclosure = Disclosure(AuditLog(settings.index_dir / AUDIT_FILE))
     app.state.registry = CollectorRegistry()
+    app.state.triage_metrics = TriageMetrics(app.state.registry)
     install_error_handlers(app)
     app.middleware("http")(_measure(app.state.registry))
     app.middleware("http")(_security_headers(settings.insecure_dev))
-    for module in (search, prompts, clusters, snapshots, system, docs, session, ui):
+    for module in (search, prompts, clusters, verdicts, snapshots, system, docs, session, ui):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     docs.mount_assets(app)
@@ -73,6 +76,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
 def check_startup(settings: Settings) -> LiveKeys:
     """Refuse to serve what would be unsafe: no index, no keys, or --insecure-dev off loopback or beside keys."""
     read_manifest(settings.index_dir)  # fail fast, with the fix, if there is no index
+    settings.webhook()  # a bad URL or a secret file others may read: refused before serving
     keys = LiveKeys(settings.keys_path)
     live = keys.current()
     if settings.insecure_dev:
@@ -98,15 +102,31 @@ def _lifespan(settings: Settings, encoder: Encoder | None) -> Callable[[FastAPI]
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manifest = read_manifest(settings.index_dir)
+        webhook = settings.webhook()
         app.state.service = IndexService(
             settings.index_dir,
             encoder or SentenceTransformerEncoder(manifest.settings.model),
             write_wait=settings.write_wait_seconds,
+            watch_alerts=webhook is not None,
         )
+        worker = None if webhook is None else _alert_worker(settings, webhook, app.state.triage_metrics)
         yield
+        if worker is not None:
+            worker.stop()
         app.state.service.close()
 
     return lifespan
+
+
+def _alert_worker(settings: Settings, webhook: Webhook, metrics: TriageMetrics) -> AlertWorker:
+    """Start this worker's alert thread (watchlist batches, delivery of the outbox)."""
+
+    def counted(delivered: bool) -> None:
+        (metrics.alert_deliveries if delivered else metrics.alert_failures).inc()
+
+    worker = AlertWorker(settings.index_dir, webhook, batch_seconds=settings.alert_batch_seconds, on_result=counted)
+    worker.start()
+    return worker
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -15,6 +15,7 @@ import click
 import promptsim
 from indexer import answers
 from indexer.ingest_check import DEFAULT_MAX_SKIPPED
+from indexer.verdicts import TriageSettings
 from search.embedding import SentenceTransformerEncoder
 from search.engine import SearchEngine
 from search.errors import InputRejected, PromptSimError
@@ -23,7 +24,9 @@ from search.manifest import IndexSettings, read_manifest
 from search.records import parse_timestamp
 
 from . import output
+from .alert_options import triage_options, webhook_options
 from .disclosure import reveal_to_operator as reveal
+from .webhook import Webhook
 
 DEMO_DATA = Path("data/demo/prompts.jsonl")
 DEMO_QUERIES = Path("data/demo/queries.jsonl")
@@ -334,6 +337,8 @@ def stats(index_dir: Path, as_json: bool) -> None:
     help="Mine wrappers and group campaign families across rewordings and languages (one machine only).",
 )
 @engine_options
+@triage_options
+@webhook_options
 def dedup(
     index_dir: Path,
     out: Path,
@@ -345,6 +350,8 @@ def dedup(
     families: bool,
     engine: str,
     ray_address: str | None,
+    triage: TriageSettings,
+    webhook: Webhook | None,
 ) -> None:
     """Cluster a window of traffic into near-duplicate and template clusters; flag campaigns.
 
@@ -355,6 +362,8 @@ def dedup(
         promptsim dedup --index idx --out clusters.jsonl --since 2026-11-20 --until 2026-11-21
         promptsim dedup --index idx --out clusters.jsonl --incremental     # hourly
         promptsim dedup --index idx --out clusters.jsonl --engine ray --no-families   # on a Ray cluster
+        promptsim dedup --index idx --out clusters.jsonl --alert-webhook https://hooks.example/x \\
+            --alert-secret-file alert.secret   # a signed alert per new, grown or regrown campaign
     """
     if engine == "ray" and incremental:
         raise click.UsageError("--incremental runs on one machine; drop --engine ray")
@@ -366,6 +375,7 @@ def dedup(
     from indexer.dedup import DedupSettings
     from indexer.retention import purge
 
+    triage = replace(triage, alert_url=None if webhook is None else webhook.url)
     settings = DedupSettings(families=families)
     if flag_threshold is not None:
         settings = DedupSettings(families=families, flag_threshold=flag_threshold)
@@ -381,14 +391,20 @@ def dedup(
             from indexer.distributed.dedup import ray_nightly
 
             with ray_cluster(ray_address) as cluster:
-                clusters, stats = ray_nightly(index, cluster, since=_time(since), until=_time(until), settings=settings)
+                clusters, stats = ray_nightly(
+                    index, cluster, since=_time(since), until=_time(until), settings=settings, triage=triage
+                )
         else:
             clusters, stats = nightly(
-                index, since=_time(since), until=_time(until), settings=settings, incremental=incremental
+                index, since=_time(since), until=_time(until), settings=settings, incremental=incremental, triage=triage
             )
         clusters.sort(key=lambda c: (-c["campaign_score"], c["cluster_id"]))  # best first, as every listing
         lines = reveal(index_dir, "cli dedup --out", {"out": str(out)}, cluster_lines(index, clusters))
         write_jsonl(out, lines)
+    if webhook is not None:
+        from .cli_triage import deliver_now
+
+        deliver_now(index_dir, webhook)
     if as_json:
         output.echo_json(stats)
     else:
@@ -507,8 +523,9 @@ def _demo_query() -> str:
 def _register_admin_commands() -> None:
     from .cli_admin import audit, keys, models, purge_command, serve, snapshot
     from .cli_search import search
+    from .cli_triage import alerts, export, verdict, verdicts
 
-    for command in (search, serve, keys, purge_command, snapshot, audit, models):
+    for command in (search, serve, keys, purge_command, snapshot, audit, models, verdict, verdicts, alerts, export):
         main.add_command(command)
 
 

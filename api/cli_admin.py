@@ -14,7 +14,9 @@ from search.manifest import read_manifest
 from search.records import to_iso
 
 from . import output
+from .alert_options import webhook_options
 from .cli import _time, index_option, open_index
+from .webhook import Webhook
 
 
 @click.command()
@@ -35,6 +37,10 @@ from .cli import _time, index_option, open_index
 @click.option("--tls-certfile", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate.")
 @click.option("--tls-keyfile", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key.")
 @click.option("--behind-tls", is_flag=True, help="A TLS proxy terminates HTTPS in front: mark cookies Secure.")
+@webhook_options
+@click.option(
+    "--alert-batch-seconds", default=60.0, show_default=True, help="Watchlist hits are sent as one alert this often."
+)
 def serve(
     index_dir: Path,
     host: str,
@@ -46,6 +52,8 @@ def serve(
     tls_certfile: str | None,
     tls_keyfile: str | None,
     behind_tls: bool,
+    webhook: Webhook | None,
+    alert_batch_seconds: float,
 ) -> None:
     """Serve the HTTP API and the analyst UI (OpenAPI at /openapi.json, docs at /docs).
 
@@ -56,6 +64,7 @@ def serve(
         promptsim keys create --index idx --name analyst --scopes read --rate 5
         promptsim serve --index idx --port 8000 --workers 2
         promptsim serve --index idx --host 0.0.0.0 --tls-certfile cert.pem --tls-keyfile key.pem
+        promptsim serve --index idx --alert-webhook https://hooks.example/x --alert-secret-file alert.secret
     """
     import os
 
@@ -66,7 +75,15 @@ def serve(
 
     secure = behind_tls or tls_certfile is not None
     settings = Settings(
-        index_dir, keys_file, insecure_dev, host=host, anonymous_rate=anonymous_rate, secure_cookies=secure
+        index_dir,
+        keys_file,
+        insecure_dev,
+        host=host,
+        anonymous_rate=anonymous_rate,
+        secure_cookies=secure,
+        alert_webhook=None if webhook is None else webhook.url,
+        alert_secret_file=None if webhook is None else webhook.secret_file,
+        alert_batch_seconds=alert_batch_seconds,
     )
     check_startup(settings)  # refuse to start (no index, no keys, unsafe --insecure-dev) before forking workers
     if insecure_dev:
@@ -111,7 +128,9 @@ keys_file_option = click.option(
 @keys.command("create")
 @index_option
 @click.option("--name", required=True, help="Who or what uses the key.")
-@click.option("--scopes", required=True, help="Comma-separated: read[,write][,admin][,raw].")
+@click.option(
+    "--scopes", required=True, help="Comma-separated: read[,write][,admin][,raw][,triage] (triage: record verdicts)."
+)
 @click.option("--rate", default=10.0, show_default=True, help="Requests per second this key may make (all workers).")
 @click.option("--burst", type=int, help="Requests it may make at once [default: twice the rate].")
 @keys_file_option

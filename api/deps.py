@@ -58,6 +58,7 @@ def get_disclosure(request: Request) -> Disclosure:
 Reader = Annotated[ApiKey, Depends(require("read"))]
 Writer = Annotated[ApiKey, Depends(require("write"))]
 Admin = Annotated[ApiKey, Depends(require("admin"))]
+Triager = Annotated[ApiKey, Depends(require("triage"))]
 KEYED = [Security(bearer)]  # router dependencies: every API route documents the bearer scheme
 Service = Annotated[IndexService, Depends(get_service)]
 Disclose = Annotated[Disclosure, Depends(get_disclosure)]

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-SCOPES = ("read", "write", "admin", "raw")  # raw: unmasked prompt text (see api/disclosure.py)
+SCOPES = ("read", "write", "admin", "raw", "triage")  # raw: unmasked prompt text (api/disclosure.py); triage: verdicts
 KEYS_FILE = "keys.json"
 DEFAULT_RATE = 10.0  # requests per second, for keys made before rates were per key
 DEFAULT_BURST = 20

@@ -9,10 +9,14 @@ library's typed records themselves (indexer.answers, indexer.cluster_records).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from indexer.answers import BatchItem, IngestOutcome
 from indexer.cluster_records import Cluster
+from indexer.triage_store import VerdictRecord, WatchAccount
+from indexer.watchlist import WatchEntry
 from promptsim.contract import (  # the one request contract, shared with the CLI and the library
     BatchIdSearch,
     BatchQuery,
@@ -23,6 +27,7 @@ from promptsim.contract import (  # the one request contract, shared with the CL
     PromptIn,
     PromptsRequest,
     SearchRequest,
+    Strict,
     TextSearch,
 )
 from search.records import ISO_PATTERN
@@ -39,7 +44,21 @@ __all__ = [
     "PromptsRequest",
     "SearchRequest",
     "TextSearch",
+    "VerdictRequest",
 ]
+
+Note = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$"),
+    Field(description="why: who runs it, what it is (not blank)"),
+]
+
+
+class VerdictRequest(Strict):
+    """An analyst's verdict on a cluster's family, and why."""
+
+    verdict: Literal["confirmed", "dismissed"]
+    note: Note
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -72,6 +91,20 @@ class Deleted(Out):
 class ClusterPage(Out):
     clusters: list[Cluster]
     next_cursor: str | None
+
+
+class VerdictPage(Out):
+    verdicts: list[VerdictRecord]
+    next_cursor: int | None
+
+
+class WatchList(Out):
+    entries: list[WatchEntry]
+
+
+class WatchAccounts(Out):
+    watch_id: str
+    accounts: list[WatchAccount]
 
 
 class SnapshotMade(Out):

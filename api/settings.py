@@ -6,6 +6,10 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .webhook import Webhook
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -23,6 +27,9 @@ class Settings:
     anonymous_rate: float = 2.0  # per client address: requests without a valid key, sign-in attempts
     anonymous_burst: int = 20
     secure_cookies: bool = False  # behind TLS: session cookies get the Secure flag
+    alert_webhook: str | None = None  # signed JSON alerts for watchlist hits go here (api/webhook.py)
+    alert_secret_file: Path | None = None  # the HMAC secret, in a mode-600 file
+    alert_batch_seconds: float = 60.0  # watchlist hits are batched this long
 
     @property
     def keys_path(self) -> Path:
@@ -39,11 +46,15 @@ class Settings:
             "PROMPTSIM_ANONYMOUS_RATE": str(self.anonymous_rate),
             "PROMPTSIM_ANONYMOUS_BURST": str(self.anonymous_burst),
             "PROMPTSIM_SECURE_COOKIES": "1" if self.secure_cookies else "",
+            "PROMPTSIM_ALERT_WEBHOOK": self.alert_webhook or "",
+            "PROMPTSIM_ALERT_SECRET_FILE": str(self.alert_secret_file or ""),
+            "PROMPTSIM_ALERT_BATCH_SECONDS": str(self.alert_batch_seconds),
         }
 
     @classmethod
     def from_env(cls) -> Settings:
         keys = os.environ.get("PROMPTSIM_KEYS")
+        secret = os.environ.get("PROMPTSIM_ALERT_SECRET_FILE")
         return cls(
             index_dir=Path(os.environ["PROMPTSIM_INDEX"]),
             keys_file=Path(keys) if keys else None,
@@ -52,7 +63,21 @@ class Settings:
             anonymous_rate=float(os.environ.get("PROMPTSIM_ANONYMOUS_RATE", 2.0)),
             anonymous_burst=int(os.environ.get("PROMPTSIM_ANONYMOUS_BURST", 20)),
             secure_cookies=bool(os.environ.get("PROMPTSIM_SECURE_COOKIES")),
+            alert_webhook=os.environ.get("PROMPTSIM_ALERT_WEBHOOK") or None,
+            alert_secret_file=Path(secret) if secret else None,
+            alert_batch_seconds=float(os.environ.get("PROMPTSIM_ALERT_BATCH_SECONDS", 60.0)),
         )
+
+
+    def webhook(self) -> Webhook | None:
+        """The alert webhook, checked (URL, secret file mode), or None when alerts are off."""
+        from .webhook import Webhook
+
+        if (self.alert_webhook is None) != (self.alert_secret_file is None):
+            raise ValueError("--alert-webhook and --alert-secret-file go together: give both, or neither")
+        if self.alert_webhook is None or self.alert_secret_file is None:
+            return None
+        return Webhook.from_options(self.alert_webhook, self.alert_secret_file)
 
 
 def is_loopback(host: str) -> bool:

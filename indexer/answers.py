@@ -77,12 +77,25 @@ class SearchHit(Hit):
 
 
 @dataclass(frozen=True)
+class WatchRef:
+    """The watch entry (a confirmed campaign family) a text matched: its id, how close, and the verdict."""
+
+    watch_id: str
+    similarity: float  # cosine of the text's wrapper or sentence to the family's closest form, in [0, 1]
+    cluster_id: str  # the cluster the family was last seen as
+    verdict_id: int
+    confirmed_by: str
+    confirmed_at: str
+    note: str
+
+
+@dataclass(frozen=True)
 class SearchAnswer:
     """A search's hits and summary, the clusters the hits belong to, the family its wrapper
     matched, and the verdict.
 
     verdict is 'campaign' when a hit at or above the sibling threshold is in a flagged cluster,
-    or the query's wrapper matches a flagged campaign family.
+    or the query's wrapper matches a flagged campaign family or a confirmed one (watch).
     """
 
     results: tuple[SearchHit, ...]
@@ -90,6 +103,7 @@ class SearchAnswer:
     clusters: tuple[ClusterRef, ...]
     verdict: str
     family: FamilyRef | None = None
+    watch: WatchRef | None = None
 
 
 @dataclass(frozen=True)
@@ -130,11 +144,14 @@ BatchItem = QueryAnswer | QueryFailed
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    """What became of one posted prompt, and the flagged campaign it landed next to, if any."""
+    """What became of one posted prompt, the flagged campaign it landed next to, and the confirmed
+    family (watch entry) it belongs to, if any; verdict is 'campaign' when either is known."""
 
     id: str
     status: str  # "stored" or "unchanged"
     near_campaign: ClusterRef | None
+    verdict: str = NONE
+    watch: WatchRef | None = None
 
 
 @dataclass(frozen=True)
@@ -180,11 +197,13 @@ def index_stats(index: PromptIndex) -> IndexStats:
     )
 
 
-def answer(index: PromptIndex, result: SearchResult, *, full: bool = False) -> SearchAnswer:
+def answer(
+    index: PromptIndex, result: SearchResult, watch: WatchRef | None = None, *, full: bool = False
+) -> SearchAnswer:
     """A search result with the clusters its hits are in, and the campaign verdict.
 
-    full: whole prompt texts in the hits; otherwise the engine's 200-character previews, each
-    marked truncated when the prompt is longer.
+    watch: the confirmed family the query matched, if any. full: whole prompt texts in the hits;
+    otherwise the engine's 200-character previews, each marked truncated when the prompt is longer.
     """
     owners = clusters_of_ids(index.path / STORE, [h.id for h in result.hits])
     hits: dict[str, int] = {}
@@ -207,8 +226,9 @@ def answer(index: PromptIndex, result: SearchResult, *, full: bool = False) -> S
         results=shown_hits(index, result.hits, full=full),
         summary=_summary(result),
         clusters=tuple(clusters),
-        verdict=CAMPAIGN if campaign else NONE,
+        verdict=CAMPAIGN if campaign or watch is not None else NONE,
         family=family,
+        watch=watch,
     )
 
 

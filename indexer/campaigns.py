@@ -18,6 +18,7 @@ from .cluster_records import split_texts
 from .cluster_store import ClusterStore
 from .dedup import DedupResult, DedupSettings, Source, run_dedup
 from .families import family_index
+from .verdicts import TriageSettings, judge_run
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def nightly(
     settings: DedupSettings = DedupSettings(),
     incremental: bool = False,
     family_encoder: Encoder | None = None,
+    triage: TriageSettings = TriageSettings(),
 ) -> tuple[list[dict], dict]:
     """Cluster the window, keep ids stable against the last run, save it; returns (clusters, stats).
 
@@ -37,6 +39,7 @@ def nightly(
     it only — the cheap hourly path. A full run (the default) recomputes every edge.
     family_encoder: compares wrappers by meaning (search/family_encoder.py); loaded when None
     and families are on.
+    triage: how analysts' verdicts follow families into this run, and where its alerts go.
     """
     if family_encoder is None and settings.families:
         from search.family_encoder import load_family_encoder
@@ -58,21 +61,30 @@ def nightly(
             new_rows=new_rows,
             encoder=family_encoder,
         )
-        return save_run(index, store, result, since=since, until=until)
+        return save_run(index, store, result, since=since, until=until, triage=triage)
     finally:
         store.close()
 
 
 def save_run(
-    index: PromptIndex, store: ClusterStore, result: DedupResult, *, since: float | None, until: float | None
+    index: PromptIndex,
+    store: ClusterStore,
+    result: DedupResult,
+    *,
+    since: float | None,
+    until: float | None,
+    triage: TriageSettings = TriageSettings(),
 ) -> tuple[list[dict], dict]:
-    """Keep a finished dedup run (stable ids, change against the last run); returns (clusters, stats)."""
+    """Keep a finished dedup run (stable ids, change against the last run, analysts' verdicts applied);
+    returns (clusters, stats)."""
     last_row = index.store.watermark().row
-    store.save_run(result.clusters, since=since, until=until, last_row=last_row, stats=result.stats)
+    judge = judge_run(index, result.families, result.stats, triage)
+    store.save_run(result.clusters, since=since, until=until, last_row=last_row, stats=result.stats, judge=judge)
     save_families(index, result)
     flagged = [c for c in result.clusters if c["flagged"]]
     result.stats["campaigns_new"] = sum(c["change"] == "new" for c in flagged)
     result.stats["campaigns_grown"] = sum(c["change"] == "grown" for c in flagged)
+    result.stats["campaigns_regrown"] = sum(c["change"] == "regrown" for c in flagged)
     return result.clusters, result.stats
 
 

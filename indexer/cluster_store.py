@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,13 +133,20 @@ class ClusterStore:
         until: float | None,
         last_row: int,
         stats: dict[str, Any],
+        judge: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> int:
-        """Assign stable ids and a change tag to clusters, then replace the current clusters atomically."""
+        """Assign stable ids and a change tag to clusters, then replace the current clusters atomically.
+
+        judge, if given, sees the clusters once they have ids and change tags, before they are written
+        (analysts' verdicts are applied there: indexer/verdicts.py).
+        """
         previous = self.previous_members()
         sizes = {cid: len(rows) for cid, rows in previous.items()}
         assign_ids(clusters, previous)
         for cluster in clusters:
             cluster["change"] = _change(sizes.get(cluster["cluster_id"]), cluster["size"])
+        if judge is not None:
+            judge(clusters)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             cursor = self._db.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from search.index import PromptIndex
@@ -17,6 +18,7 @@ from search.manifest import STORE
 from search.store import PromptStore
 
 from .private_files import append_private
+from .triage_store import TRIAGE_DB, TriageStore
 
 LEDGER = "erasures.jsonl"
 
@@ -26,6 +28,7 @@ def erase_ids(index: PromptIndex, ids: list[str]) -> int:
     removed = index.delete_ids(ids)
     if removed:
         _log(index.path, {"ids": ids})
+        _forget(index.path, prompt_ids=ids)
     return removed
 
 
@@ -34,6 +37,7 @@ def erase_account(index: PromptIndex, account_id: str) -> int:
     removed = index.delete_account(account_id)
     if removed:
         _log(index.path, {"account": account_id})
+        _forget(index.path, account_id=account_id)
     return removed
 
 
@@ -62,6 +66,13 @@ def reapply_erasures(index_dir: Path) -> int:
     finally:
         store.close()
     return removed
+
+
+def _forget(index_dir: Path, *, prompt_ids: Sequence[str] = (), account_id: str | None = None) -> None:
+    """The watchlist's own records of erased prompts and accounts go too (indexer/triage_store.py)."""
+    if (index_dir / TRIAGE_DB).exists():
+        with TriageStore(index_dir) as triage:
+            triage.forget(prompt_ids=prompt_ids, account_id=account_id)
 
 
 def _log(index_dir: Path, entry: dict[str, object]) -> None:

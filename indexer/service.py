@@ -23,14 +23,17 @@ from search.embedding import Encoder
 from search.engine import SearchEngine, SearchFilters
 from search.index import PromptIndex, write_lock
 from search.records import Prompt
+from search.store import PromptStore
 
-from . import answers
+from . import answers, verdicts
 from .answers import IndexStats, IngestOutcome, PromptRecord, SearchAnswer
 from .cluster_records import Cluster, ClusterDetail, ClusterMember
 from .cluster_store import ClusterStore
 from .erasure import erase_account, erase_ids
 from .ingest import IngestReport, ingest_batch
 from .snapshots import restore_snapshot
+from .triage_store import TriageStore, VerdictRecord
+from .watchlist import Watchlist
 
 STORE_NAME = "prompts.sqlite"
 NEAR = 0.8  # a new prompt this close to a member of a flagged cluster landed next to that campaign
@@ -40,16 +43,26 @@ _HANDOVER = 0.05  # seconds: the lock was just seen free; another process taking
 class IndexService:
     """Search, ingest, deletes and cluster reads over one PromptIndex."""
 
-    def __init__(self, index_dir: Path | PromptIndex, encoder: Encoder | None = None, *, write_wait: float = 1.0):
+    def __init__(
+        self,
+        index_dir: Path | PromptIndex,
+        encoder: Encoder | None = None,
+        *,
+        write_wait: float = 1.0,
+        watch_alerts: bool = False,
+    ):
         """Open the index at index_dir with encoder, or serve an index already open (the library, the CLI)."""
         self.index = index_dir if isinstance(index_dir, PromptIndex) else PromptIndex.open(index_dir, encoder)
         self.engine = SearchEngine(self.index)
+        self.watchlist = Watchlist(self.index.path)
+        self.watch_alerts = watch_alerts  # queue watchlist hits for the alert worker (api/webhook.py)
         self._lock = threading.RLock()  # the in-memory structures
         self._write_mutex = threading.Lock()  # one writer per worker at a time
         self._write_wait = write_wait
 
     def close(self) -> None:
         self.index.close()
+        self.watchlist.close()
 
     def search(
         self,
@@ -64,12 +77,18 @@ class IndexService:
         with self._lock:
             self.index.refresh()
             results = answers.similar_all(self.engine, texts, ids, k, min_score, filters)
-        return [answers.answer(self.index, r, full=full) for r in results]
+        plain = [t for t in texts if t is not None]
+        watched = iter(self.watchlist.match(plain))
+        return [
+            answers.answer(self.index, r, next(watched) if t is not None else None, full=full)
+            for r, t in zip(results, texts)
+        ]
 
     def ingest(self, prompts: list[Prompt]) -> list[IngestOutcome]:
         """Upsert a batch (acknowledged when this returns) and say which prompts sit next to a campaign."""
         report = IngestReport()
         signals = self.index.signals([p.text for p in prompts])  # embed outside every lock
+        watched = self.watchlist.match([p.text for p in prompts])
         with self._writing():
             before = self.index.store.digests([p.id for p in prompts])
             ingest_batch(self.index, prompts, report, signals=signals)
@@ -77,10 +96,16 @@ class IndexService:
         with self._lock:  # the signals are the ones just stored: nothing is embedded twice
             near = self.engine.similar_signals(signals, 10)
         out = []
-        for prompt, result in zip(prompts, near):
+        for prompt, result, watch in zip(prompts, near, watched):
             close = [h.id for h in result.hits if h.id != prompt.id and h.score >= NEAR]
             status = "unchanged" if before.get(prompt.id) == after.get(prompt.id) else "stored"
-            out.append(IngestOutcome(prompt.id, status, answers.near_campaign(self.index, close)))
+            campaign = answers.near_campaign(self.index, close)
+            if watch is None and campaign is not None:
+                watch = self.watchlist.of_cluster(campaign.cluster_id)
+            verdict = answers.CAMPAIGN if campaign is not None or watch is not None else answers.NONE
+            out.append(IngestOutcome(prompt.id, status, campaign, verdict, watch))
+        stored = [(p, o.watch) for p, o in zip(prompts, out) if o.status == "stored"]  # a repost is no new hit
+        self.watchlist.record([p for p, _ in stored], [w for _, w in stored], queue_alerts=self.watch_alerts)
         return out
 
     def delete(self, *, prompt_id: str | None = None, account_id: str | None = None) -> int:
@@ -144,6 +169,36 @@ class IndexService:
     def account_total(self, account_id: str) -> int:
         with self._lock:
             return self.index.store.prompts_per_account([account_id]).get(account_id, 0)
+
+    def record_verdict(
+        self, cluster_id: str, verdict: str, note: str, *, by_key: str, by_name: str
+    ) -> VerdictRecord | None:
+        """Record an analyst's verdict on a current cluster's family; None if there is no such cluster.
+
+        On a read-only store connection of its own: confirming takes seconds (the watchlist threshold),
+        and no search waits on it."""
+        store = PromptStore(self.index.path / STORE_NAME, readonly=True)
+        try:
+            with TriageStore(self.index.path) as triage:
+                return verdicts.record_verdict(
+                    self.index.path,
+                    store,
+                    triage,
+                    cluster_id,
+                    verdict,
+                    note,
+                    by_key=by_key,
+                    by_name=by_name,
+                    encoder=self.watchlist.encoder(),
+                )
+        finally:
+            store.close()
+
+    def verdicts(
+        self, *, family_id: str | None, at_most: int | None, limit: int, cluster_id: str | None = None
+    ) -> list[VerdictRecord]:
+        with TriageStore(self.index.path) as triage:
+            return triage.verdicts(family_id=family_id, cluster_id=cluster_id, at_most=at_most, limit=limit)
 
     def owners(self, prompt_ids: list[str]) -> dict[str, str]:
         """prompt id -> id of the current cluster it is in."""

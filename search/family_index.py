@@ -61,26 +61,8 @@ class FamilyIndex:
         """The family of each query text, or None when no form is close enough."""
         if not len(self.form_vectors) or not texts:
             return [None] * len(texts)
-        tokenizer, settings = Tokenizer(), WrapperSettings()
-        pieces, owner = [], []
-        for i, text in enumerate(texts):
-            found = extract(tokenizer(text), self.vocabulary, settings)
-            pieces_of_text = sentences(text)
-            if len(pieces_of_text) > MAX_QUERY_PIECES:  # wrappers sit at either end: keep both ends
-                half = MAX_QUERY_PIECES // 2
-                pieces_of_text = pieces_of_text[:half] + pieces_of_text[-half:]
-            parts = ([found[0]] if found else []) + pieces_of_text or [text[:2000]]
-            pieces += parts
-            owner += [i] * len(parts)
-        vectors = np.asarray(encoder.encode(pieces), np.float32)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
-        sims = vectors @ self.form_vectors.T
-        owners = np.asarray(owner)
-        out: list[FamilyMatch | None] = []
-        for i in range(len(texts)):
-            best = sims[owners == i].max(axis=0)  # each form's closest piece of this query
-            out.append(self._chosen(best, threshold))
-        return out
+        best = best_similarity(texts, self.vocabulary, self.form_vectors, encoder)
+        return [self._chosen(similarity, threshold) for similarity in best]
 
     def _chosen(self, similarity: np.ndarray, threshold: float) -> FamilyMatch | None:
         """The closest family at or above threshold, a flagged campaign first: a query can hold two
@@ -142,3 +124,25 @@ class FamilyIndex:
         if len(index.form_vectors) != len(index.form_family) or not sizes_agree:
             raise IndexCorrupt(f"{path} holds inconsistent arrays; run 'promptsim dedup' to write it again")
         return index
+
+
+def best_similarity(texts: list[str], vocabulary: Vocabulary, forms: np.ndarray, encoder: Encoder) -> np.ndarray:
+    """(texts, forms): each form's cosine to the closest piece of each text (its wrapper, its sentences)."""
+    if not len(forms) or not texts:
+        return np.full((len(texts), len(forms)), -1.0, np.float32)
+    tokenizer, settings = Tokenizer(), WrapperSettings()
+    pieces, owner = [], []
+    for i, text in enumerate(texts):
+        found = extract(tokenizer(text), vocabulary, settings)
+        pieces_of_text = sentences(text)
+        if len(pieces_of_text) > MAX_QUERY_PIECES:
+            half = MAX_QUERY_PIECES // 2  # wrappers sit at either end: keep both ends
+            pieces_of_text = pieces_of_text[:half] + pieces_of_text[-half:]
+        parts = ([found[0]] if found else []) + pieces_of_text or [text[:2000]]
+        pieces += parts
+        owner += [i] * len(parts)
+    vectors = np.asarray(encoder.encode(pieces), np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    best = np.full((len(texts), len(forms)), -1.0, np.float32)
+    np.maximum.at(best, np.asarray(owner, np.int64), vectors @ np.asarray(forms, np.float32).T)
+    return best

@@ -43,6 +43,14 @@ def same_origin(request: Request) -> Response | None:
     return page(request, "login.html", None, 403, error="That form was not sent from this site.")
 
 
+def form_sender(request: Request) -> ApiKey | Response:
+    """The signed-in key behind a form POST from this site, or the response that turns it away."""
+    key = signed_in(request)
+    if key is None:
+        return to_login()
+    return same_origin(request) or key
+
+
 def form_of(body: bytes) -> dict[str, str]:
     """An urlencoded form (no python-multipart needed); invalid UTF-8 is replaced, never fatal."""
     return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from indexer.answers import IngestOutcome, PromptRecord
 from indexer.reader import FieldMap, to_prompt
@@ -19,8 +19,11 @@ PromptId = Annotated[str, Path(max_length=512)]
 
 
 @router.post("/v1/prompts", response_model=PromptsResponse)
-def add_prompts(body: PromptsRequest, who: Writer, svc: Service) -> dict[str, list[IngestOutcome] | list[Skipped]]:
-    """Upsert up to 1,000 prompts; says per prompt whether it landed next to a flagged campaign.
+def add_prompts(
+    body: PromptsRequest, who: Writer, svc: Service, request: Request
+) -> dict[str, list[IngestOutcome] | list[Skipped]]:
+    """Upsert up to 1,000 prompts; says per prompt whether it landed next to a flagged campaign or
+    belongs to a confirmed one (its watch entry), with verdict 'campaign' for either.
 
     The record contract of a JSONL line: fields other than id, text, account_id, timestamp and
     metadata join metadata. Every prompt is validated before anything is stored (the rules of
@@ -35,6 +38,7 @@ def add_prompts(body: PromptsRequest, who: Writer, svc: Service) -> dict[str, li
         except ValueError as err:
             skipped.append(Skipped(id=str(p.id), reason=str(err)))
     results = svc.ingest(prompts) if prompts else []
+    request.app.state.triage_metrics.watch_hits.labels("ingest").inc(sum(r.watch is not None for r in results))
     return {"results": results, "skipped": skipped}
 
 

@@ -12,23 +12,27 @@ import io
 import json
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from indexer.charts import stacked_days_svg
 from indexer.service import IndexService
+from indexer.triage_store import VerdictRecord
 from search.engine import SearchFilters
 from search.errors import PromptSimError
 from search.records import parse_timestamp
 
+from .. import triage
 from ..disclosure import Disclosure, describe_text
 from ..keys import ApiKey
 from ..slots import diff_parts
-from .pages import form_of, page, same_origin, signed_in, to_login
+from .pages import form_of, form_sender, page, signed_in, to_login
 
 router = APIRouter(include_in_schema=False)
+NO_TRIAGE = "This key lacks the triage scope: recording verdicts needs a key with it."
 SORTS = {"score": "campaign_score", "accounts": "accounts", "size": "size", "recent": "last_seen"}
 
 
@@ -50,12 +54,9 @@ def search_page(request: Request) -> Response:
 
 @router.post("/")
 async def search(request: Request) -> Response:
-    key = signed_in(request)
-    if key is None:
-        return to_login()
-    refused = same_origin(request)
-    if refused:
-        return refused
+    key = form_sender(request)
+    if isinstance(key, Response):
+        return key
     form = {**_blank_form(), **form_of(await request.body())}
     try:
         context = await run_in_threadpool(_search, _service(request), _disclosure(request), key, form)
@@ -97,14 +98,52 @@ def export(request: Request, cluster_id: str, fmt: str) -> Response:
 @router.get("/campaigns/{cluster_id}")
 def campaign(request: Request, cluster_id: str) -> Response:
     key = signed_in(request)
-    if key is None:
-        return to_login()
-    detail = _service(request).cluster(cluster_id, offset=0, limit=20)
+    return to_login() if key is None else _campaign_page(request, key, cluster_id)
+
+
+def _campaign_page(request: Request, key: ApiKey, cluster_id: str, status: int = 200, error: str = "") -> Response:
+    svc = _service(request)
+    detail = svc.cluster(cluster_id, offset=0, limit=20)
     if detail is None:
         return page(request, "campaigns.html", key, 404, clusters=[])
     shown = _disclosure(request).reveal(key, "GET /campaigns/{id}", {"cluster_id": cluster_id}, detail)
     series = {"prompts": [parse_timestamp(d.day + "T12:00:00Z") for d in shown.timeline for _ in range(d.prompts)]}
-    return page(request, "campaign.html", key, c=shown.cluster, members=shown.members, chart=stacked_days_svg(series))
+    return page(
+        request,
+        "campaign.html",
+        key,
+        status,
+        c=shown.cluster,
+        members=shown.members,
+        chart=stacked_days_svg(series),
+        verdicts=svc.verdicts(cluster_id=cluster_id, family_id=None, at_most=None, limit=20),
+        can_triage="triage" in key.scopes,
+        error=error,
+    )
+
+
+@router.post("/campaigns/{cluster_id}/verdict")
+async def campaign_verdict(request: Request, cluster_id: str) -> Response:
+    """Confirm or dismiss the campaign's family (keys with the triage scope), then back to its page."""
+    key = form_sender(request)
+    if isinstance(key, Response):
+        return key
+    if "triage" not in key.scopes:
+        return await run_in_threadpool(_campaign_page, request, key, cluster_id, 403, NO_TRIAGE)
+    form = form_of(await request.body())
+    svc, verdict, note = _service(request), form.get("verdict", ""), form.get("note", "")
+
+    def make() -> VerdictRecord | None:
+        return svc.record_verdict(cluster_id, verdict, note, by_key=key.key_id, by_name=key.name)
+
+    endpoint, metrics = "POST /campaigns/{id}/verdict", request.app.state.triage_metrics
+    try:
+        made = await run_in_threadpool(triage.record, svc.index.path, key, endpoint, cluster_id, make, metrics)
+    except ValueError as err:
+        return await run_in_threadpool(_campaign_page, request, key, cluster_id, 422, str(err))
+    if made is None:
+        return page(request, "campaigns.html", key, 404, clusters=[])
+    return RedirectResponse(f"/campaigns/{quote(cluster_id, safe='')}", status_code=303)
 
 
 @router.get("/accounts/{account_id}")

@@ -42,6 +42,7 @@ from ..dedup import (
 )
 from ..dedup import _merge_by_accounts as merge_by_accounts
 from ..graph import Edges, GuardedUnionFind, band_keys
+from ..verdicts import TriageSettings
 from .cluster import RayCluster, import_ray
 from .components import connected_components
 from .knn import ray_mutual_knn
@@ -396,11 +397,12 @@ def ray_nightly(
     since: float | None = None,
     until: float | None = None,
     settings: DedupSettings = DedupSettings(),
+    triage: TriageSettings = TriageSettings(),
 ) -> tuple[list[dict], dict]:
-    """`campaigns.nightly` (a full run) with the dedup on Ray: stable ids, the run saved in the index."""
+    """`campaigns.nightly` (a full run) with the dedup on Ray: stable ids, verdicts applied, the run saved."""
     store = ClusterStore(index.path / STORE)
     try:
         result = ray_dedup(Source.of(index), cluster, since=since, until=until, settings=settings)
-        return save_run(index, store, result, since=since, until=until)
+        return save_run(index, store, result, since=since, until=until, triage=triage)
     finally:
         store.close()

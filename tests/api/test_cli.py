@@ -32,7 +32,7 @@ def test_search_json_contract(built):
     tmp, rows = built
     result = invoke("search", "--index", str(tmp / "idx"), "-k", "5", "--json", rows[160]["text"])
     body = json.loads(result.stdout)
-    assert set(body) == {"results", "summary", "clusters", "verdict", "family"}  # the API's answer, same code
+    assert set(body) == {"results", "summary", "clusters", "verdict", "family", "watch"}  # the API's answer, same code
     assert body["results"][0]["id"] == rows[160]["id"]
     for hit in body["results"]:
         assert {"id", "account_id", "timestamp", "score", "cosine", "jaccard", "template", "text"} <= set(hit)

@@ -49,11 +49,18 @@ def served(tmp_path_factory):
     cli("dedup", "--index", str(idx), "--out", str(tmp / "clusters.jsonl"))
     (idx / "snapshots").mkdir(mode=0o700)
     cli("snapshot", "create", "--index", str(idx), "--out", str(idx / "snapshots" / "base.snapshot"))
-    clusters = [json.loads(line)["cluster_id"] for line in (tmp / "clusters.jsonl").read_text().splitlines()]
-    known = {"prompt_ids": [r["id"] for r in rows[::7] + SECRETS], "cluster_ids": clusters, "names": ["base.snapshot"]}
+    lines = [json.loads(line) for line in (tmp / "clusters.jsonl").read_text().splitlines()]
+    clusters = [line["cluster_id"] for line in lines]
+    confirmed = cli("verdict", "--index", str(idx), "--cluster", clusters[0], "--confirm", "--note", "seed", "--json")
+    known = {
+        "prompt_ids": [r["id"] for r in rows[::7] + SECRETS],
+        "cluster_ids": clusters,
+        "names": ["base.snapshot"],
+        "watch_ids": [json.loads(confirmed.stdout)["family_id"]],
+    }
     (tmp / "schemathesis.toml").write_text(config(known))
     keys = {}
-    for scope in ("read", "write", "admin", "read,raw"):
+    for scope in ("read", "write", "admin", "read,raw", "read,triage"):
         made = cli("keys", "create", "--index", str(idx), "--name", scope, "--scopes", scope, "--rate", "100000")
         keys[scope] = made.stdout.strip().splitlines()[-1]
     with serving(idx, "--anonymous-rate", "100000") as base:
@@ -71,6 +78,7 @@ def config(known: dict[str, list[str]]) -> str:
         ("body.prompt_id", "prompt_ids"),
         ("path.cluster_id", "cluster_ids"),
         ("path.name", "names"),
+        ("path.watch_id", "watch_ids"),
     ]:
         lines.append(f'"{parameter}" = {{ dictionary = "{name}", probability = 0.5 }}')
     # --checks all includes max_response_time (10 s). The bulk operations embed up to 1,000
@@ -81,7 +89,7 @@ def config(known: dict[str, list[str]]) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scope", ["read", "write", "admin", "read,raw"])
+@pytest.mark.parametrize("scope", ["read", "write", "admin", "read,raw", "read,triage"])
 def test_schemathesis_all_checks_pass(served, scope):
     base, keys, tmp = served
     run = subprocess.run(

@@ -42,7 +42,7 @@ def env(tmp_path_factory):
             index, settings=__import__("indexer.dedup", fromlist=["DedupSettings"]).DedupSettings(flag_threshold=0.3)
         )
     store = KeyStore(path / "keys.json")
-    keys = {scope: store.create(scope, [scope], rate=1000) for scope in ("read", "write", "admin")}
+    keys = {scope: store.create(scope, [scope], rate=1000) for scope in ("read", "write", "admin", "triage")}
     keys["all"] = store.create("all", ["read", "write", "admin"], rate=1000)
     return path, keys
 
@@ -99,6 +99,10 @@ ROUTE_SCOPE = {
     ("POST", "/v1/snapshots"): "admin",
     ("GET", "/v1/snapshots"): "admin",
     ("POST", "/v1/snapshots/{name}/restore"): "admin",
+    ("POST", "/v1/clusters/{cluster_id}/verdict"): "triage",
+    ("GET", "/v1/verdicts"): "read",
+    ("GET", "/v1/watchlist"): "read",
+    ("GET", "/v1/watchlist/{watch_id}/accounts"): "read",
 }
 BODIES = {
     "/v1/search": {"text": "hello"},
@@ -106,6 +110,7 @@ BODIES = {
     "/v1/prompts": {
         "prompts": [{"id": "auth-test", "text": "auth matrix prompt", "account_id": "x", "timestamp": 1795000000}]
     },
+    "/v1/clusters/{cluster_id}/verdict": {"verdict": "dismissed", "note": "auth matrix"},
 }
 
 
@@ -116,7 +121,7 @@ def test_auth_matrix_covers_every_route_in_the_spec(client, env):
     assert routes - {("GET", "/healthz"), ("GET", "/readyz")} == set(ROUTE_SCOPE)
     for method, path in sorted(routes):
         url = path.replace("{prompt_id}", "bg1").replace("{account_id}", "nobody").replace("{cluster_id}", "none")
-        url = url.replace("{name}", "none.snapshot")
+        url = url.replace("{name}", "none.snapshot").replace("{watch_id}", "none")
         body = BODIES.get(path)
         if path in ("/healthz", "/readyz"):
             assert client.request(method, url).status_code == 200

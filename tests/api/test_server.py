@@ -78,18 +78,8 @@ def server(tmp_path_factory):
     created = cli("keys", "create", "--index", str(tmp / "idx"), "--name", "reader", "--scopes", "read")
     key = created.stdout.strip().splitlines()[-1]
     assert created.stdout.strip() == key and key.startswith("ps_")  # the key, alone on the last line
-    port = free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--index", str(tmp / "idx"), "--port", str(port), "--workers", "2"],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(proc, base)
-    yield base, key, tmp / "idx"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(tmp / "idx", "--workers", "2") as base:
+        yield base, key, tmp / "idx"
 
 
 def test_real_server_smoke(server):
