@@ -38,7 +38,15 @@ def append_private(path: Path) -> BinaryIO:
 
 
 def touch_private(path: Path) -> Path:
-    """Create path empty with mode 600 if it is missing (before SQLite opens it, which would use the umask)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE))
+    """Create path empty with mode 600 if it is missing (before SQLite opens it, which would use the umask).
+
+    An existing file is never opened here: closing any descriptor of a database file drops every
+    POSIX lock this process holds on it, SQLite's included, and another process closing its last
+    connection would then delete the WAL this process still writes to (its commits lost to others).
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE))
+    except FileExistsError:
+        pass
     os.chmod(path, PRIVATE)
     return path
