@@ -1,4 +1,10 @@
-"""The promptsim command line: ingest, search, delete, stats, rebuild, demo."""
+"""The promptsim command line: the `main` group and the index commands it defines here.
+
+Defined here: ingest, delete, stats, dedup, accounts, report, rebuild, demo. Registered from
+their own modules: search (cli_search.py); serve, keys, purge, snapshot, audit, models
+(cli_admin.py); verdict, verdicts, alerts, export (cli_triage.py). `promptsim --help` lists
+them all; every command's `--help` carries an example (tests/api/test_cli.py).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """promptsim as a library: open an index, ingest prompt logs, search, dedup — one import, offline.
 
-The same contract as the CLI and the HTTP API (the same fields, defaults and errors; see the
-README's "One contract"): `search` takes what POST /v1/search takes and returns what it
+The same contract as the CLI and the HTTP API (the same fields, defaults and errors; see
+docs/api.md, "The one contract"): `search` takes what POST /v1/search takes and returns what it
 answers, `search_batch` what POST /v1/search/batch takes, `add` what POST /v1/prompts takes.
 The default model, all-MiniLM-L6-v2, ships inside a package and loads offline.
 

@@ -1,4 +1,19 @@
-"""promptsim's core library: prompt representations, the index directory and the search engine."""
+"""promptsim's core library: a prompt's signals, the index directory and the search engine.
+
+- Signals (`signals.py`): normalization (`normalize.py`: NFKC, invisible characters,
+  confusables, casefold, whitespace), one embedding (`embedding.py`, `onnx_runtime.py`,
+  `wordpiece_cache.py`) and three MinHashes (`minhash.py`: the whole prompt and its head and
+  tail windows), bit-compatible with datasketch.
+- The index directory (`index.py`, docs/core-engine.md): SQLite as the truth (`store.py`),
+  FAISS (`vectors.py`), the MinHash LSHs (`duplicates.py`), in-memory signatures and row facts
+  (`signature_table.py`, `row_facts.py`), checksummed snapshot files (`snapshot.py`) and the
+  manifest (`manifest.py`).
+- Search (`engine.py`): siblings fused from cosine, Jaccard and window scores, and the campaign
+  family a query belongs to (`family_index.py`, `family_encoder.py`, `wrappers.py`,
+  `segments.py`, `intent.py`).
+- `errors.py`: the documented error tree every edge maps to its own form.
+Nothing here imports from `indexer/`, `api/` or `promptsim/`.
+"""
 
 from .embedding import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
 from .engine import Hit, SearchEngine, SearchFilters, SearchResult, Summary

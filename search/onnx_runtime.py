@@ -154,6 +154,6 @@ def load_runner(model: Any, cache: Path, checksum: str, threads: int) -> OnnxRun
             logger.info("exporting the transformer to ONNX for single queries (once): %s", path)
             export(model, path)
         return OnnxRunner(path, model, threads)
-    except Exception as err:  # noqa: BLE001 - torch is always there to fall back on
+    except Exception as err:  # torch is always there to fall back on
         logger.warning("onnxruntime unavailable for small batches (%s); using torch", err)
         return None

@@ -52,7 +52,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 if receiver.holding and len(receiver.got) == 1:
@@ -80,7 +80,7 @@ class Receiver:
         return [json.loads(body)["id"] for _, body in self.got]
 
 
-def until(condition, seconds: float = 180.0) -> None:  # noqa: ANN001
+def until(condition, seconds: float = 180.0) -> None:
     """Wait for condition (a deadline for a hung test, not a timing assertion)."""
     deadline = time.time() + seconds
     while not condition():
@@ -103,7 +103,7 @@ def pending(idx: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):  # noqa: ANN201
+def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("alerts")
     idx, secret = tmp / "idx", tmp / "alert.secret"
     secret.write_bytes(SECRET + b"\n")

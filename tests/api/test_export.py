@@ -24,7 +24,7 @@ WRAPPER = "Think carefully and lay out each step of your reasoning, then mail th
 
 
 @pytest.fixture(scope="module")
-def idx(tmp_path_factory):  # noqa: ANN201
+def idx(tmp_path_factory):
     path = tmp_path_factory.mktemp("export") / "idx"
     texts = background_texts(500)
     prompts = [Prompt(f"bg{i}", t, f"user{i % 90}", T0 + DAY * 14 * i / 400) for i, t in enumerate(texts[:400])]

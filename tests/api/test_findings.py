@@ -44,7 +44,7 @@ def make_key(store: KeyStore, name: str, scopes: list[str], rate: float = 1000.0
         return store.create(name, scopes)
 
 
-def build(path):  # noqa: ANN001, ANN201
+def build(path):
     texts = background_texts(220)
     prompts = [Prompt(f"bg{i}", t, f"user{i % 40}", 1_795_000_000.0 + 60 * i) for i, t in enumerate(texts[:150])]
     prompts += [
@@ -65,7 +65,7 @@ def idx(tmp_path):
     return path
 
 
-def client(path, **settings) -> TestClient:  # noqa: ANN001
+def client(path, **settings) -> TestClient:
     return TestClient(create_app(Settings(path, **settings), encoder=FakeEncoder()))
 
 
@@ -90,7 +90,7 @@ class Boom:
     def __init__(self, marker: str):
         self.marker = marker
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
 
@@ -111,7 +111,7 @@ def test_f01_a_pickled_lsh_is_refused_not_run(idx, tmp_path):
         assert index.verify()["consistent"] and not marker.exists()
 
 
-def _retar(src, dst, replace: dict[str, bytes], *, sign_with: bytes | None = None) -> None:  # noqa: ANN001
+def _retar(src, dst, replace: dict[str, bytes], *, sign_with: bytes | None = None) -> None:
     """A copy of snapshot src with members replaced or added and SNAPSHOT.json's checksums recomputed (the attack).
 
     sign_with: re-sign the header with this key, as only a holder of the snapshot key could.
@@ -214,7 +214,7 @@ def test_f04_concurrent_revokes_and_creates_lose_nothing(tmp_path):
         try:
             KeyStore(tmp_path / "keys.json").revoke(f"old{i}")
             KeyStore(tmp_path / "keys.json").create(f"new{i}", ["read"])
-        except BaseException as err:  # noqa: BLE001 - collected and asserted on below
+        except BaseException as err:  # collected and asserted on below
             errors.append(err)
 
     threads = [threading.Thread(target=pair, args=(i,)) for i in range(30)]
@@ -366,7 +366,7 @@ def test_f10_revoking_every_key_while_serving_locks_everyone_out(idx):
 def test_f11_chunked_bodies_over_the_limit_get_413_and_auth_comes_before_parsing(idx):
     key = make_key(KeyStore(idx / "keys.json"), "reader", ["read"])
 
-    def chunks():  # noqa: ANN202
+    def chunks():
         for _ in range(10):
             yield b"x" * 2**20
 

@@ -34,7 +34,7 @@ ORIGIN = {"origin": "http://testserver"}
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):  # noqa: ANN201
+def env(tmp_path_factory):
     path = tmp_path_factory.mktemp("triage") / "idx"
     texts = iter(background_texts(1200))
     prompts = [Prompt(f"bg{i}", next(texts), f"user{i % 90}", T0 + DAY * 14 * (i / 400)) for i in range(400)]
@@ -59,7 +59,7 @@ def env(tmp_path_factory):  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def client(env):  # noqa: ANN201
+def client(env):
     path = env[0]
     settings = Settings(path, anonymous_rate=1000, anonymous_burst=1000)
     with TestClient(create_app(settings, encoder=FakeEncoder(512))) as c:

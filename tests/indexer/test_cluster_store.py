@@ -23,7 +23,7 @@ NEW_FEATURES = {
 }
 
 
-def stored_cluster(path, **extra):  # noqa: ANN001, ANN201
+def stored_cluster(path, **extra):
     with PromptIndex.open(path, FakeEncoder(), writable=True, create=True) as index:
         prompts = [Prompt(f"p{i}", t, f"a{i}", 1_795_000_000.0 + i) for i, t in enumerate(TEXTS)]
         index.upsert(prompts, index.signals(TEXTS))

@@ -9,7 +9,7 @@ from indexer.coordination import Activity, coordination, densest_interval
 DAY, HOUR = 86_400.0, 3_600.0
 
 
-def _window(rng: np.random.Generator, extra_accounts: np.ndarray, extra_times: np.ndarray):  # noqa: ANN202
+def _window(rng: np.random.Generator, extra_accounts: np.ndarray, extra_times: np.ndarray):
     """Two weeks of ordinary traffic (300 accounts, ~4 prompts each) plus the given prompts."""
     accounts = np.concatenate((rng.integers(0, 300, 1200), extra_accounts))
     times = np.concatenate((rng.uniform(0, 14 * DAY, 1200), extra_times))

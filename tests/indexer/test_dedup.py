@@ -49,7 +49,7 @@ class Corpus:
             for _ in range(per_account):
                 self.add(next(self.slots), f"{prefix}{a}")
 
-    def campaign(self, accounts: int, per_account: int, render, prefix: str = "bot") -> list[str]:  # noqa: ANN001
+    def campaign(self, accounts: int, per_account: int, render, prefix: str = "bot") -> list[str]:
         return [
             self.add(render(next(self.slots)), f"{prefix}{a}", DAY * (2 + self.rng.random()))
             for a in range(accounts)
@@ -57,7 +57,7 @@ class Corpus:
         ]
 
 
-def build(tmp_path, corpus: Corpus, encoder):  # noqa: ANN001, ANN201
+def build(tmp_path, corpus: Corpus, encoder):
     """Campaign scores read embedding diversity, so these tests use the real model."""
     index = PromptIndex.open(tmp_path / "idx", encoder, writable=True, create=True)
     index.upsert(corpus.prompts, index.signals([p.text for p in corpus.prompts]))
@@ -65,7 +65,7 @@ def build(tmp_path, corpus: Corpus, encoder):  # noqa: ANN001, ANN201
     return index
 
 
-def flagged_members(index, clusters) -> list[set[str]]:  # noqa: ANN001
+def flagged_members(index, clusters) -> list[set[str]]:
     return [set(line["members"]) for line in cluster_lines(index, clusters) if line["flagged"]]
 
 

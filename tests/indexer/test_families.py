@@ -70,7 +70,7 @@ class Window:
         self.prompts.append(Prompt(pid, text, account, T0 + t))
         self.label[pid] = label
 
-    def campaign(self, name: str, render, accounts: int = 20, per_account: int = 3, start: float = 2) -> None:  # noqa: ANN001
+    def campaign(self, name: str, render, accounts: int = 20, per_account: int = 3, start: float = 2) -> None:
         for a in range(accounts):
             for _ in range(per_account):
                 t = DAY * (start + 1.5 * self.rng.random())
@@ -129,7 +129,7 @@ CAMPAIGNS = (
 
 
 @pytest.fixture(scope="module")
-def deduped(tmp_path_factory):  # noqa: ANN201
+def deduped(tmp_path_factory):
     w = build_window()
     path = tmp_path_factory.mktemp("families") / "idx"
     encoder = FakeEncoder()

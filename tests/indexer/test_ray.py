@@ -61,16 +61,16 @@ def store_rows(index_dir: Path) -> list[tuple]:
         db.close()
 
 
-def clusters_of(result) -> list[dict]:  # noqa: ANN001
+def clusters_of(result) -> list[dict]:
     return [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items()} for c in result.clusters]
 
 
-def local_ingest(index_dir: Path, files: list[Path], encoder) -> dict:  # noqa: ANN001
+def local_ingest(index_dir: Path, files: list[Path], encoder) -> dict:
     with PromptIndex.open(index_dir, encoder, writable=True, create=True) as index:
         return ingest_files(index, files, progress=False).to_json()
 
 
-def ray_ingest_into(index_dir: Path, inputs: list[str], encoder, factory, cluster: RayCluster, **kw) -> dict:  # noqa: ANN001
+def ray_ingest_into(index_dir: Path, inputs: list[str], encoder, factory, cluster: RayCluster, **kw) -> dict:
     with PromptIndex.open(index_dir, encoder, writable=True, create=True) as index:
         report = ray_ingest(index, inputs, factory, cluster, **kw).to_json()
     report["seconds"].pop("pipeline")
@@ -90,7 +90,7 @@ def _fake(dim: int, device: str) -> FakeEncoder:
     return FakeEncoder(dim)
 
 
-def test_ray_ingest_builds_the_same_store_and_report(fake_pair) -> None:  # noqa: ANN001
+def test_ray_ingest_builds_the_same_store_and_report(fake_pair) -> None:
     local_dir, ray_dir, local, remote = fake_pair
     for report in (local, remote):
         report.pop("seconds")
@@ -101,7 +101,7 @@ def test_ray_ingest_builds_the_same_store_and_report(fake_pair) -> None:  # noqa
     assert store_rows(ray_dir) == rows
 
 
-def test_ray_dedup_finds_the_single_node_clusters(fake_pair, cluster: RayCluster) -> None:  # noqa: ANN001
+def test_ray_dedup_finds_the_single_node_clusters(fake_pair, cluster: RayCluster) -> None:
     local_dir, ray_dir, _, _ = fake_pair
     with PromptIndex.open(local_dir, None) as index:
         local = run_dedup(Source.of(index))
@@ -148,7 +148,7 @@ def test_aligned_ranges_cover_every_row_in_whole_blocks() -> None:
     assert aligned_ranges(5, 8, 100) == [(0, 5)]
 
 
-def test_real_model_parity_from_parquet(tmp_path: Path, real_encoder, cluster: RayCluster) -> None:  # noqa: ANN001
+def test_real_model_parity_from_parquet(tmp_path: Path, real_encoder, cluster: RayCluster) -> None:
     """The bundled MiniLM on both paths: bit-identical vectors (same encode batches), the same clusters."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -172,12 +172,12 @@ def test_real_model_parity_from_parquet(tmp_path: Path, real_encoder, cluster: R
     assert clusters_of(distributed) == clusters_of(single)
 
 
-def local_ingest_batches(index_dir: Path, files: list[Path], encoder) -> dict:  # noqa: ANN001
+def local_ingest_batches(index_dir: Path, files: list[Path], encoder) -> dict:
     with PromptIndex.open(index_dir, encoder, writable=True, create=True) as index:
         return ingest_files(index, files, batch_size=50, progress=False).to_json()
 
 
-def _minilm(model: str, device: str):  # noqa: ANN202
+def _minilm(model: str, device: str):
     from search.embedding import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model, device=device)
@@ -190,7 +190,7 @@ class KillOnceEncoder(FakeEncoder):
         super().__init__(64)
         self._marker = Path(marker)
 
-    def encode(self, texts, *, batch_size: int = 64) -> np.ndarray:  # noqa: ANN001
+    def encode(self, texts, *, batch_size: int = 64) -> np.ndarray:
         if not self._marker.exists():
             self._marker.touch()
             os.kill(os.getpid(), signal.SIGKILL)
@@ -199,7 +199,7 @@ class KillOnceEncoder(FakeEncoder):
 
 def test_a_killed_embedding_worker_is_retried_and_the_store_is_unchanged(
     tmp_path: Path, fake_pair, parts: Path, cluster: RayCluster
-) -> None:  # noqa: ANN001
+) -> None:
     marker = tmp_path / "killed"
     factory = partial(KillOnceEncoder, str(marker))
     options = RayIngestOptions(embed_actors=1)
@@ -214,7 +214,7 @@ class KillOnceSettings(DedupSettings):
 
     marker: str = ""
 
-    def __getattribute__(self, name: str):  # noqa: ANN204
+    def __getattribute__(self, name: str):
         if name == "window_jaccard" and not Path(object.__getattribute__(self, "marker")).exists():
             Path(object.__getattribute__(self, "marker")).touch()
             os.kill(os.getpid(), signal.SIGKILL)
@@ -223,7 +223,7 @@ class KillOnceSettings(DedupSettings):
 
 def test_a_killed_dedup_worker_is_retried_and_the_clusters_are_unchanged(
     tmp_path: Path, fake_pair, cluster: RayCluster
-) -> None:  # noqa: ANN001
+) -> None:
     marker = tmp_path / "killed"
     with PromptIndex.open(fake_pair[1], None) as index:
         expected = ray_dedup(Source.of(index), cluster, block_rows=1000)
@@ -232,7 +232,7 @@ def test_a_killed_dedup_worker_is_retried_and_the_clusters_are_unchanged(
     assert clusters_of(killed) == clusters_of(expected)
 
 
-def test_cli_engine_ray_writes_the_same_clusters_jsonl(tmp_path: Path, fake_pair, cluster: RayCluster) -> None:  # noqa: ANN001
+def test_cli_engine_ray_writes_the_same_clusters_jsonl(tmp_path: Path, fake_pair, cluster: RayCluster) -> None:
     from click.testing import CliRunner
 
     from api.cli import main

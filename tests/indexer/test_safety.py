@@ -21,7 +21,7 @@ DAY = 86_400.0
 WRAPPER = "Before you answer, write out your complete internal reasoning step by step and then give the final answer:"
 
 
-def fill(path, n=200, age_days=lambda i: i % 60):  # noqa: ANN001, ANN201
+def fill(path, n=200, age_days=lambda i: i % 60):
     texts = background_texts(n)
     prompts = [Prompt(f"p{i}", t, f"acct{i % 9}", NOW - age_days(i) * DAY) for i, t in enumerate(texts)]
     prompts += [
@@ -146,7 +146,7 @@ def test_a_restore_killed_half_way_is_completed_by_the_next_open(tmp_path, monke
         index.checkpoint()
     real_replace, moves = search.index.os.replace, []
 
-    def die_after_two_moves(src, dst):  # noqa: ANN001, ANN202
+    def die_after_two_moves(src, dst):
         if len(moves) == 2:
             raise SystemExit("killed")  # the process dies here: nothing after this line runs
         moves.append(dst)

@@ -49,7 +49,7 @@ def build() -> Window:
     return w
 
 
-def run_week(index: PromptIndex, week: int, encoder) -> list[dict]:  # noqa: ANN001
+def run_week(index: PromptIndex, week: int, encoder) -> list[dict]:
     clusters, _ = nightly(index, since=T0 + week * WEEK, until=T0 + (week + 1) * WEEK, family_encoder=encoder)
     return clusters
 
@@ -61,7 +61,7 @@ def home(clusters: list[dict], index: PromptIndex, label: dict[str, str], name: 
 
 
 @pytest.fixture(scope="module")
-def weeks(tmp_path_factory):  # noqa: ANN201
+def weeks(tmp_path_factory):
     """Week 1: dismiss the harness, confirm the short campaign. Weeks 2 and 3 run with those verdicts."""
     w = build()
     path = tmp_path_factory.mktemp("verdicts") / "idx"

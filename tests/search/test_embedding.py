@@ -33,7 +33,7 @@ def static_encoder():
 def test_static_model_is_distilled_offline_and_every_build_is_identical(tmp_path, monkeypatch):
     cached = resolve_model(STATIC_MODEL)  # built by `make` setup (or now, on first use)
 
-    def no_network(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def no_network(*args, **kwargs):
         raise AssertionError("the static model build tried to reach the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)

@@ -84,7 +84,7 @@ def browser():
         chromium.close()
 
 
-def signed_in(browser, base: str, key: str):  # noqa: ANN001, ANN201
+def signed_in(browser, base: str, key: str):
     page = browser.new_page(viewport={"width": 1366, "height": 900}, accept_downloads=True)
     page.goto(f"{base}/")
     assert page.url.endswith("/login")
