@@ -44,7 +44,7 @@ def make_parts(prompts: int, out: Path, files: int = 8) -> Path:
     return out
 
 
-def encoder_factory(kind: str):  # noqa: ANN201
+def encoder_factory(kind: str):
     if kind == "fake":
         from tests.conftest import FakeEncoder
 
@@ -55,13 +55,13 @@ def encoder_factory(kind: str):  # noqa: ANN201
     return encoder, partial(_minilm, encoder.name)
 
 
-def _fake(device: str):  # noqa: ANN202
+def _fake(device: str):
     from tests.conftest import FakeEncoder
 
     return FakeEncoder(384)
 
 
-def _minilm(model: str, device: str):  # noqa: ANN202
+def _minilm(model: str, device: str):
     from search.embedding import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model, device=device)
@@ -119,7 +119,7 @@ def ray_run(parts: Path, work: Path, kind: str, workers: int) -> tuple[dict, lis
     return {"workers": workers, "added": report.added, "seconds": _rounded(stages)}, _members(result)
 
 
-def _members(result) -> list:  # noqa: ANN001
+def _members(result) -> list:
     return sorted(sorted(c["rows"].tolist()) for c in result.clusters)
 
 
