@@ -94,12 +94,20 @@ def _summary_lines(result: SearchAnswer) -> None:
         why = [f"siblings in flagged cluster {', '.join(flagged)}"] if flagged else []
         if family is not None and family.flagged:
             why.append(f"its wrapper matches flagged family {family.cluster_id}")
+        if result.watch is not None:
+            why.append(f"it matches confirmed family {result.watch.watch_id}")
         _line(f"[bold]verdict: campaign[/bold] ({escape('; '.join(why))})")
     else:
-        _line("verdict: none (no sibling in a flagged cluster, no flagged family)")
+        _line("verdict: none (no sibling in a flagged cluster, no flagged or confirmed family)")
     if family is not None:
         state = "flagged" if family.flagged else "not flagged"
         _line(f"family: {escape(family.cluster_id)} (wrapper similarity {family.similarity:.2f}, {state})")
+    if result.watch is not None:
+        w = result.watch
+        _line(
+            f"watch: {escape(w.watch_id)} (similarity {w.similarity:.2f}), confirmed by {escape(w.confirmed_by)} "
+            f"at {w.confirmed_at}: {escape(w.note)}"
+        )
     if result.clusters:
         listed = ", ".join(
             f"{c.cluster_id}{' flagged' if c.flagged else ''} score {c.campaign_score:.2f} ({c.hits} hits)"

@@ -70,7 +70,7 @@ def test_full_prints_whole_texts_and_json_marks_every_preview(deduped):
     )
     full = json.loads(invoke("search", "--index", str(idx), "-k", "1", "--json", "--full", longest["text"]).stdout)
     assert full["results"][0]["text"] == longest["text"] and not full["results"][0]["truncated"]
-    assert set(full) == {"results", "summary", "clusters", "verdict", "family"}
+    assert set(full) == {"results", "summary", "clusters", "verdict", "family", "watch"}
 
 
 def test_a_bad_batch_line_is_reported_and_the_others_answered(deduped, tmp_path):

@@ -12,10 +12,13 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from api import output
 from api.app import create_app
 from api.keys import KeyStore
 from api.settings import Settings
 from indexer.campaigns import nightly
+from indexer.service import IndexService
+from search.engine import SearchFilters
 from search.family_encoder import load_family_encoder
 from search.index import PromptIndex
 from search.records import Prompt
@@ -102,6 +105,21 @@ def test_a_confirmed_familys_fresh_prompt_is_a_campaign_at_ingest_before_any_ded
     assert found.json()["verdict"] == "campaign" and found.json()["watch"]["watch_id"] == made["family_id"]
     unrelated = ingest(client, keys["write"], "plain-0", next(texts), "newcomer-2")
     assert unrelated["verdict"] == "none" and unrelated["watch"] is None
+
+
+def test_the_cli_table_shows_the_confirmed_family_a_text_matches(client, env, capsys):
+    """After the verdict above: the terminal's answer names the watch entry, as HTTP does."""
+    path, _, _, _, texts = env
+    service = IndexService(path, FakeEncoder(512))
+    try:
+        (answer,) = service.search([f"{REWORDED}\n\n{next(texts)}"], [None], 5, 0.0, SearchFilters())
+    finally:
+        service.close()
+    output.search_answer(answer, REWORDED)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert answer.watch is not None and answer.verdict == "campaign"
+    assert f"watch: {answer.watch.watch_id}" in shown and "confirmed by alice" in shown
+    assert f"it matches confirmed family {answer.watch.watch_id}" in shown
 
 
 def test_accounts_newly_seen_in_a_watched_family_are_listed(client, env):
