@@ -11,7 +11,7 @@ here), so a nightly one-day window and a two-week backfill are judged on their o
   accounts that appear together, send, and go quiet; long-lived accounts never count, and one
   prompt from each of many ordinary users is no arrival);
 * **dedication** — the median share of each account's own traffic that this cluster takes, over
-  accounts with three prompts or more (a campaign account sends little else; a user who
+  accounts with two prompts or more (a campaign account sends little else; a user who
   sometimes appends a phrase sends much else; a one-prompt account says nothing either way).
 
 A campaign that sends one prompt from each of 800 fresh accounts within six hours has no
@@ -100,7 +100,7 @@ def coordination(
     expected_within = float(share[classes[senders]].mean())
     arrival = _excess(_lower_bound(int(within.sum()), len(within)), expected_within)
     # one prompt is all of a one-prompt account's traffic: dedication is read from busier senders only
-    busy = account_totals[senders] >= 3
+    busy = account_totals[senders] >= 2
     shares = counts[busy] / account_totals[senders][busy]
     dedication = float(np.median(shares)) if busy.sum() >= 3 else 0.0
     return {

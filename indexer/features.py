@@ -33,8 +33,8 @@ from .coordination import Activity, coordination
 
 # Calibrated on benign traffic only: `python bench/calibrate_families.py --seeds 1 2` (families
 # suite, ~45k prompts each; never the evaluation seed) puts the lowest threshold within a 0.1%
-# benign-account false-positive rate at 0.4026, just above its highest benign cluster (21 ordinary accounts
-# sending MT-bench "try to explain your answer" questions, 0.4025). The default adds a 0.05
+# benign-account false-positive rate at 0.4059, just above its highest benign cluster (21 ordinary accounts
+# sending MT-bench "try to explain your answer" questions, 0.4058). The default adds a 0.05
 # margin for benign traffic no calibration corpus holds; see docs/campaigns.md.
 # Configurable with --flag-threshold.
 DEFAULT_FLAG_THRESHOLD = 0.45
