@@ -36,7 +36,7 @@ from search.wrappers import WrapperSettings
 from .coordination import Activity
 from .families import Families, FamilySettings, find_families
 from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features, explain, score_parts
-from .graph import Edges, GuardedUnionFind, band_pairs
+from .graph import Edges, GuardedUnionFind, band_pairs, components
 from .knn import mutual_knn_edges
 from .templates import SLOT, extract_template
 from .wrappers import mine_wrappers, mined_shingles
@@ -190,19 +190,7 @@ def pair_jaccard(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 250_000
 def near_copy_groups(n: int, jaccard: Edges, threshold: float) -> np.ndarray:
     """The near-copy group of each window position (a group's label is its smallest position)."""
     keep = jaccard.weight >= threshold
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for left, right in zip(jaccard.left[keep].tolist(), jaccard.right[keep].tolist()):
-        a, b = find(left), find(right)
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return np.asarray([find(i) for i in range(n)])
+    return components(n, np.stack([jaccard.left[keep], jaccard.right[keep]], axis=1))
 
 
 def build_clusters(

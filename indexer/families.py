@@ -30,7 +30,7 @@ import numpy as np
 from search.embedding import Encoder
 from search.family_index import FamilyIndex
 
-from .graph import Edges, band_pairs
+from .graph import Edges, band_pairs, components
 from .wrappers import Wrappers
 
 _PERM = 64
@@ -166,7 +166,7 @@ def build_forms(
     if len(pairs):
         agree = (signatures[pairs[:, 0]] == signatures[pairs[:, 1]]).mean(axis=1)
         pairs = pairs[agree >= settings.form_jaccard]
-    root = _components(len(positions), pairs)
+    root = components(len(positions), pairs)
     forms = []
     for group in _groups(root):
         members = positions[group]
@@ -557,22 +557,6 @@ def set_signatures(sets: list[np.ndarray], num_perm: int = _PERM, seed: int = 7)
             out[lo:hi][sizes > 0] = np.minimum.reduceat(permuted, starts, axis=1).T
         lo = hi
     return out
-
-
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs.tolist():
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.asarray([find(i) for i in range(n)])
 
 
 def _groups(root: np.ndarray) -> list[np.ndarray]:

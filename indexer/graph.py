@@ -139,3 +139,21 @@ class GuardedUnionFind:
 
     def labels(self) -> np.ndarray:
         return np.asarray([self.find(i) for i in range(len(self.parent))])
+
+
+def components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Connected components of n nodes joined by pairs (an (m, 2) array): each node's label is the
+    smallest node of its component."""
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.asarray([find(i) for i in range(n)])

@@ -61,3 +61,20 @@ def test_knn_is_bit_identical_whatever_the_thread_count(monkeypatch):
     for kind in ("flat", "ivf"):
         assert len(found[1, kind][0]) > 1000
         assert found[1, kind] == found[2, kind] == found[3, kind]
+
+
+def test_components_match_scipy_and_label_each_by_its_smallest_node():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from indexer.graph import components
+
+    rng = np.random.default_rng(5)
+    n = 300
+    pairs = rng.integers(0, n, size=(200, 2))
+    labels = components(n, pairs)
+    _, reference = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)))
+    same = labels[:, None] == labels[None, :]
+    assert (same == (reference[:, None] == reference[None, :])).all()
+    assert all(labels[i] == np.flatnonzero(labels == labels[i]).min() for i in range(n))
+    assert components(3, np.zeros((0, 2), np.int64)).tolist() == [0, 1, 2]
