@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
-from search.engine import (  # Hit: a typed record already (scores in [0, 1])
+from search.engine import (  # Hit and Summary: typed records already (scores in [0, 1])
     PREVIEW_CHARS,
     Hit,
     SearchEngine,
     SearchFilters,
     SearchResult,
+    Summary,
 )
 from search.errors import PromptNotFound
 from search.index import PromptIndex
@@ -39,24 +40,6 @@ class PromptRecord:
     account_id: str
     timestamp: str
     metadata: Mapping[str, JSONValue]
-
-
-@dataclass(frozen=True)
-class AccountCount:
-    account_id: str
-    prompts: int
-
-
-@dataclass(frozen=True)
-class Summary:
-    """The siblings at or above the threshold: how many, from how many accounts, when."""
-
-    threshold: float
-    siblings: int
-    accounts: int
-    first_seen: str | None
-    last_seen: str | None
-    top_accounts: tuple[AccountCount, ...]
 
 
 @dataclass(frozen=True)
@@ -224,7 +207,7 @@ def answer(
         campaign = campaign or flagged
     return SearchAnswer(
         results=shown_hits(index, result.hits, full=full),
-        summary=_summary(result),
+        summary=result.summary,
         clusters=tuple(clusters),
         verdict=CAMPAIGN if campaign or watch is not None else NONE,
         family=family,
@@ -266,12 +249,6 @@ def shown_hits(index: PromptIndex, hits: list[Hit], *, full: bool) -> tuple[Sear
                 fields["truncated"] = stored[hit.id] > len(hit.text)
         shown.append(SearchHit(**fields))
     return tuple(shown)
-
-
-def _summary(result: SearchResult) -> Summary:
-    s = result.summary
-    top = tuple(AccountCount(str(a["account_id"]), int(a["prompts"])) for a in s.top_accounts)
-    return Summary(s.threshold, s.siblings, s.accounts, s.first_seen, s.last_seen, top)
 
 
 def near_campaign(index: PromptIndex, close_ids: Iterable[str]) -> ClusterRef | None:

@@ -21,7 +21,7 @@ short wrapper before a question nothing else resembles, still finds its campaign
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,12 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class AccountCount:
+    account_id: str
+    prompts: int
+
+
+@dataclass(frozen=True)
 class Summary:
     """The siblings at or above the threshold: how many, from how many accounts, when."""
 
@@ -80,7 +86,7 @@ class Summary:
     accounts: int
     first_seen: str | None
     last_seen: str | None
-    top_accounts: list[dict[str, Any]] = field(default_factory=list)
+    top_accounts: tuple[AccountCount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,7 @@ class SearchEngine:
             accounts=agg["accounts"],
             first_seen=None if agg["first_seen"] is None else to_iso(agg["first_seen"]),
             last_seen=None if agg["last_seen"] is None else to_iso(agg["last_seen"]),
-            top_accounts=agg["top_accounts"],
+            top_accounts=tuple(AccountCount(str(a["account_id"]), int(a["prompts"])) for a in agg["top_accounts"]),
         )
 
 
