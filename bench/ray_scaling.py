@@ -46,7 +46,7 @@ def make_parts(prompts: int, out: Path, files: int = 8) -> Path:
 
 def encoder_factory(kind: str):
     if kind == "fake":
-        from tests.conftest import FakeEncoder
+        from promptsim.testing import FakeEncoder
 
         return FakeEncoder(384), partial(_fake)
     from search.embedding import SentenceTransformerEncoder
@@ -56,7 +56,7 @@ def encoder_factory(kind: str):
 
 
 def _fake(device: str):
-    from tests.conftest import FakeEncoder
+    from promptsim.testing import FakeEncoder
 
     return FakeEncoder(384)
 

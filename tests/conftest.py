@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from promptsim.testing import FakeEncoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = REPO / "data" / "corpora"  # the real prompt corpora bundled with the repository
-
-
-class FakeEncoder:
-    """Deterministic hashing bag-of-words encoder, for tests where the model is beside the point."""
-
-    name = "fake-bow"
-    checksum = "fake0001"
-
-    def __init__(self, dim: int = 64):
-        self._dim = dim
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.split():
-                bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
-                out[i, bucket % self._dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
 
 
 @pytest.fixture(scope="session")
