@@ -25,7 +25,7 @@ from search.records import to_iso
 from search.store import StoredPrompt
 
 from .cluster_records import ClusterDetail, ClusterMember, ClusterRef, DayCount, JSONValue
-from .cluster_store import ClusterStore, clusters_of_ids
+from .cluster_store import clusters_of_ids, stored_cluster
 
 CAMPAIGN = "campaign"
 NONE = "none"
@@ -274,11 +274,7 @@ def prompt_record(index: PromptIndex, prompt_id: str) -> PromptRecord:
 
 def cluster_detail(index: PromptIndex, cluster_id: str, *, offset: int, limit: int) -> ClusterDetail | None:
     """A current cluster, its timeline and one page of members; None if there is no such cluster."""
-    store = ClusterStore(index.path / STORE)
-    try:
-        found = store.get(cluster_id)
-    finally:
-        store.close()
+    found = stored_cluster(index.path / STORE, cluster_id)
     if found is None:
         return None
     rows = found.rows.tolist()

@@ -365,6 +365,15 @@ def _migrate(db: sqlite3.Connection) -> None:
         raise
 
 
+def stored_cluster(db_path: Path, cluster_id: str) -> StoredCluster | None:
+    """One cluster of the last run, by id, through a connection of its own; None if there is none."""
+    store = ClusterStore(db_path)
+    try:
+        return store.get(cluster_id)
+    finally:
+        store.close()
+
+
 def clusters_of_ids(db_path: Path, prompt_ids: list[str]) -> dict[str, ClusterRef]:
     """prompt id -> the current cluster it is in, for prompts in one."""
     found: dict[str, ClusterRef] = {}

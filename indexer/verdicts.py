@@ -31,7 +31,7 @@ from search.store import PromptStore
 from search.wrappers import Vocabulary, WrapperSettings, mined
 
 from .alerts import campaign_alert
-from .cluster_store import ClusterStore
+from .cluster_store import stored_cluster
 from .families import Families, family_index
 from .triage_store import EMPTY_VOCABULARY, Baseline, JudgedFamily, TriageStore, VerdictRecord
 
@@ -142,11 +142,7 @@ def record_verdict(
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
     if not note.strip():
         raise ValueError("a verdict needs a note saying why (who runs it, what it is)")
-    clusters = ClusterStore(index_dir / STORE)
-    try:
-        found = clusters.get(cluster_id)
-    finally:
-        clusters.close()
+    found = stored_cluster(index_dir / STORE, cluster_id)
     if found is None:
         return None
     cluster = found.cluster
