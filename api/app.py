@@ -1,21 +1,20 @@
 """The HTTP API and UI: the app factory, which only wires settings, layers, handlers and routers together.
 
 Layers, outermost first: AuthGate (who is asking, rate limits, 401 before any body is read),
-BodyLimit (413 for bodies over the cap, chunked or not), then the app's own middleware
-(security headers, metrics), error handlers (api/errors.py) and the routers (api/routes/).
+BodyLimit (413 for bodies over the cap, chunked or not), then the app's own layers
+(api/middleware.py: security headers, metrics), error handlers (api/errors.py) and the routers (api/routes/).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from indexer.service import IndexService
 from search.embedding import Encoder, SentenceTransformerEncoder
@@ -27,6 +26,7 @@ from .auth import AuthGate, LiveKeys
 from .disclosure import Disclosure
 from .errors import install_error_handlers
 from .limits import BodyLimit
+from .middleware import Metrics, SecurityHeaders
 from .ratelimit import SharedRateLimiter
 from .routes import clusters, docs, prompts, search, session, snapshots, system, ui, verdicts
 from .sessions import SECRET_FILE, Sessions
@@ -36,10 +36,6 @@ from .webhook import AlertWorker, Webhook
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI:
@@ -55,12 +51,12 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.state.registry = CollectorRegistry()
     app.state.triage_metrics = TriageMetrics(app.state.registry)
     install_error_handlers(app)
-    app.middleware("http")(_measure(app.state.registry))
-    app.middleware("http")(_security_headers(settings.insecure_dev))
     for module in (search, prompts, clusters, verdicts, snapshots, system, docs, session, ui):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     docs.mount_assets(app)
+    app.add_middleware(Metrics, registry=app.state.registry)
+    app.add_middleware(SecurityHeaders, insecure_dev=settings.insecure_dev)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         AuthGate,
@@ -127,39 +123,6 @@ def _alert_worker(settings: Settings, webhook: Webhook, metrics: TriageMetrics) 
     worker = AlertWorker(settings.index_dir, webhook, batch_seconds=settings.alert_batch_seconds, on_result=counted)
     worker.start()
     return worker
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _measure(registry: CollectorRegistry) -> Callable[[Request, Handler], Awaitable[Response]]:
-    requests = Counter("promptsim_requests", "HTTP requests", ["route", "status"], registry=registry)
-    latency = Histogram("promptsim_request_seconds", "HTTP latency", ["route"], registry=registry)
-
-    async def measure(request: Request, call_next: Handler) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        requests.labels(route, str(response.status_code)).inc()
-        latency.labels(route).observe(time.perf_counter() - start)
-        return response
-
-    return measure
-
-
-def _security_headers(insecure_dev: bool) -> Callable[[Request, Handler], Awaitable[Response]]:
-    async def headers(request: Request, call_next: Handler) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" on our own form
-        # posts, and the same-origin check (routes/pages.py) could not tell them from a foreign site's.
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if insecure_dev:
-            response.headers["X-Promptsim-Insecure-Dev"] = "no keys: local development only"
-        return response
-
-    return headers
 
 
 def app_from_env() -> FastAPI:

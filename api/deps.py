@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -29,10 +29,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def require(scope: str) -> Callable[[Request], ApiKey]:
+def require(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
     """A dependency: the request's principal, if it holds scope (403 otherwise)."""
 
-    def check(request: Request) -> ApiKey:
+    async def check(request: Request) -> ApiKey:  # async: no I/O, so no thread-pool hop per request
         who = getattr(request.state, "principal", None)
         if not isinstance(who, ApiKey):
             raise ApiError(401, "missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
@@ -43,14 +43,14 @@ def require(scope: str) -> Callable[[Request], ApiKey]:
     return check
 
 
-def get_service(request: Request) -> IndexService:
+async def get_service(request: Request) -> IndexService:
     service = getattr(request.app.state, "service", None)
     if not isinstance(service, IndexService):
         raise ApiError(503, "index not loaded yet", headers={"Retry-After": "1"})
     return service
 
 
-def get_disclosure(request: Request) -> Disclosure:
+async def get_disclosure(request: Request) -> Disclosure:
     disclosure: Disclosure = request.app.state.disclosure
     return disclosure
 

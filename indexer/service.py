@@ -1,15 +1,17 @@
 """IndexService: one server worker's view of an index directory, safe for concurrent requests.
 
-Reads and writes of the in-memory structures happen under one lock, and only briefly:
-embedding (the slow part) is done before taking it. Before each request the worker
-replays what other processes (other workers, a CLI ingest, a nightly purge) committed to
-the store, so several workers serving one directory stay consistent, and a reader sees the
-index either before or after a write batch, never half of it.
+The in-memory structures sit behind a readers-writer lock (indexer/rwlock.py): searches
+share it, so one worker's searches overlap where FAISS and numpy release the GIL, and a
+write holds it alone, only briefly: embedding (the slow part) is done before taking it.
+Before each request the worker replays what other processes (other workers, a CLI ingest,
+a nightly purge) committed to the store, holding the lock alone while it does, so several
+workers serving one directory stay consistent, and a reader sees the index either before
+or after a write batch, never half of it.
 
 Lock order, writers: this worker's write mutex, then the directory's write lock (waiting at
 most write_wait seconds: while another process writes, the request fails fast with
-IndexLocked), and only then, briefly, the read lock. A writer waiting on another process
-never holds the lock readers need.
+IndexLocked), and only then, briefly, the structures' lock. A writer waiting on another
+process never holds the lock readers need.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .cluster_records import Cluster, ClusterDetail, ClusterMember
 from .cluster_store import ClusterStore
 from .erasure import erase_account, erase_ids
 from .ingest import IngestReport, ingest_batch
+from .rwlock import ReadWriteLock
 from .snapshots import restore_snapshot
 from .triage_store import TriageStore, VerdictRecord
 from .watchlist import Watchlist
@@ -56,7 +59,7 @@ class IndexService:
         self.engine = SearchEngine(self.index)
         self.watchlist = Watchlist(self.index.path)
         self.watch_alerts = watch_alerts  # queue watchlist hits for the alert worker (api/webhook.py)
-        self._lock = threading.RLock()  # the in-memory structures
+        self._lock = ReadWriteLock()  # the in-memory structures
         self._write_mutex = threading.Lock()  # one writer per worker at a time
         self._write_wait = write_wait
 
@@ -74,8 +77,7 @@ class IndexService:
         full: bool = False,
     ) -> list[SearchAnswer]:
         """One answer per query (text or stored prompt id), with the clusters of the hits and the verdict."""
-        with self._lock:
-            self.index.refresh()
+        with self._reading():
             results = answers.similar_all(self.engine, texts, ids, k, min_score, filters)
         plain = [t for t in texts if t is not None]
         watched = iter(self.watchlist.match(plain))
@@ -93,7 +95,7 @@ class IndexService:
             before = self.index.store.digests([p.id for p in prompts])
             ingest_batch(self.index, prompts, report, signals=signals)
             after = self.index.store.digests([p.id for p in prompts])
-        with self._lock:  # the signals are the ones just stored: nothing is embedded twice
+        with self._lock.shared():  # the signals are the ones just stored: nothing is embedded twice
             near = self.engine.similar_signals(signals, 10)
         out = []
         for prompt, result, watch in zip(prompts, near, watched):
@@ -116,17 +118,27 @@ class IndexService:
             return erase_account(self.index, str(account_id))
 
     @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Hold the structures' lock with other readers, caught up with other processes' writes first."""
+        if self.index.behind():
+            with self._lock.exclusive():
+                self.index.refresh()
+        with self._lock.shared():  # a write that lands between the two is seen by the next request
+            yield
+
+    @contextmanager
     def _writing(self) -> Iterator[None]:
-        """Hold the directory's write lock and the read lock; IndexLocked at once while another process writes."""
+        """Hold the directory's write lock and the structures' lock alone; IndexLocked at once while another
+        process writes."""
         with self._write_mutex:
             with write_lock(self.index.path, self._write_wait):  # wait here, holding nothing readers need
                 pass
-            with self._lock, self.index.writing(_HANDOVER):
+            with self._lock.exclusive(), self.index.writing(_HANDOVER):
                 yield
 
     def restore(self, snapshot: Path) -> dict[str, object]:
         """Restore the index directory from a snapshot file (index data only) and reload."""
-        with self._write_mutex, self._lock:
+        with self._write_mutex, self._lock.exclusive():
             description = restore_snapshot(snapshot, self.index.path, force=True, lock_timeout=self._write_wait)
             self.index.refresh()  # sees the new store file and reloads every structure
             report = self.index.verify()
@@ -138,13 +150,11 @@ class IndexService:
         }
 
     def prompt(self, prompt_id: str) -> PromptRecord:
-        with self._lock:
-            self.index.refresh()
+        with self._reading():
             return answers.prompt_record(self.index, prompt_id)
 
     def stats(self) -> IndexStats:
-        with self._lock:
-            self.index.refresh()
+        with self._reading():
             return answers.index_stats(self.index)
 
     def clusters(
@@ -157,17 +167,15 @@ class IndexService:
             store.close()
 
     def cluster(self, cluster_id: str, *, offset: int, limit: int) -> ClusterDetail | None:
-        with self._lock:
-            self.index.refresh()
+        with self._reading():
             return answers.cluster_detail(self.index, cluster_id, offset=offset, limit=limit)
 
     def account_prompts(self, account_id: str, *, limit: int) -> tuple[ClusterMember, ...]:
-        with self._lock:
-            self.index.refresh()
+        with self._reading():
             return answers.account_prompts(self.index, account_id, limit=limit)
 
     def account_total(self, account_id: str) -> int:
-        with self._lock:
+        with self._lock.shared():
             return self.index.store.prompts_per_account([account_id]).get(account_id, 0)
 
     def record_verdict(

@@ -112,6 +112,10 @@ class PromptIndex:
         index._lock = lock
         return index
 
+    def behind(self) -> bool:
+        """True when another process changed the store since we last looked (refresh() would catch up)."""
+        return _file_identity(self.path / STORE) != self._store_file or self.store.watermark() != self._seen
+
     def refresh(self) -> bool:
         """Catch up with changes other processes made to the store since we last looked."""
         if _file_identity(self.path / STORE) != self._store_file:
