@@ -463,11 +463,12 @@ def report(index_dir: Path, out: Path, top: int) -> None:
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def rebuild(index_dir: Path, as_json: bool) -> None:
-    """Regenerate the FAISS and LSH files from the store: after corruption, a crash, or deleting them.
+    """Regenerate the FAISS and LSH files from the store: after corruption, a crash, or an older index format.
 
     The store (prompts.sqlite) is the truth and holds every prompt's signals: whatever state
-    vectors.faiss, lsh.pickle and windows.pickle are in (damaged, missing, from an older
-    release), they are written again from it. Nothing is embedded again.
+    vectors.faiss, lsh.npz and windows.npz are in (damaged, missing, or laid out by an older
+    index format), they are written again from it, and the manifest takes this release's
+    format. Nothing is embedded again.
 
     \b
     Example:

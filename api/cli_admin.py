@@ -306,7 +306,7 @@ def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
     start = _time(since) or 0.0
     path = index_dir / AUDIT_FILE
     text = path.read_text("utf-8") if path.exists() else ""
-    lines = [json.loads(line) for line in text.split("\n") if line]  # files written before entries were ASCII
+    lines = [json.loads(line) for line in text.splitlines() if line]  # entries are ASCII: one per line
     for entry in (e for e in lines if e["time"] >= start):
         if as_json:
             output.echo_json(entry, indent=None)

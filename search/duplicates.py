@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice
@@ -124,15 +125,16 @@ class DuplicateIndex:
 
     @classmethod
     def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
-        # Never unpickled: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
-        if payload[:1] == _PICKLE_PROTOCOL_2_PLUS:
-            raise IndexCorrupt(
-                "this LSH file was written by an older promptsim as a pickle, which is no longer loaded; "
-                "run 'promptsim rebuild --index DIR' to regenerate it from the store"
-            )
         index = cls(hasher, threshold)
-        with np.load(io.BytesIO(payload), allow_pickle=False) as arrays, gc_paused():
-            _fill_from_band_arrays(index._lsh, arrays)
+        try:
+            # allow_pickle=False: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
+            with np.load(io.BytesIO(payload), allow_pickle=False) as arrays, gc_paused():
+                _fill_from_band_arrays(index._lsh, arrays)
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
+            raise IndexCorrupt(
+                f"this LSH file holds no band arrays ({err}); "
+                "run 'promptsim rebuild --index DIR' to regenerate it from the store"
+            ) from err
         if len(index):
             index._lsh._minhash_scheme = _check_scheme_consistency(
                 None, hasher.lean(np.zeros(hasher.num_perm, np.uint32))
@@ -158,9 +160,6 @@ class WindowIndex(DuplicateIndex):
         heads = self.candidates(windows[0])
         tails = self.candidates(windows[1])
         return union_of_sorted(heads[heads % 2 == 0] // 2, tails[tails % 2 == 1] // 2)
-
-
-_PICKLE_PROTOCOL_2_PLUS = b"\x80"
 
 
 def _band_arrays(lsh: MinHashLSH) -> dict[str, np.ndarray]:

@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS deletions (
     row INTEGER NOT NULL
 );
 """
+# RowFacts reads name the covering index (SQLite's planner otherwise may scan the table).
+_BY_FACTS = "INDEXED BY prompts_facts"
 # SQLite limits host parameters per statement; stay well under the 32,766 default.
 _CHUNK = 900
 
@@ -92,9 +94,6 @@ class PromptStore:
             # FULL: an acknowledged batch survives power loss too, not only a killed process.
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.executescript(_SCHEMA)
-        # A read-only open of a store written before this index existed has none.
-        has_facts = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'prompts_facts'")
-        self._facts_index = "INDEXED BY prompts_facts" if has_facts.fetchone() else ""
 
     def close(self) -> None:
         self._db.close()
@@ -371,7 +370,7 @@ class PromptStore:
 
     def iter_facts(self, batch: int = 100_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
         """Every stored (rows, accounts, times), in row order, a batch at a time (for RowFacts)."""
-        for chunk in self._pages(f"SELECT row, account_id, ts FROM prompts {self._facts_index}", batch):
+        for chunk in self._pages(f"SELECT row, account_id, ts FROM prompts {_BY_FACTS}", batch):
             yield _decode_facts(chunk)
 
     def _pages(self, select: str, batch: int) -> Iterator[list[tuple]]:
@@ -387,7 +386,7 @@ class PromptStore:
         for part in _chunks(sorted({int(r) for r in rows})):
             marks = ",".join("?" * len(part))
             found += self._db.execute(
-                f"SELECT row, account_id, ts FROM prompts {self._facts_index} WHERE row IN ({marks}) ORDER BY row",
+                f"SELECT row, account_id, ts FROM prompts {_BY_FACTS} WHERE row IN ({marks}) ORDER BY row",
                 part,
             ).fetchall()
         return _decode_facts(found)

@@ -171,9 +171,5 @@ class VectorIndex:
 
     @classmethod
     def from_bytes(cls, payload: bytes, kind: str) -> VectorIndex:
-        index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        if kind == "ivf":  # nprobe is a query-time setting: snapshots saved under an older default get this one
-            index.nprobe = min(NPROBE, index.nlist)
-            if index.direct_map.type != faiss.DirectMap.Hashtable:  # saved before vectors_of() existed
-                index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        return cls(index, kind)
+        # FAISS saves an IVF index's nprobe and direct map with it: it loads as it was built.
+        return cls(faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8)), kind)

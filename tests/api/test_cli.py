@@ -195,7 +195,7 @@ def test_a_delete_that_deletes_nothing_exits_1(built, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage", ["vectors.faiss garbage", "lsh.pickle garbage", "windows.pickle cut", "vectors.faiss gone", "all gone"]
+    "damage", ["vectors.faiss garbage", "lsh.npz garbage", "windows.npz cut", "vectors.faiss gone", "all gone"]
 )
 def test_rebuild_repairs_damaged_or_missing_faiss_and_lsh_files(built, tmp_path, damage):
     """rebuild used to fail with the very checksum error that prescribes it."""
@@ -205,7 +205,7 @@ def test_rebuild_repairs_damaged_or_missing_faiss_and_lsh_files(built, tmp_path,
     idx = tmp_path / "idx"
     shutil.copytree(tmp / "idx", idx)
     name, how = damage.split()
-    for target in ["vectors.faiss", "lsh.pickle", "windows.pickle"] if name == "all" else [name]:
+    for target in ["vectors.faiss", "lsh.npz", "windows.npz"] if name == "all" else [name]:
         path = idx / target
         if how == "garbage":
             path.write_bytes(b"\x00garbage" * 64)

@@ -32,7 +32,7 @@ def test_reingest_changes_nothing_and_upserts_edits(tmp_path):
     source = write_jsonl(tmp_path / "a.jsonl", rows)
     first = json.loads(run_cli("ingest", str(source), "--index", str(tmp_path / "idx"), "--json").stdout)
     assert (first["added"], first["unchanged"], first["prompts"]) == (120, 0, 120)
-    index_files = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir() if p.suffix in (".faiss", ".pickle")}
+    index_files = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir() if p.suffix in (".faiss", ".npz")}
 
     again = json.loads(run_cli("ingest", str(source), "--index", str(tmp_path / "idx"), "--json").stdout)
     assert (again["added"], again["unchanged"], again["prompts"], again["vectors"]) == (0, 120, 120, 120)

@@ -101,14 +101,21 @@ def test_a_saved_lsh_loads_back_bucket_for_bucket_without_pickle(kind):
     assert len(kind.from_bytes(empty.to_bytes(), hasher, 0.5)) == 0
 
 
-def test_snapshots_pickled_by_earlier_versions_are_refused_with_the_fix():
+@pytest.mark.parametrize("payload", ["pickle", "garbage", "empty npz"])
+def test_a_payload_without_band_arrays_is_refused_with_the_fix_and_never_unpickled(payload):
     hasher = MinHasher()
     signatures = np.random.default_rng(4).integers(0, 2**32, (500, 128), dtype=np.uint32)
     index = DuplicateIndex(hasher, 0.5)
     index.insert(np.arange(500, dtype=np.int64), signatures)
-    old_payload = pickle.dumps(index._lsh, protocol=pickle.HIGHEST_PROTOCOL)  # what older releases wrote
+    buffer = io.BytesIO()
+    np.savez(buffer, unrelated=np.zeros(3))
+    data = {
+        "pickle": pickle.dumps(index._lsh, protocol=pickle.HIGHEST_PROTOCOL),
+        "garbage": b"\x00garbage" * 64,
+        "empty npz": buffer.getvalue(),
+    }[payload]
     with pytest.raises(IndexCorrupt, match="promptsim rebuild"):
-        DuplicateIndex.from_bytes(old_payload, hasher, 0.5)
+        DuplicateIndex.from_bytes(data, hasher, 0.5)
 
 
 def test_an_lsh_snapshot_of_other_parameters_or_inconsistent_arrays_is_refused():
