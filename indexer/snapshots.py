@@ -34,7 +34,7 @@ from typing import IO, Any
 from search.errors import IndexCorrupt, IndexMismatch
 from search.family_index import FAMILIES_FILE
 from search.index import finish_restore, write_lock
-from search.manifest import LEXICAL, LOCK, MANIFEST, RESTORE_DIR, RESTORE_READY, STORE, VECTORS, WINDOWS
+from search.manifest import LOCK, LSH, MANIFEST, RESTORE_DIR, RESTORE_READY, STORE, VECTORS, WINDOW_LSH
 from search.snapshot import fsync_dir
 
 from .erasure import reapply_erasures
@@ -45,7 +45,7 @@ KEY_FILE = "snapshot.key"
 SNAPSHOTS_DIR = "snapshots"
 DESCRIPTION = "SNAPSHOT.json"
 SIGNATURE = "SNAPSHOT.hmac"
-_DERIVED = (MANIFEST, VECTORS, LEXICAL, WINDOWS, FAMILIES_FILE)  # families.npz: the last dedup run's, if any
+_DERIVED = (MANIFEST, VECTORS, LSH, WINDOW_LSH, FAMILIES_FILE)  # families.npz: the last dedup run's, if any
 MEMBERS = frozenset((*_DERIVED, STORE))  # the only file names a snapshot may hold, besides its header
 _KEY_BYTES = 32
 

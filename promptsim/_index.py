@@ -13,10 +13,10 @@ from search.index import PromptIndex, write_lock
 from search.manifest import (
     FORMAT_VERSION,
     FORMER_NAMES,
-    LEXICAL,
+    LSH,
     MANIFEST,
     VECTORS,
-    WINDOWS,
+    WINDOW_LSH,
     IndexSettings,
     read_manifest,
     write_manifest,
@@ -99,7 +99,7 @@ def rebuild(path: str | os.PathLike[str]) -> dict[str, int]:
     directory = Path(path)
     read_manifest(directory, older_format=True)
     with write_lock(directory):
-        for name in (VECTORS, LEXICAL, WINDOWS, *FORMER_NAMES):
+        for name in (VECTORS, LSH, WINDOW_LSH, *FORMER_NAMES):
             (directory / name).unlink(missing_ok=True)
         _bring_format_up_to_date(directory)
     with opened(directory, writable=True, with_model=False) as index:

@@ -5,7 +5,7 @@
   `wordpiece_cache.py`) and three MinHashes (`minhash.py`: the whole prompt and its head and
   tail windows), bit-compatible with datasketch.
 - The index directory (`index.py`, docs/core-engine.md): SQLite as the truth (`store.py`),
-  FAISS (`vectors.py`), the MinHash LSHs (`duplicates.py`), in-memory signatures and row facts
+  FAISS (`vectors.py`), the MinHash LSHs (`lsh.py`), in-memory signatures and row facts
   (`signature_table.py`, `row_facts.py`), checksummed snapshot files (`snapshot.py`) and the
   manifest (`manifest.py`).
 - Search (`engine.py`): siblings fused from cosine, Jaccard and window scores, and the campaign

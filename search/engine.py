@@ -219,8 +219,8 @@ class SearchEngine:
         """The FAISS and LSH candidates of one query with their scores (arrays, no per-candidate Python)."""
         valid = ids >= 0
         neighbours = _Scored.cosine_only(ids[valid], np.clip(self._scale.to_common(cosines[valid]), 0.0, 1.0))
-        lexical = self.index.duplicates.candidates(query.signatures[0])
-        windowed = self.index.windows.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
+        lexical = self.index.lsh.candidates(query.signatures[0])
+        windowed = self.index.window_lsh.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
         pool = union_of_sorted(lexical, windowed)
         if allowed is not None:
             pool = np.intersect1d(pool, allowed)
@@ -251,9 +251,9 @@ class SearchEngine:
         found = [ids[(ids >= 0) & (scores >= radius)] for ids, scores in zip(nearest.ids, nearest.scores)]
         cut_off = np.flatnonzero((nearest.ids[:, -1] >= 0) & (nearest.scores[:, -1] >= radius))
         if len(cut_off):
-            lims, _, ids = self.index.vectors.range_search(vectors[cut_off], float(radius))
+            in_range = self.index.vectors.range_search(vectors[cut_off], float(radius))
             for n, i in enumerate(cut_off.tolist()):
-                found[i] = ids[lims[n] : lims[n + 1]]
+                found[i] = in_range.ids_of(n)
                 if allowed is not None:
                     found[i] = np.intersect1d(found[i], allowed)
         return found

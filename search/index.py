@@ -22,18 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from .duplicates import DuplicateIndex, WindowIndex
 from .embedding import IDENTITY_SCALE, CosineScale, Encoder
 from .errors import IndexCorrupt, IndexLocked
 from .heap import freeze_survivors, frozen_when_built
+from .lsh import PromptLSH, WindowLSH
 from .manifest import (
-    LEXICAL,
     LOCK,
+    LSH,
     RESTORE_DIR,
     RESTORE_READY,
     STORE,
     VECTORS,
-    WINDOWS,
+    WINDOW_LSH,
     IndexSettings,
     Manifest,
     check_compatible,
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 # An IVF index is retrained once it holds this many times the vectors it was trained on.
 _RETRAIN_GROWTH = 4
-Derived = VectorIndex | DuplicateIndex | SignatureTable | RowFacts
+Derived = VectorIndex | PromptLSH | SignatureTable | RowFacts
 
 
 class PromptIndex:
@@ -69,8 +69,8 @@ class PromptIndex:
         self.store = PromptStore(path / STORE)
         self._store_file = _file_identity(path / STORE)  # a restore replaces the file; refresh() notices
         self.vectors: VectorIndex
-        self.duplicates: DuplicateIndex
-        self.windows: WindowIndex
+        self.lsh: PromptLSH
+        self.window_lsh: WindowLSH
         self.signatures: SignatureTable  # in memory only: rebuilt from the store on open
         self.facts: RowFacts  # likewise: each row's account and time, for sibling summaries
         self._trained_on = 0
@@ -169,7 +169,7 @@ class PromptIndex:
 
     def _derived(self) -> dict[str, Derived]:
         """Snapshot file name -> derived structure."""
-        return {VECTORS: self.vectors, LEXICAL: self.duplicates, WINDOWS: self.windows}
+        return {VECTORS: self.vectors, LSH: self.lsh, WINDOW_LSH: self.window_lsh}
 
     def _in_memory(self) -> list[Derived]:
         """Every structure that follows the store: the snapshotted ones, the signature table, the facts."""
@@ -183,17 +183,17 @@ class PromptIndex:
     def _load_structures(self) -> None:
         self._load_signature_table()
         self.facts = RowFacts.load(self.store)
-        files = [self.path / name for name in (VECTORS, LEXICAL, WINDOWS)]
+        files = [self.path / name for name in (VECTORS, LSH, WINDOW_LSH)]
         if not all(f.exists() for f in files):
             self._rebuild_structures()
             return
-        (vec_head, vec_body), (lex_head, lex_body), (win_head, win_body) = (read_snapshot(f) for f in files)
+        (vec_head, vec_body), (lsh_head, lsh_body), (win_head, win_body) = (read_snapshot(f) for f in files)
         threshold = self.manifest.settings.lsh_threshold
         self.vectors = VectorIndex.from_bytes(vec_body, vec_head["kind"])
         self._trained_on = int(vec_head.get("trained_on", 0))
-        self.duplicates = DuplicateIndex.from_bytes(lex_body, self.hasher, threshold)
-        self.windows = WindowIndex.from_bytes(win_body, self.hasher, threshold)
-        for (name, target), header in zip(self._derived().items(), (vec_head, lex_head, win_head)):
+        self.lsh = PromptLSH.from_bytes(lsh_body, self.hasher, threshold)
+        self.window_lsh = WindowLSH.from_bytes(win_body, self.hasher, threshold)
+        for (name, target), header in zip(self._derived().items(), (vec_head, lsh_head, win_head)):
             if header.get("count") != len(target):
                 raise IndexCorrupt(
                     f"{name} holds {len(target)} entries, its header says {header.get('count')}; "
@@ -217,11 +217,11 @@ class PromptIndex:
         settings, dim = self.manifest.settings, self.manifest.dim
         batches = list(self.store.iter_signals(dim, settings.num_perm))
         self._rebuild_vectors(batches)
-        self.duplicates = DuplicateIndex(self.hasher, settings.lsh_threshold)
-        self.windows = WindowIndex(self.hasher, settings.lsh_threshold)
+        self.lsh = PromptLSH(self.hasher, settings.lsh_threshold)
+        self.window_lsh = WindowLSH(self.hasher, settings.lsh_threshold)
         for batch_rows, signals in batches:
-            self.duplicates.insert_signals(batch_rows, signals)
-            self.windows.insert_signals(batch_rows, signals)
+            self.lsh.insert_signals(batch_rows, signals)
+            self.window_lsh.insert_signals(batch_rows, signals)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ class PromptIndex:
         return {
             "prompts": stats["prompts"],
             "vectors": len(self.vectors),
-            "signatures": len(self.duplicates),
+            "signatures": len(self.lsh),
             "accounts": stats["accounts"],
         }
 
@@ -330,11 +330,11 @@ class PromptIndex:
         """Check that store, FAISS, the LSHs, the signature table and the facts hold the same rows, each once."""
         store_rows = np.sort(self.store.rows_matching())
         vector_rows = self.vectors.ids()
-        lexical_rows = self.duplicates.rows()
-        window_rows = self.windows.rows()
+        lsh_rows = self.lsh.rows()
+        window_rows = self.window_lsh.rows()
         consistent = (
             np.array_equal(store_rows, np.sort(vector_rows))
-            and np.array_equal(store_rows, lexical_rows)
+            and np.array_equal(store_rows, lsh_rows)
             and np.array_equal(store_rows, self.signatures.rows())
             and np.array_equal(store_rows, self.facts.rows())
             and len(np.setdiff1d(window_rows, store_rows)) == 0
@@ -345,7 +345,7 @@ class PromptIndex:
             "consistent": bool(consistent),
             "store": len(store_rows),
             "vectors": len(vector_rows),
-            "signatures": len(lexical_rows),
+            "signatures": len(lsh_rows),
             "windows": len(window_rows),
             "duplicate_ids": self.store.duplicate_ids(),
         }

@@ -23,8 +23,8 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 STORE = "prompts.sqlite"
 VECTORS = "vectors.faiss"
-LEXICAL = "lsh.npz"
-WINDOWS = "windows.npz"
+LSH = "lsh.npz"
+WINDOW_LSH = "windows.npz"
 # Every derived file an older format named otherwise: rebuild removes them (promptsim/_index.py).
 FORMER_NAMES = ("lsh.pickle", "windows.pickle")
 LOCK = "write.lock"

@@ -1,4 +1,4 @@
-"""VectorIndex: a thin FAISS wrapper keyed by store row ids; returns (ids, scores), never D/I."""
+"""VectorIndex: a thin FAISS wrapper keyed by store row ids; answers in named records, never D/I."""
 
 from __future__ import annotations
 
@@ -40,6 +40,23 @@ class Neighbours:
 
     ids: np.ndarray  # (queries, k) int64
     scores: np.ndarray  # (queries, k) float32 inner products = cosines
+
+
+@dataclass(frozen=True)
+class InRange:
+    """Every stored row within a radius of each query: query i's are ids[limits[i]:limits[i + 1]]."""
+
+    limits: np.ndarray  # (queries + 1,) int64 offsets into ids and scores
+    ids: np.ndarray  # int64 rows, grouped by query
+    scores: np.ndarray  # float32 inner products, parallel to ids
+
+    def ids_of(self, query: int) -> np.ndarray:
+        """The rows within the radius of query number `query` (in FAISS's order)."""
+        return self.ids[self.limits[query] : self.limits[query + 1]]
+
+    def scores_of(self, query: int) -> np.ndarray:
+        """Their inner products, in the same order."""
+        return self.scores[self.limits[query] : self.limits[query + 1]]
 
 
 @contextmanager
@@ -146,13 +163,13 @@ class VectorIndex:
         scores, ids = self._index.search(queries, k, params=params)
         return Neighbours(ids=ids, scores=scores)
 
-    def range_search(self, queries: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every row with inner product >= min_score: (limits, scores, ids), query i in lims[i]:lims[i+1]."""
+    def range_search(self, queries: np.ndarray, min_score: float) -> InRange:
+        """Every row with inner product >= min_score, per query."""
         # FAISS keeps results strictly above the radius; nudge it down to include equality.
-        lims, scores, ids = self._index.range_search(
+        limits, scores, ids = self._index.range_search(
             np.ascontiguousarray(queries, dtype=np.float32), float(np.nextafter(np.float32(min_score), np.float32(-2)))
         )
-        return lims, scores, ids
+        return InRange(limits=limits, ids=ids, scores=scores)
 
     def ids(self) -> np.ndarray:
         """Every stored row id (for consistency checks)."""

@@ -5,7 +5,7 @@ import pytest
 
 from search.errors import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound
 from search.index import PromptIndex
-from search.manifest import LEXICAL, VECTORS, IndexSettings
+from search.manifest import LSH, VECTORS, IndexSettings
 from search.records import Prompt
 from tests.conftest import FakeEncoder, background_texts
 
@@ -91,7 +91,7 @@ def test_other_model_weights_are_refused(index_dir):
         PromptIndex.open(index_dir, other)
 
 
-@pytest.mark.parametrize("name", [VECTORS, LEXICAL])
+@pytest.mark.parametrize("name", [VECTORS, LSH])
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_files_are_refused_with_recovery_advice(index_dir, name, damage):
     path = index_dir / name

@@ -10,7 +10,7 @@ import promptsim
 from api.cli import main
 from search.errors import IndexMismatch
 from search.index import PromptIndex
-from search.manifest import FORMAT_VERSION, LEXICAL, MANIFEST, STORE, VECTORS, WINDOWS
+from search.manifest import FORMAT_VERSION, LSH, MANIFEST, STORE, VECTORS, WINDOW_LSH
 from search.records import Prompt
 from tests.conftest import FakeEncoder, background_texts
 
@@ -35,8 +35,8 @@ def index_dir(tmp_path):
 @pytest.fixture
 def format_1_index(index_dir):
     """The layout of index format 1: LSH files named *.pickle, a store without the covering index."""
-    (index_dir / LEXICAL).rename(index_dir / "lsh.pickle")
-    (index_dir / WINDOWS).rename(index_dir / "windows.pickle")
+    (index_dir / LSH).rename(index_dir / "lsh.pickle")
+    (index_dir / WINDOW_LSH).rename(index_dir / "windows.pickle")
     with sqlite3.connect(index_dir / STORE) as db:
         db.execute("DROP INDEX prompts_facts")
     _set_format(index_dir, 1)
@@ -44,8 +44,8 @@ def format_1_index(index_dir):
 
 
 def test_the_files_are_named_for_what_they_hold(index_dir):
-    assert (LEXICAL, WINDOWS, VECTORS) == ("lsh.npz", "windows.npz", "vectors.faiss")
-    for name in (LEXICAL, WINDOWS):
+    assert (LSH, WINDOW_LSH, VECTORS) == ("lsh.npz", "windows.npz", "vectors.faiss")
+    for name in (LSH, WINDOW_LSH):
         payload = (index_dir / name).read_bytes().split(b"\n", 1)[1]  # after the snapshot header line
         assert payload[:4] == b"PK\x03\x04"  # a zip: what np.savez writes
     assert json.loads((index_dir / MANIFEST).read_text())["format_version"] == FORMAT_VERSION == 2
@@ -67,7 +67,7 @@ def test_rebuild_brings_an_older_format_up_to_date(format_1_index):
     counts = promptsim.rebuild(format_1_index)
     assert counts["prompts"] == counts["vectors"] == counts["signatures"] == 120
     assert not (format_1_index / "lsh.pickle").exists() and not (format_1_index / "windows.pickle").exists()
-    assert (format_1_index / LEXICAL).exists() and (format_1_index / WINDOWS).exists()
+    assert (format_1_index / LSH).exists() and (format_1_index / WINDOW_LSH).exists()
     assert json.loads((format_1_index / MANIFEST).read_text())["format_version"] == FORMAT_VERSION
     with PromptIndex.open(format_1_index, FakeEncoder()) as index:
         assert index.verify()["consistent"]

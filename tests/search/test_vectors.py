@@ -59,10 +59,13 @@ def test_range_search_returns_everything_above_the_radius():
     rng = np.random.default_rng(2)
     x = unit(rng, 800)
     index = VectorIndex.build(x, np.arange(800), "flat")
-    lims, scores, ids = index.range_search(x[:3], 0.3)
+    found = index.range_search(x[:3], 0.3)
+    assert found.limits[-1] == len(found.ids) == len(found.scores)
     for i in range(3):
         expected = set(np.flatnonzero(x @ x[i] >= 0.3).tolist())
-        assert set(ids[lims[i] : lims[i + 1]].tolist()) == expected
+        assert set(found.ids_of(i).tolist()) == expected
+        assert np.allclose(found.scores_of(i), x[found.ids_of(i)] @ x[i], atol=1e-5)
+        assert (found.scores_of(i) >= np.float32(0.3) - 1e-6).all()
 
 
 def test_index_kind_switches_at_the_documented_size():

@@ -1,4 +1,4 @@
-"""DuplicateIndex: a thin wrapper over datasketch's MinHashLSH keyed by store row ids."""
+"""PromptLSH (whole prompts) and WindowLSH (head/tail windows): datasketch MinHashLSH keyed by store row ids."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .minhash import MinHasher
 from .signals import Signals
 
 
-class DuplicateIndex:
+class PromptLSH:
     """LSH over MinHash signatures: which rows may have Jaccard above the threshold."""
 
     def __init__(self, hasher: MinHasher, threshold: float = 0.5, *, lsh: MinHashLSH | None = None):
@@ -124,7 +124,7 @@ class DuplicateIndex:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
+    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> PromptLSH:
         index = cls(hasher, threshold)
         try:
             # allow_pickle=False: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
@@ -142,7 +142,7 @@ class DuplicateIndex:
         return index
 
 
-class WindowIndex(DuplicateIndex):
+class WindowLSH(PromptLSH):
     """LSH over head and tail window signatures; key 2*row is a row's head, 2*row+1 its tail."""
 
     def insert_signals(self, rows: np.ndarray, signals: Signals) -> None:
