@@ -340,12 +340,9 @@ def models_build(out: Path | None, force: bool) -> None:
         promptsim models build
         PROMPTSIM_CACHE=/srv/promptsim promptsim models build --force
     """
-    from search.embedding import (
-        SentenceTransformerEncoder,
-        build_static_model,
-        is_current_static_build,
-        static_model_dir,
-    )
+    from search.embedding import SentenceTransformerEncoder
+    from search.model_build import build_static_model
+    from search.models import is_current_static_build, static_model_dir
 
     target = out or static_model_dir()
     if is_current_static_build(target) and not force:
@@ -366,7 +363,7 @@ def models_list(as_json: bool) -> None:
     Example:
         promptsim models list
     """
-    from search.embedding import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_current_static_build, static_model_dir
+    from search.models import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_current_static_build, static_model_dir
 
     rows = [
         {"model": DEFAULT_MODEL, "backend": "transformer", "dim": 384, "ready": True, "use": "analyst queries"},

@@ -93,7 +93,8 @@ def test_kill_9_mid_ingest_leaves_a_consistent_index(tmp_path, real_encoder):
 
 def test_worker_processes_store_exactly_what_one_process_stores(tmp_path):
     from indexer.ingest import ingest_files
-    from search.embedding import STATIC_MODEL, SentenceTransformerEncoder
+    from search.embedding import SentenceTransformerEncoder
+    from search.models import STATIC_MODEL
 
     rows = make_rows(background_texts(700))
     rows.insert(200, dict(rows[130]))  # an exact repeat one batch later, while the first is still in flight
