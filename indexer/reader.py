@@ -25,12 +25,11 @@ from typing import IO, Any
 
 from search.errors import BadRecord
 from search.normalize import is_blank
-from search.records import Prompt, check_metadata, identifier, parse_timestamp
+from search.records import MAX_TEXT_CHARS, Prompt, check_metadata, identifier, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "csv", "parquet")
-MAX_TEXT_CHARS = 100_000
 _MAX_PROBLEMS_KEPT = 1000
 _BOM = b"\xef\xbb\xbf"
 csv.field_size_limit(16 * MAX_TEXT_CHARS)
