@@ -15,7 +15,7 @@ from search.records import to_iso
 
 from . import output
 from .alert_options import webhook_options
-from .cli import _time, index_option, open_index
+from .cli_common import index_option, open_index, to_epoch
 from .webhook import Webhook
 
 
@@ -303,7 +303,7 @@ def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
     from .audit import AUDIT_FILE
 
     read_manifest(index_dir)
-    start = _time(since) or 0.0
+    start = to_epoch(since) or 0.0
     path = index_dir / AUDIT_FILE
     text = path.read_text("utf-8") if path.exists() else ""
     lines = [json.loads(line) for line in text.splitlines() if line]  # entries are ASCII: one per line

@@ -15,17 +15,37 @@ def invoke(*args, input=None):
     return CliRunner().invoke(main, list(args), input=input)
 
 
-def test_every_command_has_help_with_an_example():
-    """Every command and every subcommand (keys create, snapshot restore, ...)."""
+def _commands(group, path=()):
+    """Every command under group, at any depth, as (path of names, command)."""
     import click
 
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_at_every_depth_has_help_with_an_example():
+    """Every command and every subcommand (keys create, snapshot restore, ...), walked recursively."""
     assert "Example" in invoke("--help").output
-    for name, command in main.commands.items():
-        result = invoke(name, "--help")
-        assert result.exit_code == 0 and "Example" in result.output, name
-        for sub in command.commands if isinstance(command, click.Group) else ():
-            result = invoke(name, sub, "--help")
-            assert result.exit_code == 0 and "Example" in result.output, f"{name} {sub}"
+    walked = list(_commands(main))
+    assert {("keys", "create"), ("snapshot", "restore"), ("models", "build"), ("rebuild",)} <= {p for p, _ in walked}
+    for path, _ in walked:
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, path
+        example = result.output.split("Example", 1)[-1] if "Example" in result.output else ""
+        assert "promptsim " + " ".join(path) in example, f"{' '.join(path)}: no example of itself"
+
+
+def test_command_modules_share_helpers_through_cli_common_not_each_other():
+    import ast
+    from pathlib import Path
+
+    api = Path(__file__).resolve().parents[2] / "api"
+    for name in ("cli_admin.py", "cli_search.py", "cli_triage.py", "cli_common.py"):
+        tree = ast.parse((api / name).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert "cli" not in imported, f"api/{name} imports api/cli.py"
 
 
 def test_search_json_contract(built):
