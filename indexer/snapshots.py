@@ -33,8 +33,9 @@ from typing import IO, Any
 
 from search.errors import IndexCorrupt, IndexMismatch
 from search.family_index import FAMILIES_FILE
-from search.index import finish_restore, write_lock
+from search.lock import write_lock
 from search.manifest import LOCK, LSH, MANIFEST, RESTORE_DIR, RESTORE_READY, STORE, VECTORS, WINDOW_LSH
+from search.restore import finish_restore
 from search.snapshot import fsync_dir
 
 from .erasure import reapply_erasures
@@ -133,7 +134,7 @@ def restore_snapshot(
 
     The files are verified in a staging directory inside index_dir, then moved into place
     under the write lock; a restore killed half way is completed by the next open (see
-    search.index.finish_restore). Only index data is replaced: keys, the session secret,
+    search/restore.py). Only index data is replaced: keys, the session secret,
     the snapshot key and the audit log are left as they are. Erasures recorded after the
     snapshot was taken are applied again before the lock is released.
     """

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from search.embedding import SentenceTransformerEncoder
-from search.index import PromptIndex, write_lock
+from search.index import PromptIndex
+from search.lock import write_lock
 from search.manifest import (
     FORMAT_VERSION,
     FORMER_NAMES,

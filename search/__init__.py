@@ -7,7 +7,8 @@
   building them offline (`promptsim models build`): `model_build.py`.
 - The index directory (`index.py`, docs/core-engine.md): SQLite as the truth (`store.py`),
   FAISS (`vectors.py`), the MinHash LSHs (`lsh.py`), in-memory signatures and row facts
-  (`signature_table.py`, `row_facts.py`), checksummed snapshot files (`snapshot.py`) and the
+  (`signature_table.py`, `row_facts.py`), checksummed snapshot files (`snapshot.py`), the write
+  lock (`lock.py`), the last, resumable step of a snapshot restore (`restore.py`) and the
   manifest (`manifest.py`).
 - Search (`engine.py`): siblings fused from cosine, Jaccard and window scores, and the campaign
   family a query belongs to (`family_index.py`, `family_encoder.py`, `wrappers.py`,

@@ -10,11 +10,8 @@ structures after the next open, and never a prompt in one structure but not anot
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,14 +20,13 @@ from typing import Any
 import numpy as np
 
 from .embedding import IDENTITY_SCALE, CosineScale, Encoder
-from .errors import IndexCorrupt, IndexLocked
+from .errors import IndexCorrupt
 from .heap import freeze_survivors, frozen_when_built
+from .lock import acquire_lock
+from .lock import write_lock as write_lock  # re-exported: writers elsewhere take the lock from the index module
 from .lsh import PromptLSH, WindowLSH
 from .manifest import (
-    LOCK,
     LSH,
-    RESTORE_DIR,
-    RESTORE_READY,
     STORE,
     VECTORS,
     WINDOW_LSH,
@@ -43,10 +39,11 @@ from .manifest import (
 from .minhash import MinHasher
 from .normalize import normalize
 from .records import Prompt
+from .restore import finish_pending_restore
 from .row_facts import RowFacts
 from .signals import Signals, compute_signals
 from .signature_table import SignatureTable
-from .snapshot import fsync_dir, read_snapshot, write_snapshot
+from .snapshot import read_snapshot, write_snapshot
 from .store import PromptStore, Watermark
 from .vectors import IVF_THRESHOLD, VectorIndex, choose_kind
 
@@ -96,13 +93,13 @@ class PromptIndex:
         encoder may be None for work that needs no new embeddings (stats, delete, rebuild).
         """
         path = Path(path)
-        lock = _acquire_lock(path, create) if writable else None
+        lock = acquire_lock(path, create) if writable else None
         try:
             if create and not (path / "manifest.json").exists():
                 if encoder is None:
                     raise ValueError("creating an index needs an encoder")
                 _create(path, encoder, settings or IndexSettings(model=encoder.name))
-            _finish_pending_restore(path, locked=lock is not None)
+            finish_pending_restore(path, locked=lock is not None)
             manifest = _checked_manifest(path, encoder, settings)
             index = cls(path, manifest, encoder, writable=writable)
         except BaseException:
@@ -131,7 +128,7 @@ class PromptIndex:
         if self._lock is not None:
             yield self
             return
-        self._lock = _acquire_lock(self.path, False, timeout=timeout)
+        self._lock = acquire_lock(self.path, False, timeout=timeout)
         self.writable = True
         try:
             self.refresh()
@@ -144,7 +141,7 @@ class PromptIndex:
     def _reload(self) -> None:
         """Open everything again: a snapshot was restored into the directory by another process."""
         logger.info("%s was restored from a snapshot; reloading", self.path)
-        _finish_pending_restore(self.path, locked=self._lock is not None)
+        finish_pending_restore(self.path, locked=self._lock is not None)
         self.store.close()
         self.manifest = _checked_manifest(self.path, self.encoder, None)
         self.hasher = MinHasher(self.manifest.settings.num_perm, self.manifest.settings.seed)
@@ -372,54 +369,6 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-@contextmanager
-def write_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
-    """Hold an index directory's write lock (what writers, purges and restores take)."""
-    fd = _acquire_lock(path, False, timeout=timeout)
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def finish_restore(path: Path) -> bool:
-    """Move a staged, verified snapshot into place; call with the write lock held.
-
-    Idempotent, so a restore killed at any point is completed by the next open: the plan in
-    READY names what to delete, files still in the staging directory are moved with
-    os.replace (atomic each), and the store goes last.
-    """
-    staging = path / RESTORE_DIR
-    ready = staging / RESTORE_READY
-    if not ready.exists():
-        return False
-    plan = json.loads(ready.read_text())
-    staged = {name for name in plan["files"] if (staging / name).exists()}
-    for name in plan["remove"]:
-        if name not in plan["files"]:
-            (path / name).unlink(missing_ok=True)
-    for name in sorted(staged, key=lambda n: n == STORE):
-        if name == STORE:  # the old store's journal must not be applied to the new one
-            for suffix in ("-wal", "-shm"):
-                (path / f"{STORE}{suffix}").unlink(missing_ok=True)
-        os.replace(staging / name, path / name)
-    fsync_dir(path)
-    ready.unlink()
-    staging.rmdir()
-    return True
-
-
-def _finish_pending_restore(path: Path, *, locked: bool) -> None:
-    """Complete a restore that was interrupted, or wait for one in progress to finish."""
-    if not (path / RESTORE_DIR / RESTORE_READY).exists():
-        return
-    if locked:
-        finish_restore(path)
-        return
-    with write_lock(path):
-        finish_restore(path)
-
-
 def _scale_of(encoder: Encoder) -> dict[str, list[float]] | None:
     scale: CosineScale = getattr(encoder, "cosine_scale", IDENTITY_SCALE)
     return None if scale.is_identity else scale.to_json()
@@ -438,22 +387,3 @@ def _create(path: Path, encoder: Encoder, settings: IndexSettings) -> None:
     )
     PromptStore(path / STORE).close()
     write_manifest(path, manifest)
-
-
-def _acquire_lock(path: Path, create: bool, *, timeout: float = 0.0) -> int:
-    """flock the directory's lock file, waiting up to timeout seconds."""
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    elif not path.is_dir():
-        read_manifest(path)  # raises IndexNotFound with the fix
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise IndexLocked(f"another promptsim process is writing to {path}; wait for it to finish") from None
-            time.sleep(0.01)
