@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -114,7 +114,7 @@ class SentenceTransformerEncoder:
         self._device = device
         self.backend = "static" if is_static_model(Path(self._source)) else "transformer"
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         """Pickle the recipe, not the loaded model: a worker process loads its own copy."""
         loaded = ("_model", "checksum", "_small_batch_runner", "_wordpieces")
         return {k: v for k, v in self.__dict__.items() if k not in loaded}

@@ -51,7 +51,8 @@ logger = logging.getLogger(__name__)
 
 # An IVF index is retrained once it holds this many times the vectors it was trained on.
 _RETRAIN_GROWTH = 4
-Derived = VectorIndex | PromptLSH | SignatureTable | RowFacts
+Snapshotted = VectorIndex | PromptLSH  # saved to a file of their own at each checkpoint
+Derived = Snapshotted | SignatureTable | RowFacts
 
 
 class PromptIndex:
@@ -164,7 +165,7 @@ class PromptIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _derived(self) -> dict[str, Derived]:
+    def _derived(self) -> dict[str, Snapshotted]:
         """Snapshot file name -> derived structure."""
         return {VECTORS: self.vectors, LSH: self.lsh, WINDOW_LSH: self.window_lsh}
 

@@ -7,6 +7,7 @@ import zipfile
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice
+from typing import Self
 
 import numpy as np
 from datasketch import MinHashLSH
@@ -120,11 +121,12 @@ class PromptLSH:
         if not self._in_memory_dicts():
             raise ValueError("only promptsim's in-memory LSH can be saved (its band arrays); no other storage is")
         buffer = io.BytesIO()
-        np.savez(buffer, **_band_arrays(self._lsh))
+        # numpy's stub reads any keyword as allow_pickle; ours are params, keys{n}, sizes{n}, members{n}
+        np.savez(buffer, **_band_arrays(self._lsh))  # type: ignore[arg-type]
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> PromptLSH:
+    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> Self:
         index = cls(hasher, threshold)
         try:
             # allow_pickle=False: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
@@ -229,7 +231,9 @@ def _fill_from_band_arrays(lsh: MinHashLSH, arrays: Mapping[str, np.ndarray]) ->
         lsh.keys._dict = defaultdict(list, zip(rows.tolist(), np.stack(keys_by_band, axis=1).tolist()))
 
 
-def _buckets(keys: np.ndarray, sizes: np.ndarray, members: np.ndarray) -> tuple[defaultdict, np.ndarray]:
+def _buckets(
+    keys: np.ndarray, sizes: np.ndarray, members: np.ndarray
+) -> tuple[defaultdict[bytes, set[int]], np.ndarray]:
     """One band table (key -> set of rows) and its keys as an object array of the same bytes objects.
 
     Most buckets (80% at 100k prompts) hold one row; building those sets from a comprehension

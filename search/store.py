@@ -198,7 +198,7 @@ class PromptStore:
         self._db.executemany("INSERT INTO deletions (row) VALUES (?)", [(r,) for r in rows])
         return np.asarray(rows, dtype=np.int64)
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
+    def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
     # -- change log ---------------------------------------------------------------------
@@ -280,7 +280,8 @@ class PromptStore:
         until: float | None = None,
     ) -> np.ndarray:
         """Rows passing the filters (for filtered search)."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | float] = []
         if account_ids:
             clauses.append(f"account_id IN ({','.join('?' * len(account_ids))})")
             params += list(account_ids)
@@ -373,7 +374,7 @@ class PromptStore:
         for chunk in self._pages(f"SELECT row, account_id, ts FROM prompts {_BY_FACTS}", batch):
             yield _decode_facts(chunk)
 
-    def _pages(self, select: str, batch: int) -> Iterator[list[tuple]]:
+    def _pages(self, select: str, batch: int) -> Iterator[list[tuple[Any, ...]]]:
         """select's rows (row id first) in row order, batch at a time, by keyset: no OFFSET rescans."""
         last = 0
         while chunk := self._db.execute(f"{select} WHERE row > ? ORDER BY row LIMIT ?", (last, batch)).fetchall():

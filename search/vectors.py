@@ -88,7 +88,7 @@ def _trained_ivf(vectors: np.ndarray, nprobe: int) -> faiss.IndexIVFFlat:
     """An empty IVF-Flat whose lists are k-means centroids of a sample of vectors."""
     dim, nlist = vectors.shape[1], ivf_lists(len(vectors))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # vectors_of(): reconstruct by row id
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in faiss's stubs; vectors_of()
     ivf.cp.niter = KMEANS_ITERATIONS
     sample = vectors[np.sort(np.random.default_rng(0).permutation(len(vectors))[: nlist * TRAIN_POINTS_PER_LIST])]
     logger.info("training IVF: %d lists on %d vectors", nlist, len(sample))
@@ -153,13 +153,14 @@ class VectorIndex:
         """Top-k rows by inner product for each query, optionally only among allowed rows."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(k, len(self))) if len(self) else 1
-        params = None
+        params: faiss.SearchParameters | None = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
+            # faiss's stubs know neither the SWIG keyword arguments nor IVF's nprobe
             if self.kind == "ivf":
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nprobe)
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nprobe)  # type: ignore[call-arg, attr-defined]
             else:
-                params = faiss.SearchParameters(sel=selector)
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self._index.search(queries, k, params=params)
         return Neighbours(ids=ids, scores=scores)
 
@@ -174,8 +175,8 @@ class VectorIndex:
     def ids(self) -> np.ndarray:
         """Every stored row id (for consistency checks)."""
         if self.kind == "flat":
-            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        invlists = self._index.invlists
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)  # type: ignore[attr-defined]  # IndexIDMap2's
+        invlists = self._index.invlists  # type: ignore[attr-defined]  # IndexIVFFlat's, not in faiss's stubs
         parts = [
             faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
             for i in range(invlists.nlist)
@@ -184,7 +185,7 @@ class VectorIndex:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def to_bytes(self) -> memoryview:
-        return memoryview(faiss.serialize_index(self._index))
+        return faiss.serialize_index(self._index).data
 
     @classmethod
     def from_bytes(cls, payload: bytes, kind: str) -> VectorIndex:
