@@ -27,10 +27,10 @@ from search.engine import SearchEngine
 from search.errors import InputRejected, PromptSimError
 from search.index import PromptIndex
 from search.manifest import IndexSettings, read_manifest
-from search.records import parse_timestamp
 
 from . import output
 from .alert_options import triage_options, webhook_options
+from .cli_common import index_option, open_index, to_epoch
 from .disclosure import reveal_to_operator as reveal
 from .webhook import Webhook
 
@@ -63,17 +63,6 @@ def main(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
-
-
-def index_option(func: Any) -> Any:
-    return click.option(
-        "--index", "index_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Index directory."
-    )(func)
-
-
-def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = False) -> PromptIndex:
-    """Open an existing index with the model recorded in its manifest (the library's open_index)."""
-    return promptsim.open_index(index_dir, writable=writable, with_model=with_encoder)
 
 
 def engine_options(func: Any) -> Any:
@@ -270,10 +259,6 @@ def _settings(index_dir: Path, **given: Any) -> IndexSettings:
     return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
-def _time(value: str | None) -> float | None:
-    return None if value is None else parse_timestamp(value)
-
-
 @main.command()
 @index_option
 @click.option("--id", "ids", multiple=True, help="Prompt id to delete (repeatable).")
@@ -398,11 +383,16 @@ def dedup(
 
             with ray_cluster(ray_address) as cluster:
                 clusters, stats = ray_nightly(
-                    index, cluster, since=_time(since), until=_time(until), settings=settings, triage=triage
+                    index, cluster, since=to_epoch(since), until=to_epoch(until), settings=settings, triage=triage
                 )
         else:
             clusters, stats = nightly(
-                index, since=_time(since), until=_time(until), settings=settings, incremental=incremental, triage=triage
+                index,
+                since=to_epoch(since),
+                until=to_epoch(until),
+                settings=settings,
+                incremental=incremental,
+                triage=triage,
             )
         clusters.sort(key=lambda c: (-c["campaign_score"], c["cluster_id"]))  # best first, as every listing
         lines = reveal(index_dir, "cli dedup --out", {"out": str(out)}, cluster_lines(index, clusters))
@@ -463,11 +453,12 @@ def report(index_dir: Path, out: Path, top: int) -> None:
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def rebuild(index_dir: Path, as_json: bool) -> None:
-    """Regenerate the FAISS and LSH files from the store: after corruption, a crash, or deleting them.
+    """Regenerate the FAISS and LSH files from the store: after corruption, a crash, or an older index format.
 
     The store (prompts.sqlite) is the truth and holds every prompt's signals: whatever state
-    vectors.faiss, lsh.pickle and windows.pickle are in (damaged, missing, from an older
-    release), they are written again from it. Nothing is embedded again.
+    vectors.faiss, lsh.npz and windows.npz are in (damaged, missing, or laid out by an older
+    index format), they are written again from it, and the manifest takes this release's
+    format. Nothing is embedded again.
 
     \b
     Example:

@@ -15,7 +15,7 @@ from search.records import to_iso
 
 from . import output
 from .alert_options import webhook_options
-from .cli import _time, index_option, open_index
+from .cli_common import index_option, open_index, to_epoch
 from .webhook import Webhook
 
 
@@ -311,10 +311,10 @@ def audit(index_dir: Path, since: str | None, as_json: bool) -> None:
     from .audit import AUDIT_FILE
 
     read_manifest(index_dir)
-    start = _time(since) or 0.0
+    start = to_epoch(since) or 0.0
     path = index_dir / AUDIT_FILE
     text = path.read_text("utf-8") if path.exists() else ""
-    lines = [json.loads(line) for line in text.split("\n") if line]  # files written before entries were ASCII
+    lines = [json.loads(line) for line in text.splitlines() if line]  # entries are ASCII: one per line
     for entry in (e for e in lines if e["time"] >= start):
         if as_json:
             output.echo_json(entry, indent=None)
@@ -348,12 +348,9 @@ def models_build(out: Path | None, force: bool) -> None:
         promptsim models build
         PROMPTSIM_CACHE=/srv/promptsim promptsim models build --force
     """
-    from search.embedding import (
-        SentenceTransformerEncoder,
-        build_static_model,
-        is_current_static_build,
-        static_model_dir,
-    )
+    from search.embedding import SentenceTransformerEncoder
+    from search.model_build import build_static_model
+    from search.models import is_current_static_build, static_model_dir
 
     target = out or static_model_dir()
     if is_current_static_build(target) and not force:
@@ -374,7 +371,7 @@ def models_list(as_json: bool) -> None:
     Example:
         promptsim models list
     """
-    from search.embedding import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_current_static_build, static_model_dir
+    from search.models import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_current_static_build, static_model_dir
 
     rows = [
         {"model": DEFAULT_MODEL, "backend": "transformer", "dim": 384, "ready": True, "use": "analyst queries"},

@@ -26,7 +26,7 @@ from search.errors import InvalidRequest, PromptNotFound, PromptSimError
 from search.index import PromptIndex
 
 from . import output
-from .cli import index_option, open_index
+from .cli_common import index_option, open_index
 from .disclosure import describe_text
 from .disclosure import reveal_to_operator as reveal
 

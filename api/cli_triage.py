@@ -20,7 +20,7 @@ from search.manifest import read_manifest
 
 from . import output, triage
 from .alert_options import webhook_options
-from .cli import _time, index_option, open_index
+from .cli_common import index_option, open_index, to_epoch
 from .disclosure import OPERATOR
 from .webhook import Courier, Webhook, send
 
@@ -208,6 +208,6 @@ def export(index_dir: Path, since: str | None, fmt: str, out: Path | None, raw: 
     from .export import findings, write_lines
 
     with open_index(index_dir, with_encoder=False) as index:
-        written = write_lines(findings(index, since=_time(since), fmt=fmt, raw=raw), out)
+        written = write_lines(findings(index, since=to_epoch(since), fmt=fmt, raw=raw), out)
     if out is not None:
         click.echo(f"wrote {written} findings to {out}", err=True)

@@ -41,7 +41,8 @@ KNOTS = 41
 def corpus_vectors(seed: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """MiniLM and static vectors of the same normalized corpus texts (MiniLM from bench/out if kept)."""
     from bench.corpus import build_corpus, default_sources
-    from search.embedding import STATIC_MODEL, SentenceTransformerEncoder
+    from search.embedding import SentenceTransformerEncoder
+    from search.models import STATIC_MODEL
     from search.normalize import normalize
 
     corpus = build_corpus(default_sources(), seed=seed, scale="eval")

@@ -56,7 +56,7 @@ def watch_alert(
     grouped: dict[str, list[tuple[str, str, float, float]]] = {}
     for family_id, prompt_id, account_id, at, similarity in hits:
         grouped.setdefault(family_id, []).append((prompt_id, account_id, at, similarity))
-    families = []
+    families: list[dict[str, Any]] = []
     for family_id, found in sorted(grouped.items()):
         entry = entries.get(family_id, {})
         accounts = sorted({a for _, a, _, _ in found})

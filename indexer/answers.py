@@ -174,7 +174,7 @@ def index_stats(index: PromptIndex) -> IndexStats:
         dim=index.manifest.dim,
         num_perm=settings.num_perm,
         lsh_threshold=settings.lsh_threshold,
-        lsh_bands=index.duplicates.bands,
+        lsh_bands=index.lsh.bands,
         vector_index=index.vectors.kind,
         format_version=index.manifest.format_version,
     )

@@ -32,7 +32,7 @@ def nightly(
     incremental: bool = False,
     family_encoder: Encoder | None = None,
     triage: TriageSettings = TriageSettings(),
-) -> tuple[list[dict], dict]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Cluster the window, keep ids stable against the last run, save it; returns (clusters, stats).
 
     incremental: seed with the last run's clusters and look for edges of prompts added since
@@ -74,7 +74,7 @@ def save_run(
     since: float | None,
     until: float | None,
     triage: TriageSettings = TriageSettings(),
-) -> tuple[list[dict], dict]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Keep a finished dedup run (stable ids, change against the last run, analysts' verdicts applied);
     returns (clusters, stats)."""
     last_row = index.store.watermark().row
@@ -97,7 +97,7 @@ def save_families(index: PromptIndex, result: DedupResult) -> None:
         found.save(index.path)
 
 
-def cluster_lines(index: PromptIndex, clusters: list[dict]) -> list[dict[str, Any]]:
+def cluster_lines(index: PromptIndex, clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """clusters.jsonl records: the contract's fields, member prompt ids instead of rows.
 
     Prompt text sits in explicit fields only (template, variants, examples): variants that

@@ -27,7 +27,7 @@ def stacked_days_svg(series: dict[str, list[float]], *, width: int = 640, height
         for name, ts in series.items()
         if ts
     }
-    totals = sum(counts.values())
+    totals = np.sum(list(counts.values()), axis=0)
     peak = max(int(totals.max()), 1)
     plot_h, bar_w = height - 34, width / n_days
     parts = []

@@ -216,7 +216,8 @@ class ClusterStore:
         Counts are the live ones (a deleted prompt has left its cluster); no examples (they are
         per cluster). after: a cursor from page_cursor, for the page after the cluster it names.
         """
-        clauses, params = ["accounts >= ?"], [min_accounts]  # the counts of the run bound the live ones
+        clauses: list[str] = ["accounts >= ?"]
+        params: list[int | float | str] = [min_accounts]  # the counts of the run bound the live ones
         if flagged is not None:
             clauses.append("flagged = ?")
             params.append(int(flagged))

@@ -92,7 +92,7 @@ class Source:
     @classmethod
     def of(cls, index: PromptIndex) -> Source:
         manifest = index.manifest
-        return cls(index.store, manifest.dim, manifest.settings.num_perm, index.duplicates.bands, index.cosine_scale)
+        return cls(index.store, manifest.dim, manifest.settings.num_perm, index.lsh.bands, index.cosine_scale)
 
 
 @dataclass
@@ -112,6 +112,13 @@ class Window:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @property
+    def loaded_signals(self) -> Signals:
+        """The window's signals, for the steps that need them (a window the Ray driver read has none)."""
+        if self.signals is None:
+            raise ValueError("this window was read without its signals")
+        return self.signals
 
     def totals(self) -> np.ndarray:
         if self.account_totals is not None:
@@ -156,12 +163,12 @@ def find_edges(
     window: Window, settings: DedupSettings, bands: tuple[int, int], queries: np.ndarray | None = None
 ) -> dict[str, Edges]:
     """Verified candidate pairs of every kind (for the queries only, when given)."""
-    sig, win = window.signals.signatures, window.signals.windows
+    sig, win = window.loaded_signals.signatures, window.loaded_signals.windows
     pairs = band_pairs(sig, *bands, queries=queries)
     jac = pair_jaccard(sig, pairs)
     keep = jac >= settings.jaccard
     edges = {"jaccard": Edges(pairs[keep, 0], pairs[keep, 1], jac[keep].astype(np.float32))}
-    has = np.flatnonzero(window.signals.has_windows)
+    has = np.flatnonzero(window.loaded_signals.has_windows)
     window_parts = []
     for side in (0, 1):
         local_queries = None if queries is None else np.flatnonzero(np.isin(has, queries))
@@ -173,7 +180,7 @@ def find_edges(
         ok = wj >= settings.window_jaccard
         window_parts.append(Edges(p[ok, 0], p[ok, 1], wj[ok].astype(np.float32)))
     edges["window"] = Edges.concat(window_parts)
-    edges["cosine"] = mutual_knn_edges(window.signals.vectors, settings.knn, settings.cosine, queries)
+    edges["cosine"] = mutual_knn_edges(window.loaded_signals.vectors, settings.knn, settings.cosine, queries)
     return edges
 
 
@@ -206,10 +213,10 @@ def build_clusters(
     (each form a part) and take no part in the edge graph: slots never chain families.
     """
     v, sig, win, has = (
-        window.signals.vectors,
-        window.signals.signatures,
-        window.signals.windows,
-        window.signals.has_windows,
+        window.loaded_signals.vectors,
+        window.loaded_signals.signatures,
+        window.loaded_signals.windows,
+        window.loaded_signals.has_windows,
     )
 
     def alike(a: int, b: int) -> bool:
@@ -328,7 +335,7 @@ def describe_clusters(
     parts: np.ndarray,
     settings: DedupSettings,
     context: Context | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Template, examples, statistics and campaign score of every cluster of two or more prompts.
 
     parts are the labels before the account-overlap merge (a family's parts are its forms): a
@@ -352,8 +359,8 @@ def describe_clusters(
             window.account_names,
             totals,
             window.timestamps,
-            window.signals.vectors,
-            window.signals.signatures,
+            window.loaded_signals.vectors,
+            window.loaded_signals.signatures,
             fixed,
             rng,
             parts=parts[members],
@@ -531,7 +538,7 @@ def _families(
 
 def full_jaccard_edges(window: Window, settings: DedupSettings, bands: tuple[int, int]) -> Edges:
     """Whole-prompt near-duplicate pairs of the whole window (the incremental path's edges cover new rows only)."""
-    sig = window.signals.signatures
+    sig = window.loaded_signals.signatures
     pairs = band_pairs(sig, *bands)
     jac = pair_jaccard(sig, pairs)
     keep = jac >= settings.near_copy_jaccard

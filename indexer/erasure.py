@@ -12,6 +12,7 @@ import fcntl
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from search.index import PromptIndex
 from search.manifest import STORE
@@ -82,7 +83,7 @@ def _log(index_dir: Path, entry: dict[str, object]) -> None:
         handle.flush()
 
 
-def _read(index_dir: Path) -> list[dict[str, object]]:
+def _read(index_dir: Path) -> list[dict[str, Any]]:
     path = index_dir / LEDGER
     if not path.exists():
         return []

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -504,7 +505,7 @@ def claim_by_senders(
     return moved
 
 
-def family_index(families: Families, clusters: list[dict]) -> FamilyIndex | None:
+def family_index(families: Families, clusters: list[dict[str, Any]]) -> FamilyIndex | None:
     """What search needs of a finished run: each family cluster's form embeddings and members.
 
     A form belongs to the cluster holding most of its members (clusters carry their stable ids)."""

@@ -22,6 +22,7 @@ their traffic) have coordination and repetition; a slow drip has intent, repetit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -134,10 +135,10 @@ def cluster_features(
 
 
 def _within_parts(
-    measure,
+    measure: Callable[[np.ndarray, np.random.Generator], float],
     values: np.ndarray,
     members: np.ndarray,
-    parts: np.ndarray | None,  # type: ignore[no-untyped-def]
+    parts: np.ndarray | None,
     rng: np.random.Generator,
 ) -> float:
     """Size-weighted mean of measure over the parts of a cluster that have two or more members."""

@@ -21,16 +21,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from search.errors import BadRecord
 from search.normalize import is_blank
-from search.records import Prompt, check_metadata, identifier, parse_timestamp
+from search.records import MAX_TEXT_CHARS, Prompt, check_metadata, identifier, parse_timestamp
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("jsonl", "csv", "parquet")
-MAX_TEXT_CHARS = 100_000
 _MAX_PROBLEMS_KEPT = 1000
 _BOM = b"\xef\xbb\xbf"
 csv.field_size_limit(16 * MAX_TEXT_CHARS)
@@ -138,7 +137,9 @@ def read_records(
 
 
 def _open_binary(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    if path.name.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(path, "rb"))  # a binary file; typeshed's GzipFile is not declared IO[bytes]
+    return open(path, "rb")
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadRecord]]:

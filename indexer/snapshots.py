@@ -31,21 +31,22 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from search.errors import IndexCorrupt
+from search.errors import IndexCorrupt, IndexMismatch
 from search.family_index import FAMILIES_FILE
-from search.index import finish_restore, write_lock
-from search.manifest import LEXICAL, LOCK, MANIFEST, RESTORE_DIR, RESTORE_READY, STORE, VECTORS, WINDOWS
+from search.lock import write_lock
+from search.manifest import LOCK, LSH, MANIFEST, RESTORE_DIR, RESTORE_READY, STORE, VECTORS, WINDOW_LSH
+from search.restore import finish_restore
 from search.snapshot import fsync_dir
 
 from .erasure import reapply_erasures
 from .private_files import create_private, write_private
 
-FORMAT = 2
+FORMAT = 3  # 3: the index files of index format 2 (lsh.npz, windows.npz; search/manifest.py)
 KEY_FILE = "snapshot.key"
 SNAPSHOTS_DIR = "snapshots"
 DESCRIPTION = "SNAPSHOT.json"
 SIGNATURE = "SNAPSHOT.hmac"
-_DERIVED = (MANIFEST, VECTORS, LEXICAL, WINDOWS, FAMILIES_FILE)  # families.npz: the last dedup run's, if any
+_DERIVED = (MANIFEST, VECTORS, LSH, WINDOW_LSH, FAMILIES_FILE)  # families.npz: the last dedup run's, if any
 MEMBERS = frozenset((*_DERIVED, STORE))  # the only file names a snapshot may hold, besides its header
 _KEY_BYTES = 32
 
@@ -133,7 +134,7 @@ def restore_snapshot(
 
     The files are verified in a staging directory inside index_dir, then moved into place
     under the write lock; a restore killed half way is completed by the next open (see
-    search.index.finish_restore). Only index data is replaced: keys, the session secret,
+    search/restore.py). Only index data is replaced: keys, the session secret,
     the snapshot key and the audit log are left as they are. Erasures recorded after the
     snapshot was taken are applied again before the lock is released.
     """
@@ -202,6 +203,11 @@ def _extract_verified(snapshot: Path, staging: Path, key: bytes) -> dict[str, An
             if not hmac.compare_digest(_read_member(tar, members[1]).decode("ascii", "replace"), _sign(key, header)):
                 raise IndexCorrupt(f"{snapshot} is not signed with this snapshot key; it was changed or made elsewhere")
             description = json.loads(header)
+            if description.get("format") != FORMAT:
+                raise IndexMismatch(
+                    f"{snapshot} is a format {description.get('format')} snapshot, this promptsim restores format "
+                    f"{FORMAT}; snapshot the index again with this release"
+                )
             expected = description.get("files")
             if set(names[2:]) != set(expected) or len(names) != len(set(names)) or not set(expected) <= MEMBERS:
                 raise IndexCorrupt(f"{snapshot} holds files other than an index's ({', '.join(sorted(names[2:]))})")

@@ -9,8 +9,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from search.embedding import SentenceTransformerEncoder
-from search.index import PromptIndex, write_lock
-from search.manifest import LEXICAL, MANIFEST, VECTORS, WINDOWS, IndexSettings, read_manifest
+from search.index import PromptIndex
+from search.lock import write_lock
+from search.manifest import (
+    FORMAT_VERSION,
+    FORMER_NAMES,
+    LSH,
+    MANIFEST,
+    VECTORS,
+    WINDOW_LSH,
+    IndexSettings,
+    read_manifest,
+    write_manifest,
+)
 
 IndexLike = PromptIndex | str | os.PathLike[str]
 
@@ -81,14 +92,25 @@ def opened(target: IndexLike, *, writable: bool = False, with_model: bool = True
 def rebuild(path: str | os.PathLike[str]) -> dict[str, int]:
     """Write FAISS and the LSHs of the index at path again from its store; returns what each holds.
 
-    Whatever state their files are in (damaged, missing, written by an older release), they are
-    removed first under the write lock, so opening the index cannot fail on them.
+    Whatever state their files are in (damaged, missing, or laid out by an older index format),
+    they are removed first under the write lock, so opening the index cannot fail on them; an
+    older format's manifest is then stamped with the current one (the store needs no change:
+    opening it for writing adds what an older store lacks).
     """
     directory = Path(path)
-    read_manifest(directory)
+    read_manifest(directory, older_format=True)
     with write_lock(directory):
-        for name in (VECTORS, LEXICAL, WINDOWS):
+        for name in (VECTORS, LSH, WINDOW_LSH, *FORMER_NAMES):
             (directory / name).unlink(missing_ok=True)
+        _bring_format_up_to_date(directory)
     with opened(directory, writable=True, with_model=False) as index:
         index.rebuild()
         return index.counts()
+
+
+def _bring_format_up_to_date(directory: Path) -> None:
+    """Stamp an older-format manifest with the current format; its derived files are gone already."""
+    manifest = read_manifest(directory, older_format=True)
+    if manifest.format_version < FORMAT_VERSION:
+        manifest.format_version = FORMAT_VERSION
+        write_manifest(directory, manifest)

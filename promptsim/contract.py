@@ -29,9 +29,8 @@ from pydantic import (
 )
 
 from search.errors import InvalidRequest
-from search.records import AUTO_RANGES, ISO_PATTERN
+from search.records import AUTO_RANGES, ISO_PATTERN, MAX_TEXT_CHARS
 
-MAX_TEXT = 100_000
 MAX_K = 1000
 DEFAULT_K = 20
 MAX_QUERIES = 256  # per batch request
@@ -80,16 +79,16 @@ def _json_integer(value: Any) -> Any:
 
 
 Integer = Annotated[int, BeforeValidator(_json_integer)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NO_NUL)]
 QueryText = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NO_NUL),
+    StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS, pattern=NO_NUL),
     AfterValidator(_visible),
     WithJsonSchema(
         {
             "type": "string",
             "minLength": 1,
-            "maxLength": MAX_TEXT,
+            "maxLength": MAX_TEXT_CHARS,
             "allOf": [{"pattern": NO_NUL}, {"pattern": VISIBLE_PATTERN}],
             "description": "the prompt to find siblings of: at least one visible character, no NUL byte",
         }

@@ -3,10 +3,12 @@
 - Signals (`signals.py`): normalization (`normalize.py`: NFKC, invisible characters,
   confusables, casefold, whitespace), one embedding (`embedding.py`, `onnx_runtime.py`,
   `wordpiece_cache.py`) and three MinHashes (`minhash.py`: the whole prompt and its head and
-  tail windows), bit-compatible with datasketch.
+  tail windows), bit-compatible with datasketch. The models' names and cache: `models.py`;
+  building them offline (`promptsim models build`): `model_build.py`.
 - The index directory (`index.py`, docs/core-engine.md): SQLite as the truth (`store.py`),
-  FAISS (`vectors.py`), the MinHash LSHs (`duplicates.py`), in-memory signatures and row facts
-  (`signature_table.py`, `row_facts.py`), checksummed snapshot files (`snapshot.py`) and the
+  FAISS (`vectors.py`), the MinHash LSHs (`lsh.py`), in-memory signatures and row facts
+  (`signature_table.py`, `row_facts.py`), checksummed snapshot files (`snapshot.py`), the write
+  lock (`lock.py`), the last, resumable step of a snapshot restore (`restore.py`) and the
   manifest (`manifest.py`).
 - Search (`engine.py`): siblings fused from cosine, Jaccard and window scores, and the campaign
   family a query belongs to (`family_index.py`, `family_encoder.py`, `wrappers.py`,
@@ -15,7 +17,7 @@
 Nothing here imports from `indexer/`, `api/` or `promptsim/`.
 """
 
-from .embedding import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from .embedding import Encoder, SentenceTransformerEncoder
 from .engine import Hit, SearchEngine, SearchFilters, SearchResult, Summary
 from .errors import (
     BadRecord,
@@ -29,6 +31,7 @@ from .errors import (
 from .index import PromptIndex
 from .manifest import IndexSettings
 from .minhash import MinHasher
+from .models import DEFAULT_MODEL
 from .normalize import normalize
 from .records import Prompt
 

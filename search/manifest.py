@@ -14,13 +14,19 @@ from .minhash import MINHASH_VERSION, SHINGLING
 from .normalize import NORMALIZATION_VERSION
 from .snapshot import fsync_dir
 
-FORMAT_VERSION = 1
+# The layout of an index directory: file names and what they hold. Bumped whenever either
+# changes; an index of another format is refused on open (see read_manifest), and
+# `promptsim rebuild` brings an older one up to date. docs/index-format.md lists the formats.
+#   1: LSH files named lsh.pickle / windows.pickle (holding .npz band arrays all the same)
+#   2: the same files named for what they hold: lsh.npz / windows.npz
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 STORE = "prompts.sqlite"
 VECTORS = "vectors.faiss"
-# Historical names: the LSH snapshots now hold band arrays (.npz), no pickle (search/duplicates.py).
-LEXICAL = "lsh.pickle"
-WINDOWS = "windows.pickle"
+LSH = "lsh.npz"
+WINDOW_LSH = "windows.npz"
+# Every derived file an older format named otherwise: rebuild removes them (promptsim/_index.py).
+FORMER_NAMES = ("lsh.pickle", "windows.pickle")
 LOCK = "write.lock"
 KEYS = "keys.json"
 RESTORE_DIR = ".restore"  # a snapshot's verified files, staged until they are all in place
@@ -70,8 +76,11 @@ class Manifest:
         return cls(**body)
 
 
-def read_manifest(directory: Path) -> Manifest:
-    """Load DIR/manifest.json, or explain what is wrong with it."""
+def read_manifest(directory: Path, *, older_format: bool = False) -> Manifest:
+    """Load DIR/manifest.json, or explain what is wrong with it.
+
+    older_format=True accepts an index of an older format: only for rebuild, which brings it up to date.
+    """
     path = directory / MANIFEST
     if not path.exists():
         raise IndexNotFound(
@@ -83,12 +92,21 @@ def read_manifest(directory: Path) -> Manifest:
         raise IndexCorrupt(
             f"{path} is not a promptsim manifest ({err}); rebuild the index from its source files"
         ) from err
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexMismatch(
-            f"{directory} has index format {manifest.format_version}, this promptsim reads {FORMAT_VERSION}; "
-            "ingest the source files into a new --index directory"
-        )
+    if not (older_format and manifest.format_version < FORMAT_VERSION):
+        check_format(manifest, directory)
     return manifest
+
+
+def check_format(manifest: Manifest, directory: Path) -> None:
+    """Raise IndexMismatch, saying how to fix it, for an index of another format than this release's."""
+    found = manifest.format_version
+    if found == FORMAT_VERSION:
+        return
+    if found < FORMAT_VERSION:
+        fix = f"run 'promptsim rebuild --index {directory}' to bring it up to date (the store is kept)"
+    else:
+        fix = "it was written by a newer promptsim; upgrade promptsim to open it"
+    raise IndexMismatch(f"index {directory} has format {found}, this promptsim reads format {FORMAT_VERSION}; {fix}")
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:

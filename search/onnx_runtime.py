@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 # Bumped when the export recipe changes, so older cached graphs are not used.
 ONNX_EXPORT_VERSION = 2  # 2: eager attention, fused by onnxruntime's transformer optimizer
-_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def onnx_path(cache: Path, checksum: str) -> Path:
@@ -42,71 +39,6 @@ def supports(model: Any) -> bool:
     if names[:2] != ["Transformer", "Pooling"] or any(n != "Normalize" for n in names[2:]):
         return False
     return getattr(model[1], "pooling_mode", None) == "mean"
-
-
-def export(model: Any, path: Path) -> Path:
-    """Export the model's transformer to ONNX at path (atomically: a killed export leaves nothing).
-
-    A BERT graph is exported with eager attention and fused by onnxruntime's transformer
-    optimizer (Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization): the
-    optimizer recognizes the eager pattern only, not the SDPA one. Measured on 200 benchmark
-    queries side by side: p50 60.1 -> 52.8 ms, p99 144.5 -> 113.3 ms on a noisy machine,
-    vectors within 2e-7.
-    """
-    import torch
-
-    transformer = model[0].auto_model.eval()
-
-    class _Hidden(torch.nn.Module):  # transformers 5 wants keyword arguments
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = transformer
-
-        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return out.last_hidden_state
-
-    texts = ["an example prompt", "a longer example, so that the batch is padded"]
-    example = model.tokenizer(texts, padding=True, return_tensors="pt")
-    args = tuple(example.get(name, torch.zeros_like(example["input_ids"])) for name in _INPUTS)
-    config = transformer.config
-    fuse = config.model_type == "bert"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    attention = config._attn_implementation
-    try:
-        if fuse:
-            transformer.set_attn_implementation("eager")
-        with warnings.catch_warnings():
-            # the tracer's notes on shape checks it folds to constants; a test pins the graph against torch
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _Hidden(),
-                args,
-                tmp,
-                input_names=list(_INPUTS),
-                output_names=["hidden"],
-                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "hidden")},
-                opset_version=17,
-                dynamo=False,
-            )
-            if fuse:
-                _fuse(tmp, config.num_attention_heads, config.hidden_size)
-        os.replace(tmp, path)
-    finally:
-        if fuse:
-            transformer.set_attn_implementation(attention)  # the torch path keeps what it had
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _fuse(path: str, heads: int, hidden: int) -> None:
-    """Rewrite the graph at path with onnxruntime's BERT fusions."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    optimize_model(path, model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(path)
 
 
 class OnnxRunner:
@@ -133,7 +65,7 @@ class OnnxRunner:
                 texts, padding=True, truncation=True, max_length=self._max_length, return_tensors="np"
             )
         ids = features["input_ids"].astype(np.int64)
-        feeds = {name: features.get(name, np.zeros_like(ids)).astype(np.int64) for name in _INPUTS}
+        feeds = {name: features.get(name, np.zeros_like(ids)).astype(np.int64) for name in ONNX_INPUTS}
         hidden = self._session.run(None, feeds)[0]
         mask = feeds["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
@@ -152,7 +84,9 @@ def load_runner(model: Any, cache: Path, checksum: str, threads: int) -> OnnxRun
     try:
         if not path.exists():
             logger.info("exporting the transformer to ONNX for single queries (once): %s", path)
-            export(model, path)
+            from .model_build import export_onnx  # once per weights; `promptsim models build` does it ahead
+
+            export_onnx(model, path)
         return OnnxRunner(path, model, threads)
     except Exception as err:  # torch is always there to fall back on
         logger.warning("onnxruntime unavailable for small batches (%s); using torch", err)

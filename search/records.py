@@ -21,6 +21,11 @@ MAX_EPOCH = 32503680000.0  # 3000-01-01
 MAX_METADATA_DEPTH = 16
 MAX_METADATA_BYTES = 64 * 1024
 
+# The longest prompt text promptsim takes, in characters: the file reader (indexer/reader.py) and
+# the request contract (promptsim/contract.py) refuse longer ones: one prompt must not take a
+# batch's memory or a page's time.
+MAX_TEXT_CHARS = 100_000
+
 
 @dataclass(frozen=True)
 class Prompt:

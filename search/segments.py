@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def canonical(text: str) -> str:
     return "\n".join(sorted(lines)) if lines else text
 
 
-def _structured(text: str) -> dict | None:
+def _structured(text: str) -> dict[str, Any] | None:
     stripped = text.strip()
     if len(stripped) < 8:
         return None

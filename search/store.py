@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS deletions (
     row INTEGER NOT NULL
 );
 """
+# RowFacts reads name the covering index (SQLite's planner otherwise may scan the table).
+_BY_FACTS = "INDEXED BY prompts_facts"
 # SQLite limits host parameters per statement; stay well under the 32,766 default.
 _CHUNK = 900
 
@@ -92,9 +94,6 @@ class PromptStore:
             # FULL: an acknowledged batch survives power loss too, not only a killed process.
             self._db.execute("PRAGMA synchronous = FULL")
             self._db.executescript(_SCHEMA)
-        # A read-only open of a store written before this index existed has none.
-        has_facts = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'prompts_facts'")
-        self._facts_index = "INDEXED BY prompts_facts" if has_facts.fetchone() else ""
 
     def close(self) -> None:
         self._db.close()
@@ -199,7 +198,7 @@ class PromptStore:
         self._db.executemany("INSERT INTO deletions (row) VALUES (?)", [(r,) for r in rows])
         return np.asarray(rows, dtype=np.int64)
 
-    def _transaction(self):  # type: ignore[no-untyped-def]
+    def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
     # -- change log ---------------------------------------------------------------------
@@ -281,7 +280,8 @@ class PromptStore:
         until: float | None = None,
     ) -> np.ndarray:
         """Rows passing the filters (for filtered search)."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | float] = []
         if account_ids:
             clauses.append(f"account_id IN ({','.join('?' * len(account_ids))})")
             params += list(account_ids)
@@ -371,10 +371,10 @@ class PromptStore:
 
     def iter_facts(self, batch: int = 100_000) -> Iterator[tuple[np.ndarray, list[str], np.ndarray]]:
         """Every stored (rows, accounts, times), in row order, a batch at a time (for RowFacts)."""
-        for chunk in self._pages(f"SELECT row, account_id, ts FROM prompts {self._facts_index}", batch):
+        for chunk in self._pages(f"SELECT row, account_id, ts FROM prompts {_BY_FACTS}", batch):
             yield _decode_facts(chunk)
 
-    def _pages(self, select: str, batch: int) -> Iterator[list[tuple]]:
+    def _pages(self, select: str, batch: int) -> Iterator[list[tuple[Any, ...]]]:
         """select's rows (row id first) in row order, batch at a time, by keyset: no OFFSET rescans."""
         last = 0
         while chunk := self._db.execute(f"{select} WHERE row > ? ORDER BY row LIMIT ?", (last, batch)).fetchall():
@@ -387,7 +387,7 @@ class PromptStore:
         for part in _chunks(sorted({int(r) for r in rows})):
             marks = ",".join("?" * len(part))
             found += self._db.execute(
-                f"SELECT row, account_id, ts FROM prompts {self._facts_index} WHERE row IN ({marks}) ORDER BY row",
+                f"SELECT row, account_id, ts FROM prompts {_BY_FACTS} WHERE row IN ({marks}) ORDER BY row",
                 part,
             ).fetchall()
         return _decode_facts(found)

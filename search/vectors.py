@@ -1,4 +1,4 @@
-"""VectorIndex: a thin FAISS wrapper keyed by store row ids; returns (ids, scores), never D/I."""
+"""VectorIndex: a thin FAISS wrapper keyed by store row ids; answers in named records, never D/I."""
 
 from __future__ import annotations
 
@@ -42,6 +42,23 @@ class Neighbours:
     scores: np.ndarray  # (queries, k) float32 inner products = cosines
 
 
+@dataclass(frozen=True)
+class InRange:
+    """Every stored row within a radius of each query: query i's are ids[limits[i]:limits[i + 1]]."""
+
+    limits: np.ndarray  # (queries + 1,) int64 offsets into ids and scores
+    ids: np.ndarray  # int64 rows, grouped by query
+    scores: np.ndarray  # float32 inner products, parallel to ids
+
+    def ids_of(self, query: int) -> np.ndarray:
+        """The rows within the radius of query number `query` (in FAISS's order)."""
+        return self.ids[self.limits[query] : self.limits[query + 1]]
+
+    def scores_of(self, query: int) -> np.ndarray:
+        """Their inner products, in the same order."""
+        return self.scores[self.limits[query] : self.limits[query + 1]]
+
+
 @contextmanager
 def faiss_threads(n: int) -> Iterator[None]:
     """Run FAISS with n OpenMP threads (one query is 2-3x faster on one thread here)."""
@@ -71,7 +88,7 @@ def _trained_ivf(vectors: np.ndarray, nprobe: int) -> faiss.IndexIVFFlat:
     """An empty IVF-Flat whose lists are k-means centroids of a sample of vectors."""
     dim, nlist = vectors.shape[1], ivf_lists(len(vectors))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # vectors_of(): reconstruct by row id
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in faiss's stubs; vectors_of()
     ivf.cp.niter = KMEANS_ITERATIONS
     sample = vectors[np.sort(np.random.default_rng(0).permutation(len(vectors))[: nlist * TRAIN_POINTS_PER_LIST])]
     logger.info("training IVF: %d lists on %d vectors", nlist, len(sample))
@@ -136,29 +153,30 @@ class VectorIndex:
         """Top-k rows by inner product for each query, optionally only among allowed rows."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(k, len(self))) if len(self) else 1
-        params = None
+        params: faiss.SearchParameters | None = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
+            # faiss's stubs know neither the SWIG keyword arguments nor IVF's nprobe
             if self.kind == "ivf":
-                params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nprobe)
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nprobe)  # type: ignore[call-arg, attr-defined]
             else:
-                params = faiss.SearchParameters(sel=selector)
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self._index.search(queries, k, params=params)
         return Neighbours(ids=ids, scores=scores)
 
-    def range_search(self, queries: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every row with inner product >= min_score: (limits, scores, ids), query i in lims[i]:lims[i+1]."""
+    def range_search(self, queries: np.ndarray, min_score: float) -> InRange:
+        """Every row with inner product >= min_score, per query."""
         # FAISS keeps results strictly above the radius; nudge it down to include equality.
-        lims, scores, ids = self._index.range_search(
+        limits, scores, ids = self._index.range_search(
             np.ascontiguousarray(queries, dtype=np.float32), float(np.nextafter(np.float32(min_score), np.float32(-2)))
         )
-        return lims, scores, ids
+        return InRange(limits=limits, ids=ids, scores=scores)
 
     def ids(self) -> np.ndarray:
         """Every stored row id (for consistency checks)."""
         if self.kind == "flat":
-            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        invlists = self._index.invlists
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)  # type: ignore[attr-defined]  # IndexIDMap2's
+        invlists = self._index.invlists  # type: ignore[attr-defined]  # IndexIVFFlat's, not in faiss's stubs
         parts = [
             faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
             for i in range(invlists.nlist)
@@ -167,13 +185,9 @@ class VectorIndex:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def to_bytes(self) -> memoryview:
-        return memoryview(faiss.serialize_index(self._index))
+        return faiss.serialize_index(self._index).data
 
     @classmethod
     def from_bytes(cls, payload: bytes, kind: str) -> VectorIndex:
-        index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        if kind == "ivf":  # nprobe is a query-time setting: snapshots saved under an older default get this one
-            index.nprobe = min(NPROBE, index.nlist)
-            if index.direct_map.type != faiss.DirectMap.Hashtable:  # saved before vectors_of() existed
-                index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        return cls(index, kind)
+        # FAISS saves an IVF index's nprobe and direct map with it: it loads as it was built.
+        return cls(faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8)), kind)

@@ -139,7 +139,7 @@ class CachedWordPiece:
             self._words[word] = tuple(encoding.ids)
 
 
-def _is_lowercasing_bert_wordpiece(config: dict) -> bool:
+def _is_lowercasing_bert_wordpiece(config: dict[str, Any]) -> bool:
     """True when the tokenizer is the one this cache imitates (as model2vec distills MiniLM's)."""
     normalizer = config.get("normalizer") or {}
     return (

@@ -385,7 +385,7 @@ def _account_merges(window: Window, parts_labels: np.ndarray, settings: DedupSet
     uf.parent = parts_labels.copy()
     uf.size = np.bincount(parts_labels, minlength=len(window)).astype(np.int64)
     merged = merge_by_accounts(
-        parts_labels, window.accounts, len(window.account_names), window.signals.vectors, settings, uf
+        parts_labels, window.accounts, len(window.account_names), window.loaded_signals.vectors, settings, uf
     )
     return uf.labels(), merged
 
@@ -398,7 +398,7 @@ def ray_nightly(
     until: float | None = None,
     settings: DedupSettings = DedupSettings(),
     triage: TriageSettings = TriageSettings(),
-) -> tuple[list[dict], dict]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """`campaigns.nightly` (a full run) with the dedup on Ray: stable ids, verdicts applied, the run saved."""
     store = ClusterStore(index.path / STORE)
     try:

@@ -195,7 +195,7 @@ class _Embedder:
 
             # As many torch threads as CPUs the actor holds (at least one): actors sharing a
             # node must not each start a thread per core and fight over them.
-            held = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+            held = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
             torch.set_num_threads(max(1, int(held)))
         self._encoder = factory("cuda" if on_gpu else "cpu")
 

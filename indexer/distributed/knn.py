@@ -111,6 +111,8 @@ def _centroids(blocks: list[Any], block_rows: int, n: int, nlist: int) -> np.nda
             sample = np.empty((len(picked), vectors.shape[1]), np.float32)
         sample[here] = vectors[picked[here] - lo]
         del vectors
+    if sample is None:
+        raise ValueError("k-means needs vectors; the index's blocks hold none")
     return spherical_kmeans(sample, nlist)
 
 

@@ -15,17 +15,37 @@ def invoke(*args, input=None):
     return CliRunner().invoke(main, list(args), input=input)
 
 
-def test_every_command_has_help_with_an_example():
-    """Every command and every subcommand (keys create, snapshot restore, ...)."""
+def _commands(group, path=()):
+    """Every command under group, at any depth, as (path of names, command)."""
     import click
 
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_at_every_depth_has_help_with_an_example():
+    """Every command and every subcommand (keys create, snapshot restore, ...), walked recursively."""
     assert "Example" in invoke("--help").output
-    for name, command in main.commands.items():
-        result = invoke(name, "--help")
-        assert result.exit_code == 0 and "Example" in result.output, name
-        for sub in command.commands if isinstance(command, click.Group) else ():
-            result = invoke(name, sub, "--help")
-            assert result.exit_code == 0 and "Example" in result.output, f"{name} {sub}"
+    walked = list(_commands(main))
+    assert {("keys", "create"), ("snapshot", "restore"), ("models", "build"), ("rebuild",)} <= {p for p, _ in walked}
+    for path, _ in walked:
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, path
+        example = result.output.split("Example", 1)[-1] if "Example" in result.output else ""
+        assert "promptsim " + " ".join(path) in example, f"{' '.join(path)}: no example of itself"
+
+
+def test_command_modules_share_helpers_through_cli_common_not_each_other():
+    import ast
+    from pathlib import Path
+
+    api = Path(__file__).resolve().parents[2] / "api"
+    for name in ("cli_admin.py", "cli_search.py", "cli_triage.py", "cli_common.py"):
+        tree = ast.parse((api / name).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert "cli" not in imported, f"api/{name} imports api/cli.py"
 
 
 def test_search_json_contract(built):
@@ -195,7 +215,7 @@ def test_a_delete_that_deletes_nothing_exits_1(built, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage", ["vectors.faiss garbage", "lsh.pickle garbage", "windows.pickle cut", "vectors.faiss gone", "all gone"]
+    "damage", ["vectors.faiss garbage", "lsh.npz garbage", "windows.npz cut", "vectors.faiss gone", "all gone"]
 )
 def test_rebuild_repairs_damaged_or_missing_faiss_and_lsh_files(built, tmp_path, damage):
     """rebuild used to fail with the very checksum error that prescribes it."""
@@ -205,7 +225,7 @@ def test_rebuild_repairs_damaged_or_missing_faiss_and_lsh_files(built, tmp_path,
     idx = tmp_path / "idx"
     shutil.copytree(tmp / "idx", idx)
     name, how = damage.split()
-    for target in ["vectors.faiss", "lsh.pickle", "windows.pickle"] if name == "all" else [name]:
+    for target in ["vectors.faiss", "lsh.npz", "windows.npz"] if name == "all" else [name]:
         path = idx / target
         if how == "garbage":
             path.write_bytes(b"\x00garbage" * 64)

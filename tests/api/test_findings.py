@@ -26,7 +26,7 @@ from indexer.campaigns import nightly
 from indexer.dedup import DedupSettings
 from search.errors import IndexCorrupt
 from search.index import PromptIndex, write_lock
-from search.manifest import LEXICAL
+from search.manifest import LSH
 from search.records import Prompt
 from search.snapshot import read_snapshot, write_snapshot
 from tests.conftest import FakeEncoder, background_texts
@@ -96,9 +96,9 @@ class Boom:
 
 def test_f01_a_pickled_lsh_is_refused_not_run(idx, tmp_path):
     marker = tmp_path / "pwned"
-    header, _ = read_snapshot(idx / LEXICAL)
+    header, _ = read_snapshot(idx / LSH)
     write_snapshot(
-        idx / LEXICAL,
+        idx / LSH,
         {k: v for k, v in header.items() if k not in ("sha256", "bytes")},
         pickle.dumps(Boom(str(marker))),
     )
@@ -136,12 +136,12 @@ def test_f01_a_tampered_snapshot_is_refused_before_anything_runs_or_moves(idx, t
     marker = tmp_path / "pwned"
     good = tmp_path / "good.snapshot"
     assert CliRunner().invoke(main, ["snapshot", "create", "--index", str(idx), "--out", str(good)]).exit_code == 0
-    header, _ = read_snapshot(idx / LEXICAL)
+    header, _ = read_snapshot(idx / LSH)
     evil_lsh = tmp_path / "evil.lsh"
     write_snapshot(
         evil_lsh, {k: v for k, v in header.items() if k not in ("sha256", "bytes")}, pickle.dumps(Boom(str(marker)))
     )
-    _retar(good, tmp_path / "evil.snapshot", {LEXICAL: evil_lsh.read_bytes()})
+    _retar(good, tmp_path / "evil.snapshot", {LSH: evil_lsh.read_bytes()})
     result = CliRunner().invoke(
         main, ["snapshot", "restore", str(tmp_path / "evil.snapshot"), "--index", str(idx), "--force"]
     )

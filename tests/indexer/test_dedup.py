@@ -57,6 +57,36 @@ class Corpus:
         ]
 
 
+class EmbeddingOnce:
+    """The real model, each distinct text embedded once per module.
+
+    Every test here builds its own corpus (and dedup writes to its index, so indexes are not
+    shared), but the corpora draw on the same background texts, raw or wrapped: embedding is
+    most of these tests' time, and the texts they share are embedded once. The model's
+    identity (name, dimension, checksum, backend, scale) is the real encoder's.
+    """
+
+    def __init__(self, encoder):
+        self._encoder = encoder
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+    def encode(self, texts, *, batch_size: int = 64) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if new:
+            self._vectors.update(zip(new, self._encoder.encode(new, batch_size=batch_size)))
+        if not texts:
+            return self._encoder.encode(texts)
+        return np.stack([self._vectors[t] for t in texts])
+
+
+@pytest.fixture(scope="module")
+def encoder(real_encoder):
+    return EmbeddingOnce(real_encoder)
+
+
 def build(tmp_path, corpus: Corpus, encoder):
     """Campaign scores read embedding diversity, so these tests use the real model."""
     index = PromptIndex.open(tmp_path / "idx", encoder, writable=True, create=True)
@@ -69,11 +99,11 @@ def flagged_members(index, clusters) -> list[set[str]]:
     return [set(line["members"]) for line in cluster_lines(index, clusters) if line["flagged"]]
 
 
-def test_wrapper_campaign_found_and_explained(tmp_path, real_encoder):
+def test_wrapper_campaign_found_and_explained(tmp_path, encoder):
     corpus = Corpus()
     corpus.background(60, 2)
     members = corpus.campaign(12, 4, lambda slot: f"{WRAPPER}\n\n{slot}")
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         clusters, _ = nightly(index)
         flagged = flagged_members(index, clusters)
         assert flagged == [set(members)]
@@ -99,7 +129,7 @@ def test_wrapper_campaign_found_and_explained(tmp_path, real_encoder):
         assert 0.0 <= line["campaign_score"] <= 1.0
 
 
-def test_suffix_and_hydra_accounts_are_flagged(tmp_path, real_encoder):
+def test_suffix_and_hydra_accounts_are_flagged(tmp_path, encoder):
     """Campaign share only ~15% of each account's traffic: still flagged."""
     corpus = Corpus(1)
     corpus.background(40, 2)
@@ -107,14 +137,14 @@ def test_suffix_and_hydra_accounts_are_flagged(tmp_path, real_encoder):
     for a in range(10):
         for _ in range(17):
             corpus.add(next(corpus.slots), f"hydra{a}")
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         clusters, _ = nightly(index)
         assert flagged_members(index, clusters) == [set(members)]
         line = next(c for c in cluster_lines(index, clusters) if c["flagged"])
         assert line["features"]["concentration_median"] == pytest.approx(0.15, abs=0.01)
 
 
-def test_benign_look_alikes_are_not_flagged(tmp_path, real_encoder):
+def test_benign_look_alikes_are_not_flagged(tmp_path, encoder):
     corpus = Corpus(2)
     corpus.background(50, 3)
     # one app's templated traffic from one account
@@ -134,7 +164,7 @@ def test_benign_look_alikes_are_not_flagged(tmp_path, real_encoder):
         words.insert(corpus.rng.randrange(len(words)), "please")
         corpus.add(" ".join(words), f"user{a + 10}")
     campaign = corpus.campaign(15, 3, lambda slot: f"{WRAPPER}\n\n{slot}")
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         clusters, _ = nightly(index)
         lines = cluster_lines(index, clusters)
         assert flagged_members(index, clusters) == [set(campaign)]
@@ -144,14 +174,14 @@ def test_benign_look_alikes_are_not_flagged(tmp_path, real_encoder):
         assert not any(line["flagged"] for line in by_first.values() if line["size"] in (20, 30, 60))
 
 
-def test_one_bridging_prompt_does_not_merge_two_families(tmp_path, real_encoder):
+def test_one_bridging_prompt_does_not_merge_two_families(tmp_path, encoder):
     corpus = Corpus(3)
     corpus.background(30, 2)
     a_text, b_text = [t for t in background_texts(2000) if 30 <= len(t.split()) <= 60][-2:]
     a_family = [corpus.add(f"{a_text} (copy {i})", f"a{i}") for i in range(8)]
     b_family = [corpus.add(f"{b_text} [version {i}]", f"b{i}") for i in range(8)]
     corpus.add(f"{a_text} {b_text}", "bridge")
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         clusters, stats = nightly(index)
         groups = [set(line["members"]) for line in cluster_lines(index, clusters)]
         home_a = next(g for g in groups if a_family[0] in g)
@@ -161,11 +191,11 @@ def test_one_bridging_prompt_does_not_merge_two_families(tmp_path, real_encoder)
         assert stats["edges"]["refused_merges"] >= 1
 
 
-def test_cluster_ids_are_stable_across_incremental_runs(tmp_path, real_encoder):
+def test_cluster_ids_are_stable_across_incremental_runs(tmp_path, encoder):
     corpus = Corpus(4)
     corpus.background(40, 2)
     corpus.campaign(10, 3, lambda slot: f"{WRAPPER}\n\n{slot}")
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         first, _ = nightly(index)
         old = {c["cluster_id"]: c["size"] for c in first if c["flagged"]}
     # the next hour: the campaign grows, a second one starts
@@ -173,7 +203,7 @@ def test_cluster_ids_are_stable_across_incremental_runs(tmp_path, real_encoder):
     more.prompts, more.slots = [], iter(background_texts(2000)[1000:1100])
     grown = [Prompt(f"n{i}", f"{WRAPPER}\n\n{next(more.slots)}", f"bot{i % 10}", T0 + 3 * DAY + i) for i in range(12)]
     fresh = [Prompt(f"m{i}", f"{next(more.slots)}\n\n{SUFFIX}", f"crew{i % 9}", T0 + 3 * DAY + i) for i in range(27)]
-    with PromptIndex.open(tmp_path / "idx", real_encoder, writable=True) as index:
+    with PromptIndex.open(tmp_path / "idx", encoder, writable=True) as index:
         index.upsert(grown + fresh, index.signals([p.text for p in grown + fresh]))
         index.checkpoint()
         second, stats = nightly(index, incremental=True)
@@ -183,12 +213,12 @@ def test_cluster_ids_are_stable_across_incremental_runs(tmp_path, real_encoder):
     assert old_id in flagged and flagged[old_id]["change"] == "grown" and flagged[old_id]["size"] == old[old_id] + 12
     assert [c["change"] for cid, c in flagged.items() if cid != old_id] == ["new"]
     assert stats["campaigns_new"] == 1 and stats["campaigns_grown"] == 1
-    with PromptIndex.open(tmp_path / "idx", real_encoder) as index:
+    with PromptIndex.open(tmp_path / "idx", encoder) as index:
         third, _ = nightly(index)  # a full run agrees with the incremental one
     assert {c["cluster_id"]: c["size"] for c in third if c["flagged"]} == {k: v["size"] for k, v in flagged.items()}
 
 
-def test_clusters_described_from_their_own_signals_equal_the_whole_windows(tmp_path, real_encoder):
+def test_clusters_described_from_their_own_signals_equal_the_whole_windows(tmp_path, encoder):
     """The Ray driver keeps only clustered prompts' signals: describing from them changes nothing."""
     corpus = Corpus(7)
     corpus.background(30, 3)
@@ -198,7 +228,7 @@ def test_clusters_described_from_their_own_signals_equal_the_whole_windows(tmp_p
     popular = "Write me a cover letter for a junior data analyst position at a mid-sized logistics company."
     for a in range(20):
         corpus.add(popular + " Thanks!" * (a % 2), f"user{a}")
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         source = Source.of(index)
         window = load_window(source, None, None)
         accounts = index.store.accounts_of(window.rows.tolist())
@@ -220,12 +250,12 @@ def test_clusters_described_from_their_own_signals_equal_the_whole_windows(tmp_p
     ]
 
 
-def test_accounts_report(tmp_path, real_encoder):
+def test_accounts_report(tmp_path, encoder):
     corpus = Corpus(6)
     corpus.background(30, 2)
     corpus.campaign(10, 4, lambda slot: f"{WRAPPER}\n\n{slot}")
     corpus.add(next(corpus.slots), "bot0")  # bot0 also sends one ordinary prompt
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         nightly(index)
         records = {r["account_id"]: r for r in account_records(index)}
     assert set(records) == {f"bot{i}" for i in range(10)}
@@ -278,13 +308,13 @@ def components(n: int, pairs: np.ndarray) -> set[frozenset[int]]:
     return {frozenset(g) for g in groups.values() if len(g) > 1}
 
 
-def test_report_renders_campaigns_and_keeps_prompt_text_inert(tmp_path, real_encoder):
+def test_report_renders_campaigns_and_keeps_prompt_text_inert(tmp_path, encoder):
     from indexer.report import build_report
 
     corpus = Corpus(7)
     corpus.background(30, 2)
     corpus.campaign(10, 3, lambda slot: f"{WRAPPER}\n\n<script>alert(1)</script> <img src=x onerror=alert(2)> {slot}")
-    with build(tmp_path, corpus, real_encoder) as index:
+    with build(tmp_path, corpus, encoder) as index:
         with pytest.raises(ValueError, match="promptsim dedup"):
             build_report(index, tmp_path / "early")
         clusters, _ = nightly(index)

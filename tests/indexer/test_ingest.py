@@ -32,7 +32,7 @@ def test_reingest_changes_nothing_and_upserts_edits(tmp_path):
     source = write_jsonl(tmp_path / "a.jsonl", rows)
     first = json.loads(run_cli("ingest", str(source), "--index", str(tmp_path / "idx"), "--json").stdout)
     assert (first["added"], first["unchanged"], first["prompts"]) == (120, 0, 120)
-    index_files = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir() if p.suffix in (".faiss", ".pickle")}
+    index_files = {p.name: p.read_bytes() for p in (tmp_path / "idx").iterdir() if p.suffix in (".faiss", ".npz")}
 
     again = json.loads(run_cli("ingest", str(source), "--index", str(tmp_path / "idx"), "--json").stdout)
     assert (again["added"], again["unchanged"], again["prompts"], again["vectors"]) == (0, 120, 120, 120)
@@ -93,7 +93,8 @@ def test_kill_9_mid_ingest_leaves_a_consistent_index(tmp_path, real_encoder):
 
 def test_worker_processes_store_exactly_what_one_process_stores(tmp_path):
     from indexer.ingest import ingest_files
-    from search.embedding import STATIC_MODEL, SentenceTransformerEncoder
+    from search.embedding import SentenceTransformerEncoder
+    from search.models import STATIC_MODEL
 
     rows = make_rows(background_texts(700))
     rows.insert(200, dict(rows[130]))  # an exact repeat one batch later, while the first is still in flight

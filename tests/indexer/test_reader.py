@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indexer.reader import MAX_TEXT_CHARS, FieldMap, ReadReport, detect_format, read_records
+from indexer.reader import FieldMap, ReadReport, detect_format, read_records
 from search.errors import BadRecord
+from search.records import MAX_TEXT_CHARS
 
 GOOD = {"id": "g1", "text": "hello there", "account_id": "a", "timestamp": "2026-11-20T10:00:00Z", "lang": "en"}
 

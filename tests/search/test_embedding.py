@@ -8,18 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.embedding import (
-    DEFAULT_MODEL,
-    STATIC_DIMS,
-    STATIC_MODEL,
-    SentenceTransformerEncoder,
-    build_static_model,
-    is_current_static_build,
-    resolve_model,
-    static_cosine_scale,
-)
+from search.embedding import SentenceTransformerEncoder, static_cosine_scale
 from search.errors import IndexMismatch
 from search.index import PromptIndex
+from search.model_build import build_static_model
+from search.models import DEFAULT_MODEL, STATIC_DIMS, STATIC_MODEL, is_current_static_build, resolve_model
 from search.records import Prompt
 from tests.conftest import background_texts
 
@@ -87,7 +80,8 @@ def test_static_vectors_equal_what_sentence_transformers_encode_gives(static_enc
 def test_single_queries_run_on_onnxruntime_and_give_torchs_vectors(real_encoder):
     import onnx
 
-    from search.embedding import ONNX_MAX_BATCH, cache_dir
+    from search.embedding import ONNX_MAX_BATCH
+    from search.models import cache_dir
     from search.onnx_runtime import onnx_path
 
     assert real_encoder.runtime == "onnxruntime"
@@ -127,3 +121,15 @@ def test_the_backend_is_recorded_per_index_and_mismatches_refused(tmp_path, stat
         assert index.manifest.settings.model == STATIC_MODEL
     with pytest.raises(IndexMismatch, match="dim=256"):
         PromptIndex.open(tmp_path / "idx", real_encoder)
+
+
+def test_query_time_embedding_imports_no_model_building_code():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, search.embedding, search.onnx_runtime; "
+        "print(sorted(m for m in sys.modules if m in ('search.model_build', 'model2vec', 'model2vec.distill')))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -59,10 +59,13 @@ def test_range_search_returns_everything_above_the_radius():
     rng = np.random.default_rng(2)
     x = unit(rng, 800)
     index = VectorIndex.build(x, np.arange(800), "flat")
-    lims, scores, ids = index.range_search(x[:3], 0.3)
+    found = index.range_search(x[:3], 0.3)
+    assert found.limits[-1] == len(found.ids) == len(found.scores)
     for i in range(3):
         expected = set(np.flatnonzero(x @ x[i] >= 0.3).tolist())
-        assert set(ids[lims[i] : lims[i + 1]].tolist()) == expected
+        assert set(found.ids_of(i).tolist()) == expected
+        assert np.allclose(found.scores_of(i), x[found.ids_of(i)] @ x[i], atol=1e-5)
+        assert (found.scores_of(i) >= np.float32(0.3) - 1e-6).all()
 
 
 def test_index_kind_switches_at_the_documented_size():
@@ -100,12 +103,14 @@ def test_index_switches_to_ivf_when_growth_reaches_the_threshold(tmp_path, monke
         assert index.vectors.kind == "ivf" and len(index.vectors) == 150
 
 
-def test_loaded_ivf_searches_with_the_current_nprobe():
+@pytest.mark.parametrize("nprobe", [2, NPROBE])
+def test_a_loaded_ivf_keeps_the_nprobe_and_direct_map_it_was_built_with(nprobe):
     rng = np.random.default_rng(5)
     x = clustered(rng, 3000)
-    index = VectorIndex.build(x, np.arange(3000), "ivf", nprobe=2)
-    assert index._index.nprobe == 2
-    assert VectorIndex.from_bytes(bytes(index.to_bytes()), "ivf")._index.nprobe == NPROBE
+    index = VectorIndex.build(x, np.arange(3000), "ivf", nprobe=nprobe)
+    loaded = VectorIndex.from_bytes(bytes(index.to_bytes()), "ivf")
+    assert loaded._index.nprobe == index._index.nprobe == nprobe
+    assert loaded._index.direct_map.type == faiss.DirectMap.Hashtable  # vectors_of() needs it
 
 
 def test_round_trip_bytes():
@@ -132,15 +137,3 @@ def test_stored_vectors_come_back_by_row_after_removals_and_a_reload(kind):
     assert np.array_equal(again.vectors_of(wanted), x[[100, 2999, 1500]])
     with pytest.raises(RuntimeError):  # a removed row is not silently answered
         index.vectors_of(rows[:1])
-
-
-def test_an_ivf_snapshot_saved_without_a_direct_map_still_answers_by_row():
-    rng = np.random.default_rng(4)
-    x = clustered(rng, 2000).astype(np.float32)
-    rows = np.arange(1, 2001, dtype=np.int64)
-    old = faiss.IndexIVFFlat(faiss.IndexFlatIP(32), 32, 16, faiss.METRIC_INNER_PRODUCT)
-    old.train(x)
-    old.add_with_ids(x, rows)  # as snapshots were written before vectors_of existed
-    loaded = VectorIndex.from_bytes(faiss.serialize_index(old), "ivf")
-    assert np.array_equal(loaded.vectors_of(rows[[0, 1999]]), x[[0, 1999]])
-    assert loaded.remove(rows[:5]) == 5 and len(loaded) == 1995

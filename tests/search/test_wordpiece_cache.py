@@ -9,7 +9,8 @@ import pytest
 from tokenizers import normalizers
 
 from search import wordpiece_cache
-from search.embedding import STATIC_MODEL, SentenceTransformerEncoder
+from search.embedding import SentenceTransformerEncoder
+from search.models import STATIC_MODEL
 from search.normalize import normalize
 from search.wordpiece_cache import CachedWordPiece
 from tests.conftest import REPO, background_texts

@@ -1,11 +1,13 @@
-"""DuplicateIndex: a thin wrapper over datasketch's MinHashLSH keyed by store row ids."""
+"""PromptLSH (whole prompts) and WindowLSH (head/tail windows): datasketch MinHashLSH keyed by store row ids."""
 
 from __future__ import annotations
 
 import io
+import zipfile
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice
+from typing import Self
 
 import numpy as np
 from datasketch import MinHashLSH
@@ -19,7 +21,7 @@ from .minhash import MinHasher
 from .signals import Signals
 
 
-class DuplicateIndex:
+class PromptLSH:
     """LSH over MinHash signatures: which rows may have Jaccard above the threshold."""
 
     def __init__(self, hasher: MinHasher, threshold: float = 0.5, *, lsh: MinHashLSH | None = None):
@@ -119,20 +121,22 @@ class DuplicateIndex:
         if not self._in_memory_dicts():
             raise ValueError("only promptsim's in-memory LSH can be saved (its band arrays); no other storage is")
         buffer = io.BytesIO()
-        np.savez(buffer, **_band_arrays(self._lsh))
+        # numpy's stub reads any keyword as allow_pickle; ours are params, keys{n}, sizes{n}, members{n}
+        np.savez(buffer, **_band_arrays(self._lsh))  # type: ignore[arg-type]
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> DuplicateIndex:
-        # Never unpickled: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
-        if payload[:1] == _PICKLE_PROTOCOL_2_PLUS:
-            raise IndexCorrupt(
-                "this LSH file was written by an older promptsim as a pickle, which is no longer loaded; "
-                "run 'promptsim rebuild --index DIR' to regenerate it from the store"
-            )
+    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> Self:
         index = cls(hasher, threshold)
-        with np.load(io.BytesIO(payload), allow_pickle=False) as arrays, gc_paused():
-            _fill_from_band_arrays(index._lsh, arrays)
+        try:
+            # allow_pickle=False: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
+            with np.load(io.BytesIO(payload), allow_pickle=False) as arrays, gc_paused():
+                _fill_from_band_arrays(index._lsh, arrays)
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
+            raise IndexCorrupt(
+                f"this LSH file holds no band arrays ({err}); "
+                "run 'promptsim rebuild --index DIR' to regenerate it from the store"
+            ) from err
         if len(index):
             index._lsh._minhash_scheme = _check_scheme_consistency(
                 None, hasher.lean(np.zeros(hasher.num_perm, np.uint32))
@@ -140,7 +144,7 @@ class DuplicateIndex:
         return index
 
 
-class WindowIndex(DuplicateIndex):
+class WindowLSH(PromptLSH):
     """LSH over head and tail window signatures; key 2*row is a row's head, 2*row+1 its tail."""
 
     def insert_signals(self, rows: np.ndarray, signals: Signals) -> None:
@@ -158,9 +162,6 @@ class WindowIndex(DuplicateIndex):
         heads = self.candidates(windows[0])
         tails = self.candidates(windows[1])
         return union_of_sorted(heads[heads % 2 == 0] // 2, tails[tails % 2 == 1] // 2)
-
-
-_PICKLE_PROTOCOL_2_PLUS = b"\x80"
 
 
 def _band_arrays(lsh: MinHashLSH) -> dict[str, np.ndarray]:
@@ -230,7 +231,9 @@ def _fill_from_band_arrays(lsh: MinHashLSH, arrays: Mapping[str, np.ndarray]) ->
         lsh.keys._dict = defaultdict(list, zip(rows.tolist(), np.stack(keys_by_band, axis=1).tolist()))
 
 
-def _buckets(keys: np.ndarray, sizes: np.ndarray, members: np.ndarray) -> tuple[defaultdict, np.ndarray]:
+def _buckets(
+    keys: np.ndarray, sizes: np.ndarray, members: np.ndarray
+) -> tuple[defaultdict[bytes, set[int]], np.ndarray]:
     """One band table (key -> set of rows) and its keys as an object array of the same bytes objects.
 
     Most buckets (80% at 100k prompts) hold one row; building those sets from a comprehension

@@ -1,4 +1,4 @@
-"""The LSH wrapper's bulk insert writes exactly what datasketch's own insert writes."""
+"""PromptLSH and WindowLSH: bulk inserts write exactly what datasketch's own insert writes; snapshots load back."""
 
 import io
 import pickle
@@ -8,8 +8,8 @@ import pytest
 from datasketch import MinHashLSH
 
 from search.arrays import union_of_sorted
-from search.duplicates import DuplicateIndex, WindowIndex, _sorted_within_buckets
 from search.errors import IndexCorrupt
+from search.lsh import PromptLSH, WindowLSH, _sorted_within_buckets
 from search.minhash import MinHasher
 
 
@@ -20,7 +20,7 @@ def test_bulk_insert_matches_datasketch_insert_key_for_key():
     signatures[100:150] = signatures[7]  # whole buckets shared
     signatures[300:320, :40] = signatures[8, :40]  # some bands shared
     rows = np.arange(2000, dtype=np.int64) * 5
-    ours = DuplicateIndex(hasher, 0.5)
+    ours = PromptLSH(hasher, 0.5)
     ours.insert(rows[:1200], signatures[:1200])
     ours.insert(rows[1000:], signatures[1000:])  # 200 rows inserted again: replaced, not doubled
     reference = MinHashLSH(threshold=0.5, num_perm=128)
@@ -41,7 +41,7 @@ def test_candidates_read_from_the_buckets_are_datasketch_query_results():
     signatures = rng.integers(0, 2**32, (3000, 128), dtype=np.uint32)
     signatures[:400, :64] = signatures[400, :64]  # a campaign: 400 rows share half their bands
     signatures[500:510] = signatures[511]
-    ours = DuplicateIndex(hasher, 0.5)
+    ours = PromptLSH(hasher, 0.5)
     ours.insert(np.arange(3000, dtype=np.int64), signatures)
     probes = np.concatenate((signatures[[0, 400, 511, 2999]], rng.integers(0, 2**32, (3, 128), dtype=np.uint32)))
     sizes = []
@@ -56,21 +56,21 @@ def test_reinserting_a_row_with_a_new_signature_drops_its_old_buckets():
     hasher = MinHasher()
     rng = np.random.default_rng(1)
     old, new = rng.integers(0, 2**32, (2, 128), dtype=np.uint32)
-    windows = WindowIndex(hasher, 0.5)
+    windows = WindowLSH(hasher, 0.5)
     windows.insert(np.array([10]), old[None])
     windows.insert(np.array([10]), new[None])
     assert windows.candidates(old).tolist() == [] and windows.candidates(new).tolist() == [10]
     assert len(windows) == 1
 
 
-def assert_same_lsh(ours: DuplicateIndex, theirs: DuplicateIndex) -> None:
+def assert_same_lsh(ours: PromptLSH, theirs: PromptLSH) -> None:
     assert dict(ours._lsh.keys._dict) == dict(theirs._lsh.keys._dict)
     for mine, other in zip(ours._lsh.hashtables, theirs._lsh.hashtables, strict=True):
         assert dict(mine._dict) == dict(other._dict)
     assert ours._lsh._minhash_scheme == theirs._lsh._minhash_scheme
 
 
-@pytest.mark.parametrize("kind", [DuplicateIndex, WindowIndex])
+@pytest.mark.parametrize("kind", [PromptLSH, WindowLSH])
 def test_a_saved_lsh_loads_back_bucket_for_bucket_without_pickle(kind):
     hasher = MinHasher()
     rng = np.random.default_rng(3)
@@ -101,28 +101,35 @@ def test_a_saved_lsh_loads_back_bucket_for_bucket_without_pickle(kind):
     assert len(kind.from_bytes(empty.to_bytes(), hasher, 0.5)) == 0
 
 
-def test_snapshots_pickled_by_earlier_versions_are_refused_with_the_fix():
+@pytest.mark.parametrize("payload", ["pickle", "garbage", "empty npz"])
+def test_a_payload_without_band_arrays_is_refused_with_the_fix_and_never_unpickled(payload):
     hasher = MinHasher()
     signatures = np.random.default_rng(4).integers(0, 2**32, (500, 128), dtype=np.uint32)
-    index = DuplicateIndex(hasher, 0.5)
+    index = PromptLSH(hasher, 0.5)
     index.insert(np.arange(500, dtype=np.int64), signatures)
-    old_payload = pickle.dumps(index._lsh, protocol=pickle.HIGHEST_PROTOCOL)  # what older releases wrote
+    buffer = io.BytesIO()
+    np.savez(buffer, unrelated=np.zeros(3))
+    data = {
+        "pickle": pickle.dumps(index._lsh, protocol=pickle.HIGHEST_PROTOCOL),
+        "garbage": b"\x00garbage" * 64,
+        "empty npz": buffer.getvalue(),
+    }[payload]
     with pytest.raises(IndexCorrupt, match="promptsim rebuild"):
-        DuplicateIndex.from_bytes(old_payload, hasher, 0.5)
+        PromptLSH.from_bytes(data, hasher, 0.5)
 
 
 def test_an_lsh_snapshot_of_other_parameters_or_inconsistent_arrays_is_refused():
     hasher = MinHasher()
-    index = DuplicateIndex(hasher, 0.5)
+    index = PromptLSH(hasher, 0.5)
     index.insert(np.arange(50, dtype=np.int64), np.random.default_rng(5).integers(0, 2**32, (50, 128), np.uint32))
     with pytest.raises(IndexCorrupt, match="bands"):
-        DuplicateIndex.from_bytes(index.to_bytes(), hasher, 0.8)  # another threshold: other bands
+        PromptLSH.from_bytes(index.to_bytes(), hasher, 0.8)  # another threshold: other bands
     arrays = dict(np.load(io.BytesIO(index.to_bytes())))
     arrays["members3"] = arrays["members3"] + 1
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     with pytest.raises(IndexCorrupt, match="band 3"):
-        DuplicateIndex.from_bytes(buffer.getvalue(), hasher, 0.5)
+        PromptLSH.from_bytes(buffer.getvalue(), hasher, 0.5)
 
 
 def test_union_of_sorted_is_union1d():
