@@ -19,6 +19,7 @@ the key, sorted by hash; a query is one `searchsorted` per band.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -124,6 +125,35 @@ class BandTable:
         self._merged[new_keys] = True
         self._pending = [defaultdict(list) for _ in range(self.bands)]
         self._pending_hashes = {}
+
+    def to_arrays(self, num_perm: int) -> dict[str, np.ndarray]:
+        """The table as flat arrays, merged first: equal tables give equal arrays, whatever their history."""
+        self.merge()
+        live = self._merged[self._members]
+        return {
+            "params": np.array([num_perm, self.bands, self.rows], dtype=np.int64),
+            "hashes": self._hashes[live],
+            "keys": self._members[live],
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], num_perm: int, bands: int, rows: int) -> BandTable:
+        """A table from to_arrays' output; ValueError if they are not one (params, order, counts)."""
+        if arrays["params"].tolist() != [num_perm, bands, rows]:
+            raise ValueError(f"(perms, bands, rows) {arrays['params'].tolist()}, expected {[num_perm, bands, rows]}")
+        hashes, keys = arrays["hashes"], arrays["keys"]
+        if hashes.dtype != _U64 or keys.dtype != np.int64 or hashes.shape != keys.shape or hashes.ndim != 1:
+            raise ValueError("hashes and keys must be aligned 1-d uint64 and int64 arrays")
+        if len(keys) and (int(keys.min()) < 0 or np.any(hashes[1:] < hashes[:-1])):
+            raise ValueError("keys must be non-negative and hashes sorted")
+        per_key = np.bincount(keys) if len(keys) else np.zeros(0, np.int64)
+        if np.any((per_key != 0) & (per_key != bands)):
+            raise ValueError(f"every key must have one entry in each of the {bands} bands")
+        table = cls(bands, rows)
+        table._hashes, table._members = hashes, keys
+        table._merged = per_key == bands
+        table._count = int(table._merged.sum())
+        return table
 
     def nbytes(self) -> int:
         """Bytes held by the merged arrays and the key bitmap (pending entries are Python objects)."""
