@@ -41,7 +41,7 @@ from search.snapshot import fsync_dir
 from .erasure import reapply_erasures
 from .private_files import create_private, write_private
 
-FORMAT = 3  # 3: the index files of index format 2 (lsh.npz, windows.npz; search/manifest.py)
+FORMAT = 4  # 4: the index files of index format 3 (band tables in lsh.npz, windows.npz; search/manifest.py)
 KEY_FILE = "snapshot.key"
 SNAPSHOTS_DIR = "snapshots"
 DESCRIPTION = "SNAPSHOT.json"

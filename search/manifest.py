@@ -19,7 +19,8 @@ from .snapshot import fsync_dir
 # `promptsim rebuild` brings an older one up to date. docs/index-format.md lists the formats.
 #   1: LSH files named lsh.pickle / windows.pickle (holding .npz band arrays all the same)
 #   2: the same files named for what they hold: lsh.npz / windows.npz
-FORMAT_VERSION = 2
+#   3: those files hold a band table (sorted band hashes and keys; search/band_table.py)
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 STORE = "prompts.sqlite"
 VECTORS = "vectors.faiss"

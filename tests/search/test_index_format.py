@@ -48,12 +48,12 @@ def test_the_files_are_named_for_what_they_hold(index_dir):
     for name in (LSH, WINDOW_LSH):
         payload = (index_dir / name).read_bytes().split(b"\n", 1)[1]  # after the snapshot header line
         assert payload[:4] == b"PK\x03\x04"  # a zip: what np.savez writes
-    assert json.loads((index_dir / MANIFEST).read_text())["format_version"] == FORMAT_VERSION == 2
+    assert json.loads((index_dir / MANIFEST).read_text())["format_version"] == FORMAT_VERSION == 3
 
 
 def test_an_older_format_is_refused_with_the_path_both_formats_and_the_fix(format_1_index):
     expected = (
-        f"index {format_1_index} has format 1, this promptsim reads format 2; "
+        f"index {format_1_index} has format 1, this promptsim reads format 3; "
         f"run 'promptsim rebuild --index {format_1_index}' to bring it up to date (the store is kept)"
     )
     with pytest.raises(IndexMismatch) as refused:
