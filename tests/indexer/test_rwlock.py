@@ -55,27 +55,27 @@ def test_a_waiting_writer_goes_before_readers_that_come_after_it():
     reader = _hold(lock.shared, reading, release_reader)
     assert reading.wait(5)
 
-    def enter(kind: str) -> None:
-        with getattr(lock, kind)():
-            order.append(kind)
+    def enter(hold, name: str) -> None:
+        with hold():
+            order.append(name)
 
-    writer = threading.Thread(target=enter, args=("exclusive",))
+    writer = threading.Thread(target=enter, args=(lock.exclusive, "writer"))
     writer.start()
     time.sleep(WAIT)  # the writer is waiting now
-    newcomer = threading.Thread(target=enter, args=("shared",))
+    newcomer = threading.Thread(target=enter, args=(lock.shared, "reader"))
     newcomer.start()
     time.sleep(WAIT)
     assert order == [], "someone got in beside the first reader"
     release_reader.set()
     writer.join(5), newcomer.join(5), reader.join(5)
-    assert order == ["exclusive", "shared"]
+    assert order == ["writer", "reader"]
 
 
 def test_an_error_inside_releases_it():
     lock = ReadWriteLock()
-    for kind in ("shared", "exclusive"):
+    for hold in (lock.shared, lock.exclusive):
         try:
-            with getattr(lock, kind)():
+            with hold():
                 raise RuntimeError("boom")
         except RuntimeError:
             pass
