@@ -46,15 +46,16 @@ def log_cutoff(index_dir: Path, cutoff: float) -> None:
     _log(index_dir, {"before": cutoff})
 
 
-def reapply_erasures(index_dir: Path) -> int:
-    """Apply every logged erasure to the store in index_dir (after a restore); returns prompts removed.
+def reapply_erasures(index_dir: Path, store_path: Path | None = None) -> int:
+    """Apply every erasure logged in index_dir to its store, or to store_path (a restore's staged copy);
+    returns prompts removed.
 
     Works on the store alone: the derived structures replay its deletions when next opened.
     """
     entries = _read(index_dir)
     if not entries:
         return 0
-    store = PromptStore(index_dir / STORE)
+    store = PromptStore(store_path or index_dir / STORE)
     try:
         ids = [i for e in entries for i in e.get("ids", [])]
         removed = len(store.delete_ids(ids)) if ids else 0

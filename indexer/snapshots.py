@@ -158,14 +158,31 @@ def _restore_locked(snapshot: Path, index_dir: Path, key: bytes, lock_timeout: f
         shutil.rmtree(staging, ignore_errors=True)  # staged but never marked ready: start over
         staging.mkdir(mode=0o700)
         description = _staged(snapshot, staging, key)
+        # Erasures go into the staged store before it is marked ready: a restore killed after this
+        # point is finished by the next open (search.index.finish_restore), which knows nothing of
+        # erasures, so applying them after the move let a kill bring deleted prompts back.
+        reapply_erasures(index_dir, staging / STORE)
+        _without_journal(staging / STORE)
         if not (index_dir / KEY_FILE).exists():  # the key that verified it: this copy's snapshots are signed alike
             write_private(index_dir / KEY_FILE, key)
         plan = {"snapshot": str(snapshot), "files": sorted(description["files"]), "remove": sorted(MEMBERS)}
         write_private(staging / RESTORE_READY, json.dumps(plan).encode(), sync=True)
         fsync_dir(staging)
         finish_restore(index_dir)
-        reapply_erasures(index_dir)
     return description
+
+
+def _without_journal(store: Path) -> None:
+    """Fold a staged store's WAL into it, so the store is one file (the plan moves that file only)."""
+    for suffix in ("-wal", "-shm"):
+        if store.with_name(store.name + suffix).exists():
+            db = sqlite3.connect(store)
+            try:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                db.close()
+            return
 
 
 def expire_snapshots(index_dir: Path, cutoff: float) -> int:

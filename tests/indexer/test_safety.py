@@ -162,3 +162,45 @@ def test_a_restore_killed_half_way_is_completed_by_the_next_open(tmp_path, monke
         assert check["consistent"] and check["store"] == 120, check  # the snapshot's 120, not 140
         assert index.store.row_of("x0") is None
     assert not (tmp_path / "idx" / ".restore").exists()
+
+
+@pytest.mark.parametrize("killed", ["after the moves", "during the moves"])
+def test_a_restore_killed_before_its_erasures_keeps_deleted_prompts_deleted(tmp_path, monkeypatch, killed):
+    """A restore killed once its files were in place, or half way through moving them, brought back
+    prompts deleted after the snapshot was taken: the erasures were applied to the store only after
+    the move, and the next open (which finishes the restore) never applied them. Found reading the
+    restore path for the kill loop (promptsim/killloop.py), whose restore kills check it too."""
+    import indexer.snapshots
+    import search.index
+    from indexer.erasure import erase_ids
+
+    fill(tmp_path / "idx", n=60)
+    create_snapshot(tmp_path / "idx", tmp_path / "s.snapshot")
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        assert erase_ids(index, ["p0", "c1"]) == 2  # acknowledged deletes, logged
+        index.checkpoint()
+    real_replace, real_finish = search.index.os.replace, indexer.snapshots.finish_restore
+    moves: list = []
+
+    def die_mid_move(src, dst):
+        if len(moves) == 2:
+            raise SystemExit("killed")
+        moves.append(dst)
+        real_replace(src, dst)
+
+    def die_after_the_moves(index_dir):
+        if real_finish(index_dir):  # the files are in place: the process dies here
+            raise SystemExit("killed")
+        return False
+
+    if killed == "during the moves":
+        monkeypatch.setattr(search.index.os, "replace", die_mid_move)
+    else:
+        monkeypatch.setattr(indexer.snapshots, "finish_restore", die_after_the_moves)
+    with pytest.raises(SystemExit):
+        restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx", force=True)
+    monkeypatch.setattr(search.index.os, "replace", real_replace)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        check = index.verify()
+        assert check["consistent"] and check["store"] == 118, check
+        assert index.store.row_of("p0") is None and index.store.row_of("c1") is None
