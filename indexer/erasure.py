@@ -24,20 +24,28 @@ LEDGER = "erasures.jsonl"
 
 
 def erase_ids(index: PromptIndex, ids: list[str]) -> int:
-    """Delete prompts by id from every structure and log it; returns how many existed."""
-    removed = index.delete_ids(ids)
-    if removed:
-        _log(index.path, {"ids": ids})
-        _forget(index.path, prompt_ids=ids)
+    """Log the erasure, then delete prompts by id from every structure; returns how many existed.
+
+    Logged first (as purges are): when the log cannot be written (a full disk), nothing is
+    deleted and the error says so truthfully; deleting first left a prompt gone from the store
+    but not in the log, which the next restore brought back.
+    """
+    stored = list(index.store.digests(ids))
+    if not stored:
+        return 0
+    _log(index.path, {"ids": stored})
+    removed = index.delete_ids(stored)
+    _forget(index.path, prompt_ids=stored)
     return removed
 
 
 def erase_account(index: PromptIndex, account_id: str) -> int:
-    """Delete every prompt of an account from every structure and log it; returns how many."""
+    """Log the erasure, then delete every prompt of an account from every structure; returns how many."""
+    if not index.store.prompts_per_account([account_id]).get(account_id):
+        return 0
+    _log(index.path, {"account": account_id})
     removed = index.delete_account(account_id)
-    if removed:
-        _log(index.path, {"account": account_id})
-        _forget(index.path, account_id=account_id)
+    _forget(index.path, account_id=account_id)
     return removed
 
 

@@ -204,3 +204,31 @@ def test_a_restore_killed_before_its_erasures_keeps_deleted_prompts_deleted(tmp_
         check = index.verify()
         assert check["consistent"] and check["store"] == 118, check
         assert index.store.row_of("p0") is None and index.store.row_of("c1") is None
+
+
+def test_an_erasure_the_disk_cannot_log_deletes_nothing(tmp_path, monkeypatch):
+    """Found by tests/api/test_disk_faults.py: on a full disk, DELETE /v1/prompts/{id} answered 507, yet the
+    prompt was gone: the delete committed before the erasure log was written, and the log write failed.
+    A retry then found nothing to delete (404), and the next restore brought the prompt back."""
+    import errno
+
+    import indexer.erasure
+    from indexer.erasure import erase_ids
+
+    fill(tmp_path / "idx", n=60)
+    create_snapshot(tmp_path / "idx", tmp_path / "s.snapshot")
+
+    def full_disk(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(indexer.erasure, "append_private", full_disk)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        with pytest.raises(OSError, match="No space"):
+            erase_ids(index, ["p0"])
+        assert index.store.row_of("p0") is not None  # the error was the truth: nothing was deleted
+    monkeypatch.undo()
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        assert erase_ids(index, ["p0"]) == 1  # the retry the error asks for
+    restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx", force=True)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        assert index.store.row_of("p0") is None and index.verify()["consistent"]
