@@ -55,13 +55,13 @@ def snapshot_key(index_dir: Path, *, create: bool = False) -> bytes:
     path = index_dir / KEY_FILE
     if create and not path.exists():
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        write_private(tmp, secrets.token_bytes(_KEY_BYTES))
         try:
+            write_private(tmp, secrets.token_bytes(_KEY_BYTES))
             os.link(tmp, path)  # whole or not at all; if another process made one first, use theirs
         except FileExistsError:
             pass
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)  # also when a full disk refused it
     return read_key(path)
 
 
