@@ -171,7 +171,7 @@ class Searcher:
     def run(self) -> None:
         rng = random.Random(self.seed)
         with httpx.Client(timeout=30) as client:
-            while not self.stop.wait(0.1):
+            while not self.stop.wait(0.25):
                 start = time.monotonic()
                 problem = ""
                 try:
@@ -244,6 +244,8 @@ class KillLoop:
         self.restarts: list[float] = []
         self.failures: list[str] = []
         self.checks = 0
+        self.opens: list[float] = []  # seconds to open the index (recovery: replay, a pending restore) per check
+        self.loads: list[float] = []  # the 1-minute load average at each restart: the machine is shared
         self.agree = True
         self.duplicates = self.phantoms = 0
         self.restore_outcomes: Counter[str] = Counter()
@@ -311,6 +313,7 @@ class KillLoop:
                     self.stats[name].kills += 1
                 if self.server.proc is None or self.server.proc.poll() is not None:
                     self.restarts.append(self.server.start())
+                    self.loads.append(os.getloadavg()[0])
                 if killed or ops % self.check_every == 0:
                     self.check(f"after {name} #{self.stats[name].runs}{' (killed)' if killed else ''}")
         finally:
@@ -333,7 +336,7 @@ class KillLoop:
     def _http(self, name: str, method: str, path: str, body: Any = None) -> tuple[httpx.Response | None, bool]:
         """One HTTP write; maybe SIGKILL the server at a random instant while it runs. (response, killed)."""
         self.stats[name].runs += 1
-        at = self._kill_at(name)
+        at = self._kill_at(f"{name}:http")
         result: list[httpx.Response | None] = [None]
 
         def send() -> None:
@@ -353,17 +356,17 @@ class KillLoop:
         thread.start()
         killed = False
         if at is not None:
-            thread.join(at * 1.2 * self.duration.get(name, 0.5))
+            thread.join(at * 1.2 * self.duration[f"{name}:http"])
             if thread.is_alive():
                 killed = self.server.kill()
         thread.join()
         if not killed:
-            self._timed(name, time.monotonic() - start)
+            self._timed(f"{name}:http", time.monotonic() - start)
         return result[0], killed
 
     def _cli(self, args: list[str], *, name: str | None = None, check: bool = False) -> tuple[int | None, bool, str]:
         """One CLI run, maybe SIGKILLed at a random instant (late-weighted: its start is imports); (rc, killed, out)."""
-        at = None if name is None else self._kill_at(name)
+        at = None if name is None else self._kill_at(f"{name}:cli")
         if name is not None:
             self.stats[name].runs += 1
         start = time.monotonic()
@@ -372,14 +375,14 @@ class KillLoop:
             killed = False
             if at is not None and name is not None:
                 try:
-                    proc.wait((0.3 + 0.8 * at) * self.duration.get(name, 8.0))
+                    proc.wait((0.3 + 0.8 * at) * self.duration[f"{name}:cli"])
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
                     killed = True
             proc.wait()
         text = (self.work / "cli.out").read_text(errors="replace")
         if not killed and name is not None:
-            self._timed(name, time.monotonic() - start)
+            self._timed(f"{name}:cli", time.monotonic() - start)
         if check and proc.returncode != 0:
             raise RuntimeError(f"promptsim {' '.join(args)} failed: {text[-2000:]}")
         return (None if killed else proc.returncode), killed, text
@@ -559,7 +562,9 @@ class KillLoop:
         from search.index import PromptIndex
 
         self.checks += 1
+        began = time.monotonic()
         with PromptIndex.open(self.index_dir, None) as index:  # finishes a restore a kill interrupted
+            self.opens.append(time.monotonic() - began)
             verify = index.verify()
             stored = set(index.store.ids_of(index.store.rows_matching()).values())
         if self._pending_restore is not None:
@@ -664,6 +669,15 @@ class KillLoop:
             "snapshots_restorable": len(self.snapshots),
             "structures_agree": self.agree,
             "checks": self.checks,
+            "index_open_seconds": {
+                "max": round(max(self.opens, default=0.0), 2),
+                "median": round(_quantile(self.opens, 0.5), 2),
+            },
+            "load_average_at_restarts": {
+                "max": round(max(self.loads, default=0.0), 1),
+                "median": round(_quantile(self.loads, 0.5), 1),
+            },
+            "debris": _debris(self.index_dir, self.work / "snaps"),
             "searches": {
                 "ok": self.searcher.counts["ok"],
                 "expected_errors": self.searcher.counts["expected_errors"],
@@ -673,6 +687,18 @@ class KillLoop:
             "failures": self.failures,
             "passed": not self.failures and not self.searcher.counts["unexpected_errors"],
         }
+
+
+def _debris(*folders: Path) -> list[str]:
+    """What killed runs left behind: temporary files and folders (they hold copies of prompts)."""
+    found = []
+    for folder in folders:
+        for sub in (folder, folder / "snapshots"):
+            if sub.is_dir():
+                found += [
+                    str(p) for p in sub.iterdir() if p.name.startswith((".", "tmp")) and p.name != ".keys.json.lock"
+                ]
+    return sorted(found)
 
 
 def _fits(expected: dict[str, str], stored: set[str]) -> bool:
@@ -702,7 +728,10 @@ def table(report: dict[str, Any]) -> str:
         f"restores {report['restores']}",
         f"store = FAISS = LSHs in all {report['checks']} checks: {report['structures_agree']}",
         f"restarts {report['restarts']}: restart -> /readyz max {r['max']} s, p99 {r['p99']} s, "
-        f"median {r['median']} s, over 10 s: {r['over_10s']}",
+        f"median {r['median']} s, over 10 s: {r['over_10s']} (load average at restarts: median "
+        f"{report['load_average_at_restarts']['median']}, max {report['load_average_at_restarts']['max']}); "
+        f"index open (recovery) max {report['index_open_seconds']['max']} s",
+        f"left behind by killed runs: {len(report['debris'])}" + "".join(f"\n  {d}" for d in report["debris"][:5]),
         f"searches ok {q['ok']}, failed while the server was down {q['expected_errors']}, "
         f"failed otherwise {q['unexpected_errors']}",
         f"failures: {len(report['failures'])}" + "".join(f"\n  {f}" for f in report["failures"][:10]),
