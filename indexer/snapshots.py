@@ -22,6 +22,7 @@ import hmac
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -82,7 +83,10 @@ def read_key(path: Path) -> bytes:
 def create_snapshot(index_dir: Path, out: Path) -> dict[str, Any]:
     """Write a signed snapshot of index_dir to out (atomically, mode 600); returns its description."""
     key = snapshot_key(index_dir, create=True)
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+    folder = out.parent if out.parent.exists() else None
+    if folder is not None:
+        _remove_leftovers(folder)
+    with tempfile.TemporaryDirectory(prefix=f".staging-{os.getpid()}-", dir=folder) as tmp:
         staged = Path(tmp)
         members = _stage(index_dir, staged)
         description = {
@@ -102,6 +106,29 @@ def create_snapshot(index_dir: Path, out: Path) -> dict[str, Any]:
             os.fsync(handle.fileno())
         partial.replace(out)
     return {**description, "file": str(out), "sha256": _sha256(out)}
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove what a snapshot killed half way left in folder: its staging copy and its partial file.
+
+    They hold copies of the store (prompts), which neither retention nor erasure reaches; the
+    writer's pid is in each name, so only a dead writer's are removed.
+    """
+    for entry in folder.glob(".*"):
+        match = re.fullmatch(r"\.(?:staging-(\d+)-.*|.*\.partial-(\d+))", entry.name)
+        if match is None or _alive(int(match.group(1) or match.group(2))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stage(index_dir: Path, staged: Path) -> list[str]:

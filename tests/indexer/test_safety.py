@@ -1,5 +1,6 @@
 """Data safety: retention purge, snapshots under concurrent ingest, rebuild."""
 
+import os
 import threading
 
 import numpy as np
@@ -232,3 +233,23 @@ def test_an_erasure_the_disk_cannot_log_deletes_nothing(tmp_path, monkeypatch):
     restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx", force=True)
     with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
         assert index.store.row_of("p0") is None and index.verify()["consistent"]
+
+
+def test_a_snapshot_killed_half_way_leaves_no_copy_of_the_prompts_behind(tmp_path):
+    """Found by the kill loop: a snapshot killed while writing left its staging folder (a full copy of
+    the store) and its partial file in the snapshots folder, where neither retention nor erasure
+    reaches them. The next snapshot removes what a dead writer left."""
+    import subprocess
+    import sys
+
+    fill(tmp_path / "idx", n=20)
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited: what a SIGKILLed snapshot leaves
+    (folder / f".staging-{pid}-abc").mkdir()
+    (folder / f".staging-{pid}-abc" / STORE).write_bytes(b"prompts")
+    (folder / f".s1.snapshot.partial-{pid}").write_bytes(b"half a tar")
+    (folder / f".s2.snapshot.partial-{os.getpid()}").write_bytes(b"a live writer's")  # left alone
+    create_snapshot(tmp_path / "idx", folder / "s3.snapshot")
+    assert sorted(p.name for p in folder.iterdir()) == [f".s2.snapshot.partial-{os.getpid()}", "s3.snapshot"]
