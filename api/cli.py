@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from indexer.ingest_check import DEFAULT_MAX_SKIPPED
 from indexer.verdicts import TriageSettings
 from search.embedding import SentenceTransformerEncoder
 from search.engine import SearchEngine
-from search.errors import InputRejected, PromptSimError
+from search.errors import InputRejected, PromptSimError, StorageFailed
 from search.index import PromptIndex
 from search.manifest import IndexSettings, read_manifest
 
@@ -46,6 +47,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (PromptSimError, ValueError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from err
+        except (OSError, sqlite3.OperationalError) as err:  # a full or read-only disk: say so, no traceback
+            storage = StorageFailed.from_error(err)
+            if storage is None:
+                raise
+            raise click.ClickException(str(storage)) from err
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

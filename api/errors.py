@@ -6,6 +6,7 @@ Domain errors (search.errors) are converted here once; nothing else builds an er
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import cast
 
 from fastapi import FastAPI, Request
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from promptsim.contract import problems
-from search.errors import IndexLocked, IndexNotFound, InvalidRequest, PromptNotFound, PromptSimError
+from search.errors import IndexLocked, IndexNotFound, InvalidRequest, PromptNotFound, PromptSimError, StorageFailed
 
 from .schemas import ErrorBody, ErrorResponse, ValidationIssue
 
@@ -30,6 +31,7 @@ STATUS_CODES = {
     422: "invalid_request",
     429: "rate_limited",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 RETRY_WHILE_LOCKED = "1"  # seconds: a CLI ingest or another worker holds the write lock
 
@@ -94,7 +96,16 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(422, str(err), detail)
         if isinstance(err, IndexLocked):
             return error_response(503, f"{err}; retry shortly", headers={"Retry-After": RETRY_WHILE_LOCKED})
+        if isinstance(err, StorageFailed):
+            return error_response(507 if err.full else 503, str(err))
         return error_response(409, str(err))
+
+    async def storage_error(request: Request, err: Exception) -> Response:
+        """A write that a full or read-only disk refused (SQLite's or the OS's error, raised past the store)."""
+        found = StorageFailed.from_error(err)
+        if found is None:
+            raise err  # anything else stays a 500, as before
+        return await domain_error(request, found)
 
     async def bad_value(_: Request, err: Exception) -> Response:
         return error_response(422, str(err))
@@ -104,6 +115,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(PromptSimError, domain_error)
     app.add_exception_handler(ValueError, bad_value)
+    app.add_exception_handler(sqlite3.OperationalError, storage_error)
+    app.add_exception_handler(OSError, storage_error)
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -25,20 +25,28 @@ LEDGER = "erasures.jsonl"
 
 
 def erase_ids(index: PromptIndex, ids: list[str]) -> int:
-    """Delete prompts by id from every structure and log it; returns how many existed."""
-    removed = index.delete_ids(ids)
-    if removed:
-        _log(index.path, {"ids": ids})
-        _forget(index.path, prompt_ids=ids)
+    """Log the erasure, then delete prompts by id from every structure; returns how many existed.
+
+    Logged first (as purges are): when the log cannot be written (a full disk), nothing is
+    deleted and the error says so truthfully; deleting first left a prompt gone from the store
+    but not in the log, which the next restore brought back.
+    """
+    stored = list(index.store.digests(ids))
+    if not stored:
+        return 0
+    _log(index.path, {"ids": stored})
+    removed = index.delete_ids(stored)
+    _forget(index.path, prompt_ids=stored)
     return removed
 
 
 def erase_account(index: PromptIndex, account_id: str) -> int:
-    """Delete every prompt of an account from every structure and log it; returns how many."""
+    """Log the erasure, then delete every prompt of an account from every structure; returns how many."""
+    if not index.store.prompts_per_account([account_id]).get(account_id):
+        return 0
+    _log(index.path, {"account": account_id})
     removed = index.delete_account(account_id)
-    if removed:
-        _log(index.path, {"account": account_id})
-        _forget(index.path, account_id=account_id)
+    _forget(index.path, account_id=account_id)
     return removed
 
 
@@ -47,15 +55,16 @@ def log_cutoff(index_dir: Path, cutoff: float) -> None:
     _log(index_dir, {"before": cutoff})
 
 
-def reapply_erasures(index_dir: Path) -> int:
-    """Apply every logged erasure to the store in index_dir (after a restore); returns prompts removed.
+def reapply_erasures(index_dir: Path, store_path: Path | None = None) -> int:
+    """Apply every erasure logged in index_dir to its store, or to store_path (a restore's staged copy);
+    returns prompts removed.
 
     Works on the store alone: the derived structures replay its deletions when next opened.
     """
     entries = _read(index_dir)
     if not entries:
         return 0
-    store = PromptStore(index_dir / STORE)
+    store = PromptStore(store_path or index_dir / STORE)
     try:
         ids = [i for e in entries for i in e.get("ids", [])]
         removed = len(store.delete_ids(ids)) if ids else 0

@@ -22,6 +22,7 @@ import hmac
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -56,13 +57,13 @@ def snapshot_key(index_dir: Path, *, create: bool = False) -> bytes:
     path = index_dir / KEY_FILE
     if create and not path.exists():
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        write_private(tmp, secrets.token_bytes(_KEY_BYTES))
         try:
+            write_private(tmp, secrets.token_bytes(_KEY_BYTES))
             os.link(tmp, path)  # whole or not at all; if another process made one first, use theirs
         except FileExistsError:
             pass
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)  # also when a full disk refused it
     return read_key(path)
 
 
@@ -83,7 +84,10 @@ def read_key(path: Path) -> bytes:
 def create_snapshot(index_dir: Path, out: Path) -> dict[str, Any]:
     """Write a signed snapshot of index_dir to out (atomically, mode 600); returns its description."""
     key = snapshot_key(index_dir, create=True)
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+    folder = out.parent if out.parent.exists() else None
+    if folder is not None:
+        _remove_leftovers(folder)
+    with tempfile.TemporaryDirectory(prefix=f".staging-{os.getpid()}-", dir=folder) as tmp:
         staged = Path(tmp)
         members = _stage(index_dir, staged)
         description = {
@@ -103,6 +107,29 @@ def create_snapshot(index_dir: Path, out: Path) -> dict[str, Any]:
             os.fsync(handle.fileno())
         partial.replace(out)
     return {**description, "file": str(out), "sha256": _sha256(out)}
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove what a snapshot killed half way left in folder: its staging copy and its partial file.
+
+    They hold copies of the store (prompts), which neither retention nor erasure reaches; the
+    writer's pid is in each name, so only a dead writer's are removed.
+    """
+    for entry in folder.glob(".*"):
+        match = re.fullmatch(r"\.(?:staging-(\d+)-.*|.*\.partial-(\d+))", entry.name)
+        if match is None or _alive(int(match.group(1) or match.group(2))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stage(index_dir: Path, staged: Path) -> list[str]:
@@ -159,14 +186,31 @@ def _restore_locked(snapshot: Path, index_dir: Path, key: bytes, lock_timeout: f
         shutil.rmtree(staging, ignore_errors=True)  # staged but never marked ready: start over
         staging.mkdir(mode=0o700)
         description = _staged(snapshot, staging, key)
+        # Erasures go into the staged store before it is marked ready: a restore killed after this
+        # point is finished by the next open (search.index.finish_restore), which knows nothing of
+        # erasures, so applying them after the move let a kill bring deleted prompts back.
+        reapply_erasures(index_dir, staging / STORE)
+        _without_journal(staging / STORE)
         if not (index_dir / KEY_FILE).exists():  # the key that verified it: this copy's snapshots are signed alike
             write_private(index_dir / KEY_FILE, key)
         plan = {"snapshot": str(snapshot), "files": sorted(description["files"]), "remove": sorted(MEMBERS)}
         write_private(staging / RESTORE_READY, json.dumps(plan).encode(), sync=True)
         fsync_dir(staging)
         finish_restore(index_dir)
-        reapply_erasures(index_dir)
     return description
+
+
+def _without_journal(store: Path) -> None:
+    """Fold a staged store's WAL into it, so the store is one file (the plan moves that file only)."""
+    for suffix in ("-wal", "-shm"):
+        if store.with_name(store.name + suffix).exists():
+            db = sqlite3.connect(store)
+            try:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                db.close()
+            return
 
 
 def expire_snapshots(index_dir: Path, cutoff: float) -> int:

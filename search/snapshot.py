@@ -22,12 +22,16 @@ def write_snapshot(path: Path, header: dict[str, Any], payload: bytes | memoryvi
     """Write header + payload to path atomically (temp file, fsync, rename, fsync dir)."""
     header = {**header, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(json.dumps(header, sort_keys=True).encode() + b"\n")
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(json.dumps(header, sort_keys=True).encode() + b"\n")
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk stays no fuller than before the attempt
+        raise
     fsync_dir(path.parent)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import StorageFailed
 from .records import Prompt, check_prompt
 from .signals import EMPTY, Signals
 
@@ -423,4 +424,19 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                self._rollback()
+                raise StorageFailed.from_error(err) or err from err
+        self._rollback()
+        if isinstance(exc, sqlite3.Error) and (storage := StorageFailed.from_error(exc)) is not None:
+            raise storage from exc
+
+    def _rollback(self) -> None:
+        """Roll back unless SQLite already did: on a full disk it may, and a second ROLLBACK would raise,
+        hiding why (and a COMMIT that failed without it would leave the connection inside the transaction)."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")

@@ -1,5 +1,6 @@
 """Data safety: retention purge, snapshots under concurrent ingest, rebuild."""
 
+import os
 import threading
 
 import numpy as np
@@ -162,3 +163,93 @@ def test_a_restore_killed_half_way_is_completed_by_the_next_open(tmp_path, monke
         assert check["consistent"] and check["store"] == 120, check  # the snapshot's 120, not 140
         assert index.store.row_of("x0") is None
     assert not (tmp_path / "idx" / ".restore").exists()
+
+
+@pytest.mark.parametrize("killed", ["after the moves", "during the moves"])
+def test_a_restore_killed_before_its_erasures_keeps_deleted_prompts_deleted(tmp_path, monkeypatch, killed):
+    """A restore killed once its files were in place, or half way through moving them, brought back
+    prompts deleted after the snapshot was taken: the erasures were applied to the store only after
+    the move, and the next open (which finishes the restore) never applied them. Found reading the
+    restore path for the kill loop (promptsim/killloop.py), whose restore kills check it too."""
+    import indexer.snapshots
+    import search.index
+    from indexer.erasure import erase_ids
+
+    fill(tmp_path / "idx", n=60)
+    create_snapshot(tmp_path / "idx", tmp_path / "s.snapshot")
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        assert erase_ids(index, ["p0", "c1"]) == 2  # acknowledged deletes, logged
+        index.checkpoint()
+    real_replace, real_finish = search.index.os.replace, indexer.snapshots.finish_restore
+    moves: list = []
+
+    def die_mid_move(src, dst):
+        if len(moves) == 2:
+            raise SystemExit("killed")
+        moves.append(dst)
+        real_replace(src, dst)
+
+    def die_after_the_moves(index_dir):
+        if real_finish(index_dir):  # the files are in place: the process dies here
+            raise SystemExit("killed")
+        return False
+
+    if killed == "during the moves":
+        monkeypatch.setattr(search.index.os, "replace", die_mid_move)
+    else:
+        monkeypatch.setattr(indexer.snapshots, "finish_restore", die_after_the_moves)
+    with pytest.raises(SystemExit):
+        restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx", force=True)
+    monkeypatch.setattr(search.index.os, "replace", real_replace)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        check = index.verify()
+        assert check["consistent"] and check["store"] == 118, check
+        assert index.store.row_of("p0") is None and index.store.row_of("c1") is None
+
+
+def test_an_erasure_the_disk_cannot_log_deletes_nothing(tmp_path, monkeypatch):
+    """Found by tests/api/test_disk_faults.py: on a full disk, DELETE /v1/prompts/{id} answered 507, yet the
+    prompt was gone: the delete committed before the erasure log was written, and the log write failed.
+    A retry then found nothing to delete (404), and the next restore brought the prompt back."""
+    import errno
+
+    import indexer.erasure
+    from indexer.erasure import erase_ids
+
+    fill(tmp_path / "idx", n=60)
+    create_snapshot(tmp_path / "idx", tmp_path / "s.snapshot")
+
+    def full_disk(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(indexer.erasure, "append_private", full_disk)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        with pytest.raises(OSError, match="No space"):
+            erase_ids(index, ["p0"])
+        assert index.store.row_of("p0") is not None  # the error was the truth: nothing was deleted
+    monkeypatch.undo()
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True) as index:
+        assert erase_ids(index, ["p0"]) == 1  # the retry the error asks for
+    restore_snapshot(tmp_path / "s.snapshot", tmp_path / "idx", force=True)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder()) as index:
+        assert index.store.row_of("p0") is None and index.verify()["consistent"]
+
+
+def test_a_snapshot_killed_half_way_leaves_no_copy_of_the_prompts_behind(tmp_path):
+    """Found by the kill loop: a snapshot killed while writing left its staging folder (a full copy of
+    the store) and its partial file in the snapshots folder, where neither retention nor erasure
+    reaches them. The next snapshot removes what a dead writer left."""
+    import subprocess
+    import sys
+
+    fill(tmp_path / "idx", n=20)
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has exited: what a SIGKILLed snapshot leaves
+    (folder / f".staging-{pid}-abc").mkdir()
+    (folder / f".staging-{pid}-abc" / STORE).write_bytes(b"prompts")
+    (folder / f".s1.snapshot.partial-{pid}").write_bytes(b"half a tar")
+    (folder / f".s2.snapshot.partial-{os.getpid()}").write_bytes(b"a live writer's")  # left alone
+    create_snapshot(tmp_path / "idx", folder / "s3.snapshot")
+    assert sorted(p.name for p in folder.iterdir()) == [f".s2.snapshot.partial-{os.getpid()}", "s3.snapshot"]
