@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
@@ -97,6 +98,7 @@ def check_startup(settings: Settings) -> LiveKeys:
 def _lifespan(settings: Settings, encoder: Encoder | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         manifest = read_manifest(settings.index_dir)
         webhook = settings.webhook()
         app.state.service = IndexService(

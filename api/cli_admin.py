@@ -42,6 +42,13 @@ from .webhook import Webhook
     "--alert-batch-seconds", default=60.0, show_default=True, help="Watchlist hits are sent as one alert this often."
 )
 @click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Requests each worker runs at once; more wait their turn (searches all want Python's GIL).",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=False,
     show_default=True,
@@ -60,6 +67,7 @@ def serve(
     behind_tls: bool,
     webhook: Webhook | None,
     alert_batch_seconds: float,
+    threads: int,
     access_log: bool,
 ) -> None:
     """Serve the HTTP API and the analyst UI (OpenAPI at /openapi.json, docs at /docs).
@@ -91,6 +99,7 @@ def serve(
         alert_webhook=None if webhook is None else webhook.url,
         alert_secret_file=None if webhook is None else webhook.secret_file,
         alert_batch_seconds=alert_batch_seconds,
+        worker_threads=threads,
     )
     check_startup(settings)  # refuse to start (no index, no keys, unsafe --insecure-dev) before forking workers
     if insecure_dev:

@@ -238,6 +238,26 @@ def test_rate_limit_answers_429_with_retry_after(env):
         assert c.get("/v1/stats", headers=auth(keys["all"])).status_code == 200  # limits are per key
 
 
+def test_a_worker_runs_as_many_requests_at_once_as_its_threads_setting(env, monkeypatch):
+    """serve --threads reaches the worker (through the environment) and sizes its thread pool."""
+    import anyio.to_thread
+
+    path, keys = env
+    for name, value in Settings(path, worker_threads=3).to_env().items():
+        monkeypatch.setenv(name, value)
+    configured = Settings.from_env()
+    assert configured.worker_threads == 3
+    app = create_app(configured, encoder=FakeEncoder())
+
+    @app.get("/threads-now")
+    async def threads_now() -> int:  # async: it reads the limiter of the app's own event loop
+        return int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+
+    with TestClient(app) as c:
+        assert c.get("/v1/stats", headers=auth(keys["all"])).status_code == 200
+        assert c.get("/threads-now").json() == 3
+
+
 def test_no_key_configured_refuses_to_start(tmp_path):
     with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True, create=True):
         pass
