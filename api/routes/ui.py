@@ -23,7 +23,7 @@ from indexer.service import IndexService
 from indexer.triage_store import VerdictRecord
 from search.engine import SearchFilters
 from search.errors import PromptSimError
-from search.records import parse_timestamp
+from search.records import MAX_TEXT_CHARS, parse_timestamp
 
 from .. import triage
 from ..disclosure import Disclosure, describe_text
@@ -168,8 +168,8 @@ def _search(svc: IndexService, disclosure: Disclosure, key: ApiKey, form: dict[s
     prompt_id = form["prompt_id"].strip() or None
     if (text is None) == (prompt_id is None):
         raise ValueError("paste a prompt or give a stored prompt id (one of the two)")
-    if text is not None and len(text) > 100_000:
-        raise ValueError("that prompt is longer than 100,000 characters")
+    if text is not None and len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"that prompt is longer than {MAX_TEXT_CHARS:,} characters")
     accounts = tuple(a.strip() for a in form["accounts"].split(",") if a.strip())
     filters = SearchFilters(accounts, (), _when(form["since"]), _when(form["until"]))
     (found,) = svc.search([text], [prompt_id], 50, 0.0, filters)
