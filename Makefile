@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)  ## ingest data/demo and search an example campaign prompt
 	$(VENV)/bin/promptsim demo
 
+# The suite run serially keeps about one of two cores busy (subprocesses, servers, Ray and the
+# browser wait on each other), so it runs in worker processes, one test file each at a time
+# (module fixtures are built once); tests/conftest.py starts the slow files first.
+TEST_WORKERS ?= auto
 test: $(STAMP) browser  ## run the test suite (real model, real SQLite, subprocess kills, Chromium)
-	$(PY) -m pytest
+	$(PY) -m pytest --numprocesses $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 # The UI tests drive Debian's Chromium (Playwright's own browser download fails here). Installed
 # when missing; where apt cannot run, say so loudly and let those four tests skip with a reason.

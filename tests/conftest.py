@@ -18,6 +18,15 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCES = REPO / "data" / "corpora"  # the real prompt corpora bundled with the repository
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a `slow` test run first, each file's tests still together and in order.
+
+    `make test` hands whole files to two worker processes in this order; a slow file started
+    last would leave one worker running it alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within each file stays
+
+
 @pytest.fixture(scope="session")
 def real_encoder():
     """The bundled all-MiniLM-L6-v2, loaded once per session."""

@@ -148,6 +148,7 @@ def test_aligned_ranges_cover_every_row_in_whole_blocks() -> None:
     assert aligned_ranges(5, 8, 100) == [(0, 5)]
 
 
+@pytest.mark.slow  # a Ray actor imports torch and loads MiniLM: about a minute, more beside other tests
 def test_real_model_parity_from_parquet(tmp_path: Path, real_encoder, cluster: RayCluster) -> None:
     """The bundled MiniLM on both paths: bit-identical vectors (same encode batches), the same clusters."""
     import pyarrow as pa
