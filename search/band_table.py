@@ -137,8 +137,13 @@ class BandTable:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], num_perm: int, bands: int, rows: int) -> BandTable:
-        """A table from to_arrays' output; ValueError if they are not one (params, order, counts)."""
+    def from_arrays(
+        cls, arrays: Mapping[str, np.ndarray], num_perm: int, bands: int, rows: int, *, max_key: int
+    ) -> BandTable:
+        """A table from to_arrays' output; ValueError if they are not one (params, order, counts).
+
+        max_key bounds the keys (the store's last row): the key bitmap takes a byte per key up to
+        the largest, so one corrupt key near 2**63 would otherwise ask for exabytes."""
         if arrays["params"].tolist() != [num_perm, bands, rows]:
             raise ValueError(f"(perms, bands, rows) {arrays['params'].tolist()}, expected {[num_perm, bands, rows]}")
         hashes, keys = arrays["hashes"], arrays["keys"]
@@ -146,6 +151,8 @@ class BandTable:
             raise ValueError("hashes and keys must be aligned 1-d uint64 and int64 arrays")
         if len(keys) and (int(keys.min()) < 0 or np.any(hashes[1:] < hashes[:-1])):
             raise ValueError("keys must be non-negative and hashes sorted")
+        if len(keys) and int(keys.max()) > max_key:
+            raise ValueError(f"key {int(keys.max())} is past the last one the store has given out ({max_key})")
         per_key = np.bincount(keys) if len(keys) else np.zeros(0, np.int64)
         if np.any((per_key != 0) & (per_key != bands)):
             raise ValueError(f"every key must have one entry in each of the {bands} bands")

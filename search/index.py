@@ -193,8 +193,9 @@ class PromptIndex:
         threshold = self.manifest.settings.lsh_threshold
         self.vectors = VectorIndex.from_bytes(vec_body, vec_head["kind"])
         self._trained_on = int(vec_head.get("trained_on", 0))
-        self.lsh = PromptLSH.from_bytes(lsh_body, self.hasher, threshold)
-        self.window_lsh = WindowLSH.from_bytes(win_body, self.hasher, threshold)
+        last_row = self.store.watermark().row  # rows are never reused: no snapshot names a later one
+        self.lsh = PromptLSH.from_bytes(lsh_body, self.hasher, threshold, last_row=last_row)
+        self.window_lsh = WindowLSH.from_bytes(win_body, self.hasher, threshold, last_row=last_row)
         for (name, target), header in zip(self._derived().items(), (vec_head, lsh_head, win_head)):
             if header.get("count") != len(target):
                 raise IndexCorrupt(

@@ -59,6 +59,11 @@ class PromptLSH:
         """Every stored row id (for consistency checks)."""
         return self.keys()
 
+    @staticmethod
+    def max_key(last_row: int) -> int:
+        """The largest key a row up to last_row can have."""
+        return last_row
+
     def candidates(self, signature: np.ndarray) -> np.ndarray:
         """Rows that share at least one band with signature (likely Jaccard >= threshold), sorted."""
         return self._table.query(signature)
@@ -78,12 +83,15 @@ class PromptLSH:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float) -> Self:
+    def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float, *, last_row: int) -> Self:
+        """The LSH to_bytes wrote; IndexCorrupt if it is not one, or names a row after last_row."""
         index = cls(hasher, threshold)
         try:
             # allow_pickle=False: a pickle runs code as it loads, and a checksum stored beside it proves nothing.
             with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
-                index._table = BandTable.from_arrays(arrays, hasher.num_perm, *index.bands)
+                index._table = BandTable.from_arrays(
+                    arrays, hasher.num_perm, *index.bands, max_key=cls.max_key(last_row)
+                )
         except (ValueError, OSError, KeyError, zipfile.BadZipFile) as err:
             raise IndexCorrupt(
                 f"this LSH file holds no band table ({err}); "
@@ -98,6 +106,10 @@ class WindowLSH(PromptLSH):
     def insert_signals(self, rows: np.ndarray, signals: Signals) -> None:
         keys, signatures = signals.window_keys(rows)
         self.insert(keys, signatures)
+
+    @staticmethod
+    def max_key(last_row: int) -> int:
+        return 2 * last_row + 1
 
     def remove(self, rows: Iterable[int]) -> int:
         return super().remove(key for row in rows for key in (2 * int(row), 2 * int(row) + 1)) // 2

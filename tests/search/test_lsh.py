@@ -86,7 +86,7 @@ def test_a_saved_lsh_loads_back_key_for_key_without_pickle(kind):
     index.remove(range(0, 900, 9))
     payload = index.to_bytes()
     assert not payload.startswith(b"\x80")  # an .npz, not a pickle
-    loaded = kind.from_bytes(payload, hasher, 0.5)
+    loaded = kind.from_bytes(payload, hasher, 0.5, last_row=9000)
     assert loaded.keys().tolist() == index.keys().tolist() and len(loaded) == len(index)
     assert loaded.to_bytes() == payload  # saving what was loaded writes the same bytes
     for probe in signatures[[0, 300, 411, 505, 2999]]:
@@ -97,7 +97,7 @@ def test_a_saved_lsh_loads_back_key_for_key_without_pickle(kind):
         lsh.insert(np.array([3]), signatures[1:2])
     assert loaded.to_bytes() == index.to_bytes()
     empty = kind(hasher, 0.5)
-    assert len(kind.from_bytes(empty.to_bytes(), hasher, 0.5)) == 0
+    assert len(kind.from_bytes(empty.to_bytes(), hasher, 0.5, last_row=0)) == 0
 
 
 def test_the_same_rows_save_the_same_bytes_whatever_the_history():
@@ -131,10 +131,10 @@ def test_a_payload_without_a_band_table_is_refused_with_the_fix_and_never_unpick
         "empty npz": buffer.getvalue(),
     }[payload]
     with pytest.raises(IndexCorrupt, match="promptsim rebuild"):
-        PromptLSH.from_bytes(data, hasher, 0.5)
+        PromptLSH.from_bytes(data, hasher, 0.5, last_row=100)
 
 
-@pytest.mark.parametrize("damage", ["params", "unsorted", "missing entry", "negative"])
+@pytest.mark.parametrize("damage", ["params", "unsorted", "missing entry", "negative", "key past the store"])
 def test_an_lsh_file_of_other_parameters_or_inconsistent_arrays_is_refused(damage):
     hasher = MinHasher()
     index = PromptLSH(hasher, 0.5)
@@ -146,14 +146,29 @@ def test_an_lsh_file_of_other_parameters_or_inconsistent_arrays_is_refused(damag
         arrays["hashes"] = arrays["hashes"][::-1].copy()
     elif damage == "missing entry":
         arrays["hashes"], arrays["keys"] = arrays["hashes"][1:], arrays["keys"][1:]
-    else:
+    elif damage == "negative":
         arrays["keys"] = arrays["keys"] - 10
+    else:  # every band entry of one row, renamed to a row near 2**62: a byte a key would be exabytes
+        arrays["keys"] = np.where(arrays["keys"] == 49, 2**62, arrays["keys"])
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     with pytest.raises(IndexCorrupt, match="promptsim rebuild"):
-        PromptLSH.from_bytes(buffer.getvalue(), hasher, 0.5)
+        PromptLSH.from_bytes(buffer.getvalue(), hasher, 0.5, last_row=49)
     with pytest.raises(IndexCorrupt, match="band table"):
-        PromptLSH.from_bytes(index.to_bytes(), hasher, 0.8)  # another threshold: other bands
+        PromptLSH.from_bytes(index.to_bytes(), hasher, 0.8, last_row=49)  # another threshold: other bands
+
+
+@pytest.mark.parametrize("kind", [PromptLSH, WindowLSH])
+def test_an_lsh_naming_a_row_the_store_never_gave_out_is_refused(kind):
+    hasher = MinHasher()
+    index = kind(hasher, 0.5)
+    keys = np.arange(100 if kind is WindowLSH else 50, dtype=np.int64)  # rows 0..49 (a head and a tail each)
+    index.insert(keys, np.random.default_rng(4).integers(0, 2**32, (len(keys), 128), np.uint32))
+    payload = index.to_bytes()
+    loaded = kind.from_bytes(payload, hasher, 0.5, last_row=49)  # row 49 is the last one given out
+    assert loaded.keys().tolist() == keys.tolist()
+    with pytest.raises(IndexCorrupt, match="past the last one the store has given out"):
+        kind.from_bytes(payload, hasher, 0.5, last_row=48)
 
 
 def test_union_of_sorted_is_union1d():
