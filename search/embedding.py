@@ -106,7 +106,8 @@ class SentenceTransformerEncoder:
     Two backends: a transformer (MiniLM, the quality path) through sentence-transformers (torch;
     onnxruntime for single queries), and a static model2vec model (token-vector averages, the
     bulk path) through search/static_embedding.py: numpy, tokenizers and safetensors, no torch,
-    the vectors and checksum sentence-transformers' StaticEmbedding gives, bit for bit.
+    the vectors and checksum sentence-transformers' StaticEmbedding gives, bit for bit. `device`
+    is the transformer's; a static model embeds on the CPU.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu"):

@@ -117,12 +117,13 @@ class StaticEmbedding:
         lengths = [len(bag) for bag in ids]
         flat = np.fromiter(chain.from_iterable(ids), np.intp, sum(lengths))
         sums = np.zeros((len(lengths), self.dim), np.float32)
+        take, reduce = self._rows32.take, np.add.reduce
         start = 0
         for i, length in enumerate(lengths):  # one bag's rows at a time: a batch's would be 1 KB a token
             if length:
-                rows = self._rows32[flat[start : start + length]]
-                np.add.reduce(rows, axis=0, out=sums[i])  # row after row
+                reduce(take(flat[start : start + length], axis=0), axis=0, out=sums[i])  # row after row
             start += length
+        sums += 0.0  # fbgemm starts from +0.0, so -0.0s sum to +0.0 (numpy 2.4's reduce does too; older copy)
         counts = np.maximum(np.array(lengths, np.float32), 1.0)[:, None]  # an empty bag: 0 / 1
         dtype = self.weights.dtype
         return (sums.astype(dtype).astype(np.float32) / counts).astype(dtype).astype(np.float32)
