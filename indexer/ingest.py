@@ -213,7 +213,8 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
     A spawned worker re-imports torch and reloads the model: ~6 s before its first batch,
     measured, which was 40% of a 21k-prompt bulk ingest (1,391 prompts/s spawned against
-    2,779 forked, bench/compare.py). A forked one shares the loaded model copy-on-write and
+    2,779 forked, bench/compare.py; a static model, which needs no torch, loads in ~0.2 s).
+    A forked one shares the loaded model copy-on-write and
     answers in milliseconds. Fork is safe here because each worker sets torch to one thread
     before any work (the fork hazard is the parent's OpenMP pool, which it then never
     enters), uses no lock the parent may hold, and the heap it inherits is frozen (freeze_survivors
@@ -228,9 +229,10 @@ def _worker_context() -> multiprocessing.context.BaseContext:
 
 
 def _start_worker(encoder: Encoder, hasher: MinHasher) -> None:
-    import torch
+    if getattr(encoder, "backend", None) != "static":  # a static model embeds in numpy: no torch to import
+        import torch
 
-    torch.set_num_threads(1)  # one core per worker process; the pool provides the parallelism
+        torch.set_num_threads(1)  # one core per worker process; the pool provides the parallelism
     # Workers embed with torch only: an onnxruntime session inherited across fork is not a
     # supported pattern, and a worker's batches are large (torch is faster there anyway).
     getattr(encoder, "disable_small_batch_runtime", lambda: None)()

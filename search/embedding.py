@@ -8,7 +8,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,7 +23,7 @@ from .models import (
     onnx_wanted,
     resolve_model,
 )
-from .wordpiece_cache import CachedWordPiece
+from .static_embedding import StaticEmbedding
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +101,13 @@ class Encoder(Protocol):
 
 
 class SentenceTransformerEncoder:
-    """A sentence-transformers model, loaded lazily on first use (the defaults run offline).
+    """An embedding model by name or path, loaded lazily on first use (the defaults run offline).
 
-    Two backends: a transformer (MiniLM, the quality path) and a static model2vec model loaded
-    through sentence-transformers' StaticEmbedding (token-vector averages, the bulk path).
+    Two backends: a transformer (MiniLM, the quality path) through sentence-transformers (torch;
+    onnxruntime for single queries), and a static model2vec model (token-vector averages, the
+    bulk path) through search/static_embedding.py: numpy, tokenizers and safetensors, no torch,
+    the vectors and checksum sentence-transformers' StaticEmbedding gives, bit for bit. `device`
+    is the transformer's; a static model embeds on the CPU.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu"):
@@ -116,7 +118,7 @@ class SentenceTransformerEncoder:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the recipe, not the loaded model: a worker process loads its own copy."""
-        loaded = ("_model", "checksum", "_small_batch_runner", "_wordpieces")
+        loaded = ("_model", "_static", "checksum", "_small_batch_runner")
         return {k: v for k, v in self.__dict__.items() if k not in loaded}
 
     @cached_property
@@ -138,33 +140,38 @@ class SentenceTransformerEncoder:
 
     @property
     def runtime(self) -> str:
-        """What embeds a single query: "onnxruntime" or "torch"."""
+        """What embeds a single query: "numpy" (a static model), "onnxruntime" or "torch"."""
+        if self.backend == "static":
+            return "numpy"
         return "onnxruntime" if self._small_batch_runner is not None else "torch"
 
     @cached_property
     def _model(self):  # type: ignore[no-untyped-def]
+        """The transformer, through sentence-transformers (a static model is `_static`)."""
+        if self.backend == "static":
+            raise TypeError(f"{self._source} is a static model: it loads through search/static_embedding.py")
         if Path(self._source).exists():
             # A local folder needs no network; stop the hub client from trying.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
         logger.info("loading embedding model %s", self._source)
-        if self.backend == "static":
-            from sentence_transformers.sentence_transformer.modules import StaticEmbedding
-
-            model = SentenceTransformer(modules=[StaticEmbedding.from_model2vec(self._source)], device=self._device)
-        else:
-            model = SentenceTransformer(self._source, device=self._device)
+        model = SentenceTransformer(self._source, device=self._device)
         freeze_survivors()  # the model lives as long as the process: keep it out of every GC pass
         return model
 
     @cached_property
-    def _wordpieces(self) -> CachedWordPiece:
-        """The static model's tokenizer behind a per-word cache (see wordpiece_cache.py)."""
-        return CachedWordPiece(self._model[0].tokenizer)
+    def _static(self) -> StaticEmbedding:
+        """The static model: weights, tokenizer and word cache, no torch."""
+        logger.info("loading static embedding model %s", self._source)
+        model = StaticEmbedding.load(Path(self._source))
+        freeze_survivors()
+        return model
 
     @property
     def dim(self) -> int:
+        if self.backend == "static":
+            return self._static.dim
         model = self._model
         # sentence-transformers 6 renamed the method; keep working with 5.x too.
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -183,6 +190,8 @@ class SentenceTransformerEncoder:
     @cached_property
     def checksum(self) -> str:
         """sha256 over the model's weights, so an index can tell a retrained model apart."""
+        if self.backend == "static":
+            return self._static.checksum  # the same names and bytes as the state dict below
         digest = hashlib.sha256()
         for name, tensor in sorted(self._model.state_dict().items()):
             digest.update(name.encode())
@@ -194,7 +203,8 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.backend == "static":
-            vectors = self._encode_static(list(texts))
+            # the whole batch at once: its cost is tokenization (wordpiece_cache.py), not the mean
+            vectors = self._static.embed(list(texts))
         elif len(texts) <= ONNX_MAX_BATCH and self._small_batch_runner is not None:
             vectors = self._small_batch_runner.encode(list(texts))
         else:
@@ -209,23 +219,3 @@ class SentenceTransformerEncoder:
         # normalize (again) in float32: the static model's float16 weights leave norms off by ~3e-4
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
-
-    def _encode_static(self, texts: list[str]) -> np.ndarray:
-        """StaticEmbedding's own tokenizer (behind a word cache) and EmbeddingBag, called directly.
-
-        A static model's whole cost is tokenization. `encode_batch_fast` (no character
-        offsets) and skipping encode()'s per-text modality checks and float16 normalization
-        made this 20% faster (4,000 -> 4,900 prompts/s on one core, measured); the word
-        cache makes tokenization 1.6x faster again on the eval corpus (4x on ASCII prompts).
-        The vectors equal encode()'s within 2e-4, and are slightly more exact (normalized in
-        float32).
-        """
-        import torch
-
-        module = self._model[0]  # the model is exactly one StaticEmbedding module
-        ids = self._wordpieces.ids(texts)
-        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-        flat = np.fromiter(chain.from_iterable(ids), np.int64, int(lengths.sum()))
-        offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        with torch.inference_mode():  # an empty bag (no tokens) embeds as zeros (encode() gives NaNs)
-            return module.embedding(torch.from_numpy(flat), torch.from_numpy(offsets)).float().numpy()

@@ -54,7 +54,7 @@ class Manifest:
     dim: int
     model_checksum: str
     minhash_fingerprint: str
-    backend: str = "transformer"  # "transformer" (MiniLM) or "static" (model2vec via StaticEmbedding)
+    backend: str = "transformer"  # "transformer" (MiniLM) or "static" (model2vec, search/static_embedding.py)
     cosine_scale: dict[str, list[float]] | None = None  # the backend's cosines -> MiniLM's (None: identity)
     format_version: int = FORMAT_VERSION
     normalization_version: int = NORMALIZATION_VERSION

@@ -190,14 +190,14 @@ class _Embedder:
         import ray
 
         on_gpu = bool(ray.get_gpu_ids())
-        if not on_gpu:
+        self._encoder = factory("cuda" if on_gpu else "cpu")  # loads nothing yet
+        if not on_gpu and getattr(self._encoder, "backend", None) != "static":  # a static model needs no torch
             import torch
 
             # As many torch threads as CPUs the actor holds (at least one): actors sharing a
             # node must not each start a thread per core and fight over them.
             held = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)  # type: ignore[no-untyped-call]
             torch.set_num_threads(max(1, int(held)))
-        self._encoder = factory("cuda" if on_gpu else "cpu")
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self._encoder.encode(texts)

@@ -97,3 +97,56 @@ def test_real_server_smoke(server):
     assert httpx.get(f"{base}/v1/stats", headers=headers, timeout=30).status_code == 401
     listed = cli("keys", "list", "--index", str(idx), "--json").stdout
     assert '"revoked": true' in listed and key not in listed
+
+
+def test_a_static_index_is_served_without_torch(tmp_path):
+    """`promptsim serve` on a static-model index, searched and written to, never imports torch & co.
+
+    They cost 6.7-12 s of every restart on 2 shared cores (the kill loop's restart -> /readyz);
+    the static model needs none of them (search/static_embedding.py).
+    """
+    rows = make_rows(background_texts(40))
+    cli(
+        "ingest",
+        str(write_jsonl(tmp_path / "p.jsonl", rows)),
+        "--index",
+        str(tmp_path / "idx"),
+        "--model",
+        "static-minilm",
+    )
+    key = cli("keys", "create", "--index", str(tmp_path / "idx"), "--name", "rw", "--scopes", "read,write")
+    headers = {"Authorization": f"Bearer {key.stdout.strip().splitlines()[-1]}"}
+    port = free_port()
+    with open(tmp_path / "imports.txt", "wb") as imports:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                *CLI[1:],
+                "serve",
+                "--index",
+                str(tmp_path / "idx"),
+                "--port",
+                str(port),
+            ],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=imports,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(proc, base)
+            hit = httpx.post(f"{base}/v1/search", json={"text": rows[3]["text"], "k": 2}, headers=headers, timeout=60)
+            assert hit.status_code == 200 and hit.json()["results"][0]["id"] == rows[3]["id"]
+            new = {"id": "new-1", "text": "a prompt embedded by the server", "account_id": "a", "timestamp": 1.8e9}
+            added = httpx.post(f"{base}/v1/prompts", json={"prompts": [new]}, headers=headers, timeout=60)
+            assert added.status_code == 200, added.text
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    lines = (tmp_path / "imports.txt").read_text().splitlines()
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
+    assert "search" in imported and "tokenizers" in imported  # the log is the server's imports
+    heavy = {"torch", "transformers", "sentence_transformers", "model2vec", "onnxruntime", "sklearn", "pandas"}
+    assert not imported & heavy, sorted(imported & heavy)
