@@ -31,6 +31,7 @@ import numpy as np
 from search.embedding import Encoder
 from search.family_index import FamilyIndex
 
+from .containment import CoreTable, concat_ranges
 from .graph import Edges, band_pairs, components
 from .wrappers import Wrappers
 
@@ -427,32 +428,46 @@ def adopt_by_containment(
 ) -> int:
     """Prompts outside every family that an edge ties to a family member join that family when
     their own shingles hold most of one of its forms' core (the wrapper, never the slot: a prompt
-    that shares only slot content with a member holds none of the core). Returns how many joined."""
+    that shares only slot content with a member holds none of the core). Returns how many joined.
+
+    Of the cores of the families its edges lead to, a prompt joins the family of the one it
+    holds the largest share of (the first such in family, then form order); all prompts are
+    asked at once of a CoreTable, _BATCH at a time (one intersect1d per prompt per core did not
+    finish in 45 minutes at 1M prompts)."""
     cores: dict[int, list[np.ndarray]] = {}
     for form in forms:
         if len(form.core):
             cores.setdefault(form.family, []).append(form.core)
-    pairs: dict[int, set[int]] = {}
-    for left, right in ((edges.left, edges.right), (edges.right, edges.left)):
-        outside = (labels[left] < 0) & (labels[right] >= 0)
-        for pos, neighbour in zip(left[outside].tolist(), right[outside].tolist()):
-            pairs.setdefault(pos, set()).add(int(labels[neighbour]))
-    if not pairs:
+    positions, asked = _neighbour_families(labels, edges)
+    if not len(positions):
         return 0
-    positions = np.asarray(sorted(pairs), np.int64)
+    table = CoreTable(cores)
     adopted = 0
-    for pos, own in zip(positions.tolist(), shingles_of(positions)):
-        own = np.unique(own)
-        best, share = -1, 0.0
-        for family in sorted(pairs[pos]):
-            for core in cores.get(family, ()):
-                held = len(np.intersect1d(own, core, assume_unique=True)) / len(core)
-                if held > share:
-                    best, share = family, held
-        if share >= settings.containment:
-            labels[pos] = best
-            adopted += 1
+    for lo in range(0, len(positions), _BATCH):
+        part = positions[lo : lo + _BATCH]
+        best, share = table.best(shingles_of(part), asked[lo : lo + _BATCH])
+        joins = share >= settings.containment
+        labels[part[joins]] = best[joins]
+        adopted += int(joins.sum())
     return adopted
+
+
+_BATCH = 20_000  # prompts asked of a CoreTable at once: their shingles and hits stay a few tens of MiB
+
+
+def _neighbour_families(labels: np.ndarray, edges: Edges) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Positions outside every family that an edge ties to a family member (ascending), and the
+    distinct families of those members for each (ascending)."""
+    outside, family = [], []
+    for left, right in ((edges.left, edges.right), (edges.right, edges.left)):
+        out = (labels[left] < 0) & (labels[right] >= 0)
+        outside.append(np.asarray(left[out], np.int64))
+        family.append(labels[right[out]].astype(np.int64))
+    pairs = np.unique(np.stack((np.concatenate(outside), np.concatenate(family)), axis=1), axis=0)
+    if not len(pairs):
+        return np.zeros(0, np.int64), []
+    starts = np.flatnonzero(np.concatenate(([True], pairs[1:, 0] != pairs[:-1, 0])))
+    return pairs[starts, 0], np.split(pairs[:, 1], starts[1:])
 
 
 def claim_by_senders(
@@ -467,42 +482,78 @@ def claim_by_senders(
     forms' core, wherever their wrapper put them: a prompt can hold two templates (a campaign's
     short instruction around a slot that is itself a popular template), and the campaign's is
     the one its sender was sending then. Ordinary users' prompts with the popular template stay
-    where they are. Returns how many prompts moved."""
+    where they are. Returns how many prompts moved.
+
+    A prompt two families could claim goes to the first (in the order of their first forms).
+    Members are grouped by family once and candidates read from each sender's own prompts:
+    a pass over all prompts per family (labels == family, np.isin over every account) is
+    quadratic at 1M prompts."""
     window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
-    claims: dict[int, int] = {}  # position -> claiming family
     cores: dict[int, list[np.ndarray]] = {}
     for form in forms:
         if len(form.core) >= settings.min_core:
             cores.setdefault(form.family, []).append(form.core)
+    members_of = {int(g[0]): g[1] for g in _members_by_family(labels)}
     bursts = {}
-    for family in set(labels[labels >= 0].tolist()):
-        start, end = _burst_span(timestamps[labels == family])
+    for family, members in members_of.items():
+        start, end = _burst_span(timestamps[members])
         if end - start <= settings.burst_share * window:
             bursts[family] = (start, end)
     # prompts in no family, or in a family that is no burst (ordinary traffic's templates), can be claimed
     claimable = ~np.isin(labels, np.asarray(sorted(bursts), np.int64))
-    for family in cores:
-        members = np.flatnonzero(labels == family)
+    sent_by = _Senders(accounts)
+    claimed, claimer = [], []
+    for order, family in enumerate(cores):
+        members = members_of.get(family, np.zeros(0, np.int64))
         if len(members) < settings.min_accounts or family not in bursts:
             continue
         start, end = bursts[family]
-        senders = np.unique(accounts[members])
-        near = np.flatnonzero(
-            claimable & np.isin(accounts, senders) & (timestamps >= start - 3600) & (timestamps <= end + 3600)
-        )
-        for pos in near.tolist():
-            claims.setdefault(pos, family)
-    if not claims:
+        near = sent_by.prompts_of(np.unique(accounts[members]))
+        near = near[claimable[near] & (timestamps[near] >= start - 3600) & (timestamps[near] <= end + 3600)]
+        claimed.append(near)
+        claimer.append(np.full(len(near), order, np.int64))
+    if not claimed or not sum(len(c) for c in claimed):
         return 0
-    positions = np.asarray(sorted(claims), np.int64)
+    positions, first = _first_claims(np.concatenate(claimed), np.concatenate(claimer))
+    families = list(cores)
+    table = CoreTable(cores)
     moved = 0
-    for pos, own in zip(positions.tolist(), shingles_of(positions)):
-        family = claims[pos]
-        held = max(len(np.intersect1d(np.unique(own), core, assume_unique=True)) / len(core) for core in cores[family])
-        if held >= settings.containment:
-            labels[pos] = family
-            moved += 1
+    for lo in range(0, len(positions), _BATCH):
+        part = positions[lo : lo + _BATCH]
+        claimers = np.asarray([families[k] for k in first[lo : lo + _BATCH].tolist()], np.int64)
+        _, held = table.best(shingles_of(part), [claimers[i : i + 1] for i in range(len(part))])
+        moves = held >= settings.containment
+        labels[part[moves]] = claimers[moves]
+        moved += int(moves.sum())
     return moved
+
+
+def _members_by_family(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(family, its member positions ascending) for every family, grouped by one stable sort."""
+    return [(int(labels[g[0]]), g) for g in Families._by_label(labels)]
+
+
+class _Senders:
+    """Each account's prompts (positions ascending), grouped once by a stable sort of the accounts."""
+
+    def __init__(self, accounts: np.ndarray):
+        codes = np.asarray(accounts, np.int64)
+        self.order = np.argsort(codes, kind="stable")
+        self.count = np.bincount(codes) if len(codes) else np.zeros(0, np.int64)
+        self.start = np.concatenate(([0], np.cumsum(self.count)[:-1])).astype(np.int64)
+
+    def prompts_of(self, senders: np.ndarray) -> np.ndarray:
+        """The positions of every prompt the senders sent (each sender's ascending, senders in the order given)."""
+        senders = np.asarray(senders, np.int64)
+        return self.order[concat_ranges(self.start[senders], self.count[senders])]
+
+
+def _first_claims(positions: np.ndarray, claimer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct positions (ascending) and the first claimer of each (the smallest claimer number)."""
+    order = np.lexsort((claimer, positions))
+    positions, claimer = positions[order], claimer[order]
+    first = np.concatenate(([True], positions[1:] != positions[:-1]))
+    return positions[first], claimer[first]
 
 
 def family_index(families: Families, clusters: list[dict[str, Any]]) -> FamilyIndex | None:
