@@ -197,3 +197,61 @@ def test_nothing_to_adopt_or_claim():
     accounts, timestamps = np.zeros(5, np.int64), np.arange(5, dtype=np.float64)
     assert claim_by_senders(labels, [], accounts, timestamps, lambda p: [], FamilySettings()) == 0
     assert labels.tolist() == [-1] * 5
+
+
+def reference_leaders(unit: np.ndarray, threshold: float) -> np.ndarray:
+    led_by = np.arange(len(unit))
+    chosen: list[int] = []
+    for i in range(len(unit)):
+        if chosen:
+            sims = unit[chosen] @ unit[i]
+            best = int(np.argmax(sims))
+            if sims[best] >= threshold:
+                led_by[i] = chosen[best]
+                continue
+        chosen.append(i)
+    return led_by
+
+
+def _near_calls(rng: np.random.Generator, n: int, dim: int, threshold: float) -> np.ndarray:
+    """Unit rows with planted hard cases: cosines a rounding error from the threshold, exact and
+    near ties between two leaders, duplicates, zero rows."""
+    rows = [rng.standard_normal(dim)]
+    while len(rows) < n:
+        base = rows[int(rng.integers(len(rows)))]
+        base = base / max(np.linalg.norm(base), 1e-9)
+        other = rng.standard_normal(dim)
+        other -= (other @ base) * base
+        other /= np.linalg.norm(other)
+        kind = int(rng.integers(6))
+        if kind == 0:  # at the threshold, give or take an ulp
+            c = threshold + float(rng.choice((-1, 0, 1))) * 1e-7
+            rows.append(c * base + np.sqrt(1 - c * c) * other)
+        elif kind == 1:  # halfway between two earlier rows: a tie
+            rows.append(base + rows[int(rng.integers(len(rows)))] / max(np.linalg.norm(rows[-1]), 1e-9))
+        elif kind == 2:
+            rows.append(base.copy())
+        elif kind == 3 and rng.random() < 0.2:
+            rows.append(np.zeros(dim))
+        else:
+            rows.append(rng.standard_normal(dim))
+    vectors = np.asarray(rows, np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_leaders_match_one_row_at_a_time(seed):
+    from indexer.families import leaders
+
+    rng = np.random.default_rng(seed)
+    dim = int(rng.choice((4, 16, 512)))
+    unit = _near_calls(rng, int(rng.integers(1, 400)), dim, 0.75)
+    want = reference_leaders(unit, 0.75)
+    for block in (1, 7, 64, 1024):
+        assert leaders(unit, 0.75, block).tolist() == want.tolist()
+
+
+def test_leaders_of_nothing():
+    from indexer.families import leaders
+
+    assert leaders(np.zeros((0, 512), np.float32), 0.75).tolist() == []
