@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from search.arrays import among
 from search.embedding import Encoder
 from search.family_index import FamilyIndex
 
@@ -441,11 +442,14 @@ def _together(
     same_accounts_overlap, count as 1e-4 stronger). Burst evidence: one burst and the leader's
     cosine >= burst_cosine, or one burst, a few shared accounts (<= burst_accounts_chance) and
     >= burst_accounts_cosine."""
-    shared = len(np.intersect1d(a, b, assume_unique=True))
     chance = 1.0
     # the same accounts count only when they send both forms over the same period: a hydra
-    # campaign's accounts also send their ordinary traffic, which is spread over the window
-    if shared >= settings.min_shared_accounts and _period_overlap(span_a, span_b) >= settings.same_period:
+    # campaign's accounts also send their ordinary traffic, which is spread over the window.
+    # (The period is checked first: most candidate pairs fail it, and counting shared accounts
+    # against a grown family's thousands was most of link_forms at 200k prompts.)
+    same_period = _period_overlap(span_a, span_b) >= settings.same_period
+    shared = _shared_count(a, b) if same_period else 0
+    if same_period and shared >= settings.min_shared_accounts:
         chance = sharing_chance(shared, len(a), len(b), total_accounts)
         if chance <= settings.same_accounts_chance:
             strength = -np.log10(max(chance, 1e-300))
@@ -461,6 +465,12 @@ def _together(
     return leader_cosine >= settings.burst_cosine or (
         chance <= settings.burst_accounts_chance and leader_cosine >= settings.burst_accounts_cosine
     )
+
+
+def _shared_count(a: np.ndarray, b: np.ndarray) -> int:
+    """len(np.intersect1d(a, b)) of two sorted, distinct arrays: the smaller searched in the larger."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return int(among(small, large).sum())
 
 
 def sharing_chance(shared: int, a: int, b: int, total: int) -> float:

@@ -1,10 +1,11 @@
-"""The batched containment paths of families.py against the plain loops they replaced.
+"""The fast paths of families.py against the plain loops they replaced (kept here as references).
 
 adopt_by_containment and claim_by_senders used to ask one np.intersect1d per prompt per core and
-scan every prompt once per family; they now ask a CoreTable and group prompts once. The plain
-versions are kept here (not in the library) as the reference: on random windows — prompts with
-no shingles, families with many forms, families without a core, ties between cores — the labels
-must come out identical.
+scan every prompt once per family; they now ask a CoreTable and group prompts once. Leader
+clustering compared one row at a time; it now decides blocks from one matrix product. _together
+counted shared accounts before checking the period. On random inputs — prompts with no shingles,
+families with many forms, families without a core, ties between cores, cosines an ulp from the
+threshold — the results must come out identical.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ import numpy as np
 import pytest
 
 from indexer.containment import CoreTable, concat_ranges
-from indexer.families import FamilySettings, Form, _burst_span, adopt_by_containment, claim_by_senders
+from indexer.families import (
+    FamilySettings,
+    Form,
+    _burst_span,
+    _period_overlap,
+    _same_burst,
+    _together,
+    adopt_by_containment,
+    claim_by_senders,
+    sharing_chance,
+)
 from indexer.graph import Edges
 
 
@@ -255,3 +266,44 @@ def test_leaders_of_nothing():
     from indexer.families import leaders
 
     assert leaders(np.zeros((0, 512), np.float32), 0.75).tolist() == []
+
+
+def reference_together(cosine, leader_cosine, a, b, span_a, span_b, total_accounts, window, settings) -> bool:  # type: ignore[no-untyped-def]
+    shared = len(np.intersect1d(a, b, assume_unique=True))
+    chance = 1.0
+    if shared >= settings.min_shared_accounts and _period_overlap(span_a, span_b) >= settings.same_period:
+        chance = sharing_chance(shared, len(a), len(b), total_accounts)
+        if chance <= settings.same_accounts_chance:
+            strength = -np.log10(max(chance, 1e-300))
+            if shared / min(len(a), len(b)) >= settings.same_accounts_overlap:
+                strength += 4.0
+            needed = np.interp(strength, (6.0, 10.0), (settings.shared_accounts_cosine, settings.same_accounts_cosine))
+            if cosine >= needed:
+                return True
+    if leader_cosine < min(settings.burst_cosine, settings.burst_accounts_cosine) or not _same_burst(
+        span_a, span_b, window, settings
+    ):
+        return False
+    return leader_cosine >= settings.burst_cosine or (
+        chance <= settings.burst_accounts_chance and leader_cosine >= settings.burst_accounts_cosine
+    )
+
+
+@pytest.mark.parametrize("min_shared", (0, 2))
+def test_together_matches_counting_first(min_shared):
+    rng = np.random.default_rng(min_shared)
+    settings = FamilySettings(min_shared_accounts=min_shared)
+    window, total = 14 * 86_400.0, 400
+    agree = 0
+    for _ in range(3000):
+        a = np.unique(rng.integers(0, total, int(rng.choice((0, 1, 3, 30, 300)))))
+        b = np.unique(np.concatenate((a[: int(rng.integers(0, len(a) + 1))], rng.integers(0, total, 20))))
+        start = rng.uniform(0, window)
+        span_a = (start, start + rng.choice((0.0, 3600.0, 86_400.0, window)))
+        shift = rng.choice((0.0, 1800.0, 40_000.0, window / 2))
+        span_b = (span_a[0] + shift, span_a[1] + shift * rng.random())
+        cosine, leader = float(rng.uniform(0.1, 1.0)), float(rng.uniform(0.1, 1.0))
+        want = reference_together(cosine, leader, a, b, span_a, span_b, total, window, settings)
+        assert _together(cosine, leader, a, b, span_a, span_b, total, window, settings) == want
+        agree += want
+    assert 100 < agree < 2900  # both outcomes well exercised
