@@ -307,3 +307,29 @@ def test_together_matches_counting_first(min_shared):
         assert _together(cosine, leader, a, b, span_a, span_b, total, window, settings) == want
         agree += want
     assert 100 < agree < 2900  # both outcomes well exercised
+
+
+def reference_form_groups(families):  # type: ignore[no-untyped-def]
+    form_of = np.full(len(families.labels), -1, np.int64)
+    for i, form in enumerate(families.forms):
+        form_of[form.members] = i
+    for family, indices in families.family_forms.items():
+        largest = max(indices, key=lambda i: len(families.forms[i].members))
+        form_of[(families.labels == family) & (form_of < 0)] = largest
+    return [(int(g[0]), g) for g in families._by_label(form_of)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_form_groups_match_one_pass_per_family(seed):
+    from indexer.families import Families
+
+    labels, forms, accounts, timestamps, edges, shingles_of = _random_window(seed)
+    settings = FamilySettings(min_accounts=2)
+    adopt_by_containment(labels, forms, edges, shingles_of, settings)
+    claim_by_senders(labels, forms, accounts, timestamps, shingles_of, settings)
+    family_forms: dict[int, list[int]] = {}
+    for i, form in enumerate(forms):
+        family_forms.setdefault(form.family, []).append(i)
+    families = Families(labels, forms, family_forms)
+    got, want = families.form_groups(), reference_form_groups(families)
+    assert [(label, g.tolist()) for label, g in got] == [(label, g.tolist()) for label, g in want]
