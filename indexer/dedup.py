@@ -490,11 +490,12 @@ def run_dedup(
         },
     }
     logger.info(
-        "dedup: %d prompts, %d clusters, %d flagged, %.1f s",
+        "dedup: %d prompts, %d clusters, %d flagged, %.1f s (%s)",
         len(window),
         len(clusters),
         stats["flagged"],
         time.perf_counter() - start,
+        ", ".join(f"{stage} {s} s" for stage, s in stats["seconds"].items()),
     )
     return DedupResult(clusters, stats, families)
 
@@ -520,7 +521,9 @@ def _families(
     copies = near_copy_groups(n, jaccard, settings.near_copy_jaccard)
     if encoder is None or not settings.families:
         return Context(copies, activity, np.full(n, -1, np.int64)), None
+    start = time.perf_counter()
     wrappers = mine_wrappers(lambda pos: _texts(source, window, pos), n, window.accounts, copies, settings.wrapper)
+    logger.info("wrappers: %d prompts mined in %.1f s", n, time.perf_counter() - start)
     tokenizer = Tokenizer()
     families = find_families(
         wrappers,

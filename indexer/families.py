@@ -21,6 +21,8 @@ Slots never link families: two forms meet only through their wrappers' shingles 
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,11 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from search.arrays import among
 from search.embedding import Encoder
 from search.family_index import FamilyIndex
 
+from .containment import CoreTable, concat_ranges
 from .graph import Edges, band_pairs, components
 from .wrappers import Wrappers
+
+logger = logging.getLogger(__name__)
 
 _PERM = 64
 _BANDS = (16, 4)  # 64 permutations: candidate pairs from Jaccard ~0.5 up
@@ -107,9 +113,13 @@ class Families:
         form_of = np.full(len(self.labels), -1, np.int64)
         for i, form in enumerate(self.forms):
             form_of[form.members] = i
-        for family, indices in self.family_forms.items():
-            largest = max(indices, key=lambda i: len(self.forms[i].members))
-            form_of[(self.labels == family) & (form_of < 0)] = largest
+        # one pass over the window, not one per family (labels == family: ~10k passes at 1M prompts)
+        largest = {
+            family: max(indices, key=lambda i: len(self.forms[i].members))
+            for family, indices in self.family_forms.items()
+        }
+        loose = np.flatnonzero((self.labels >= 0) & (form_of < 0))
+        form_of[loose] = [largest.get(family, -1) for family in self.labels[loose].tolist()]
         return [(int(g[0]), g) for g in self._by_label(form_of)]
 
     @staticmethod
@@ -132,27 +142,60 @@ def find_families(
     edges and shingles_of (window positions -> each prompt's shingles) let prompts whose own
     wrapper went unrecognised join the family their edges lead to (adopt_by_containment)."""
     n = len(accounts)
+    clock = _Stages()
     with_wrapper = np.flatnonzero(wrappers.has())
     forms = build_forms(with_wrapper, wrappers, accounts, settings)
+    clock.lap("lexical forms")
     taken = np.zeros(n, bool)
     for form in forms:
         taken[form.members] = True
     forms += semantic_forms(with_wrapper[~taken[with_wrapper]], wrappers, accounts, encoder, settings)
+    clock.lap("semantic forms")
     if not forms:
         return Families(np.full(n, -1, np.int64))
     embeddings = encoder.encode([f.text for f in forms])
+    clock.lap("form embeddings")
     parent = link_forms(forms, embeddings, len(np.unique(accounts)), timestamps, settings)
+    clock.lap("link")
     labels = np.full(n, -1, np.int64)
     family_forms: dict[int, list[int]] = {}
     for i, form in enumerate(forms):
         form.family = parent[i]
         family_forms.setdefault(parent[i], []).append(i)
         labels[form.members] = parent[i]
+    adopted = claimed = 0
     if edges is not None and shingles_of is not None:
-        adopt_by_containment(labels, forms, edges, shingles_of, settings)
+        adopted = adopt_by_containment(labels, forms, edges, shingles_of, settings)
+    clock.lap("adopt")
     if shingles_of is not None:
-        claim_by_senders(labels, forms, accounts, timestamps, shingles_of, settings)
+        claimed = claim_by_senders(labels, forms, accounts, timestamps, shingles_of, settings)
+    clock.lap("claim")
+    logger.info(
+        "families: %d wrapped prompts, %d forms, %d families, %d adopted, %d claimed; %s",
+        len(with_wrapper),
+        len(forms),
+        len(family_forms),
+        adopted,
+        claimed,
+        clock,
+    )
     return Families(labels, forms, family_forms, embeddings)
+
+
+class _Stages:
+    """Seconds per stage of find_families, for the log: which stage grows with the window."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self.last
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{stage} {s:.1f} s" for stage, s in self.seconds.items())
 
 
 def build_forms(
@@ -202,19 +245,60 @@ def semantic_forms(
     return forms
 
 
-def leaders(unit: np.ndarray, threshold: float) -> np.ndarray:
-    """Leader clustering: each row joins the first earlier leader with cosine >= threshold, or leads."""
+def leaders(unit: np.ndarray, threshold: float, block: int = 1024) -> np.ndarray:
+    """Leader clustering: each row joins the earlier leader it is closest to when that cosine is
+    >= threshold (the first such leader on a tie), or leads.
+
+    Decided `block` rows at a time from one matrix product against the leaders so far (and one
+    within the block), where a row at a time (unit[chosen] @ unit[i]) was quadratic: 200k
+    wordings at 1M prompts. A product sums in another order than that matrix-vector one, so its
+    cosines may differ in the last bits; a row is decided from them only when no such difference
+    can change the outcome (_certain), else exactly as before."""
     led_by = np.arange(len(unit))
     chosen: list[int] = []
-    for i in range(len(unit)):
-        if chosen:
-            sims = unit[chosen] @ unit[i]
-            best = int(np.argmax(sims))
-            if sims[best] >= threshold:
-                led_by[i] = chosen[best]
-                continue
-        chosen.append(i)
+    slack = _cosine_slack(unit.shape[1]) if unit.ndim == 2 else 0.0
+    for lo in range(0, len(unit), block):
+        rows = unit[lo : lo + block]
+        known = rows @ unit[chosen].T  # (rows, leaders before the block): each row's cosines contiguous
+        inner = rows @ rows.T  # for leaders chosen inside the block
+        fresh: list[int] = []  # rows of the block that lead, block-local
+        for r in range(len(rows)):
+            sims = np.concatenate((known[r], inner[r, fresh])) if fresh else known[r]
+            decided = _certain(sims, threshold, slack)
+            if decided is None:  # too close to call: the original matrix-vector product decides
+                exact = unit[chosen] @ unit[lo + r]
+                best = int(np.argmax(exact))
+                decided = best if exact[best] >= threshold else -1
+            if decided >= 0:
+                led_by[lo + r] = chosen[decided]
+            else:
+                chosen.append(lo + r)
+                fresh.append(r)
     return led_by
+
+
+def _cosine_slack(dim: int) -> float:
+    """How far two float32 cosines of the same unit vectors can be apart, summed in any two orders.
+
+    Each is within gamma_n = n u / (1 - n u) of the exact value (u = 2**-24, n = dim; the standard
+    bound for any summation order, with or without FMA): 3.1e-5 at 512 dimensions. Twice that,
+    with room for norms a few ulps off 1."""
+    u = 2.0**-24
+    return 2.5 * dim * u / (1 - dim * u)
+
+
+def _certain(sims: np.ndarray, threshold: float, slack: float) -> int | None:
+    """The leader (index into sims) that every summation order agrees the row joins, -1 if every
+    order has it lead, None if rounding could change the outcome (near the threshold or a near tie)."""
+    if not len(sims):
+        return -1
+    best = int(np.argmax(sims))
+    top = float(sims[best])
+    if top < threshold - slack:
+        return -1
+    if top >= threshold + slack and np.count_nonzero(sims >= top - 2 * slack) == 1:
+        return best
+    return None
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -362,11 +446,14 @@ def _together(
     same_accounts_overlap, count as 1e-4 stronger). Burst evidence: one burst and the leader's
     cosine >= burst_cosine, or one burst, a few shared accounts (<= burst_accounts_chance) and
     >= burst_accounts_cosine."""
-    shared = len(np.intersect1d(a, b, assume_unique=True))
     chance = 1.0
     # the same accounts count only when they send both forms over the same period: a hydra
-    # campaign's accounts also send their ordinary traffic, which is spread over the window
-    if shared >= settings.min_shared_accounts and _period_overlap(span_a, span_b) >= settings.same_period:
+    # campaign's accounts also send their ordinary traffic, which is spread over the window.
+    # (The period is checked first: most candidate pairs fail it, and counting shared accounts
+    # against a grown family's thousands was most of link_forms at 200k prompts.)
+    same_period = _period_overlap(span_a, span_b) >= settings.same_period
+    shared = _shared_count(a, b) if same_period else 0
+    if same_period and shared >= settings.min_shared_accounts:
         chance = sharing_chance(shared, len(a), len(b), total_accounts)
         if chance <= settings.same_accounts_chance:
             strength = -np.log10(max(chance, 1e-300))
@@ -382,6 +469,12 @@ def _together(
     return leader_cosine >= settings.burst_cosine or (
         chance <= settings.burst_accounts_chance and leader_cosine >= settings.burst_accounts_cosine
     )
+
+
+def _shared_count(a: np.ndarray, b: np.ndarray) -> int:
+    """len(np.intersect1d(a, b)) of two sorted, distinct arrays: the smaller searched in the larger."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return int(among(small, large).sum())
 
 
 def sharing_chance(shared: int, a: int, b: int, total: int) -> float:
@@ -427,32 +520,46 @@ def adopt_by_containment(
 ) -> int:
     """Prompts outside every family that an edge ties to a family member join that family when
     their own shingles hold most of one of its forms' core (the wrapper, never the slot: a prompt
-    that shares only slot content with a member holds none of the core). Returns how many joined."""
+    that shares only slot content with a member holds none of the core). Returns how many joined.
+
+    Of the cores of the families its edges lead to, a prompt joins the family of the one it
+    holds the largest share of (the first such in family, then form order); all prompts are
+    asked at once of a CoreTable, _BATCH at a time (one intersect1d per prompt per core did not
+    finish in 45 minutes at 1M prompts)."""
     cores: dict[int, list[np.ndarray]] = {}
     for form in forms:
         if len(form.core):
             cores.setdefault(form.family, []).append(form.core)
-    pairs: dict[int, set[int]] = {}
-    for left, right in ((edges.left, edges.right), (edges.right, edges.left)):
-        outside = (labels[left] < 0) & (labels[right] >= 0)
-        for pos, neighbour in zip(left[outside].tolist(), right[outside].tolist()):
-            pairs.setdefault(pos, set()).add(int(labels[neighbour]))
-    if not pairs:
+    positions, asked = _neighbour_families(labels, edges)
+    if not len(positions):
         return 0
-    positions = np.asarray(sorted(pairs), np.int64)
+    table = CoreTable(cores)
     adopted = 0
-    for pos, own in zip(positions.tolist(), shingles_of(positions)):
-        own = np.unique(own)
-        best, share = -1, 0.0
-        for family in sorted(pairs[pos]):
-            for core in cores.get(family, ()):
-                held = len(np.intersect1d(own, core, assume_unique=True)) / len(core)
-                if held > share:
-                    best, share = family, held
-        if share >= settings.containment:
-            labels[pos] = best
-            adopted += 1
+    for lo in range(0, len(positions), _BATCH):
+        part = positions[lo : lo + _BATCH]
+        best, share = table.best(shingles_of(part), asked[lo : lo + _BATCH])
+        joins = share >= settings.containment
+        labels[part[joins]] = best[joins]
+        adopted += int(joins.sum())
     return adopted
+
+
+_BATCH = 20_000  # prompts asked of a CoreTable at once: their shingles and hits stay a few tens of MiB
+
+
+def _neighbour_families(labels: np.ndarray, edges: Edges) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Positions outside every family that an edge ties to a family member (ascending), and the
+    distinct families of those members for each (ascending)."""
+    outside, family = [], []
+    for left, right in ((edges.left, edges.right), (edges.right, edges.left)):
+        out = (labels[left] < 0) & (labels[right] >= 0)
+        outside.append(np.asarray(left[out], np.int64))
+        family.append(labels[right[out]].astype(np.int64))
+    pairs = np.unique(np.stack((np.concatenate(outside), np.concatenate(family)), axis=1), axis=0)
+    if not len(pairs):
+        return np.zeros(0, np.int64), []
+    starts = np.flatnonzero(np.concatenate(([True], pairs[1:, 0] != pairs[:-1, 0])))
+    return pairs[starts, 0], np.split(pairs[:, 1], starts[1:])
 
 
 def claim_by_senders(
@@ -467,42 +574,78 @@ def claim_by_senders(
     forms' core, wherever their wrapper put them: a prompt can hold two templates (a campaign's
     short instruction around a slot that is itself a popular template), and the campaign's is
     the one its sender was sending then. Ordinary users' prompts with the popular template stay
-    where they are. Returns how many prompts moved."""
+    where they are. Returns how many prompts moved.
+
+    A prompt two families could claim goes to the first (in the order of their first forms).
+    Members are grouped by family once and candidates read from each sender's own prompts:
+    a pass over all prompts per family (labels == family, np.isin over every account) is
+    quadratic at 1M prompts."""
     window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
-    claims: dict[int, int] = {}  # position -> claiming family
     cores: dict[int, list[np.ndarray]] = {}
     for form in forms:
         if len(form.core) >= settings.min_core:
             cores.setdefault(form.family, []).append(form.core)
+    members_of = {int(g[0]): g[1] for g in _members_by_family(labels)}
     bursts = {}
-    for family in set(labels[labels >= 0].tolist()):
-        start, end = _burst_span(timestamps[labels == family])
+    for family, members in members_of.items():
+        start, end = _burst_span(timestamps[members])
         if end - start <= settings.burst_share * window:
             bursts[family] = (start, end)
     # prompts in no family, or in a family that is no burst (ordinary traffic's templates), can be claimed
     claimable = ~np.isin(labels, np.asarray(sorted(bursts), np.int64))
-    for family in cores:
-        members = np.flatnonzero(labels == family)
+    sent_by = _Senders(accounts)
+    claimed, claimer = [], []
+    for order, family in enumerate(cores):
+        members = members_of.get(family, np.zeros(0, np.int64))
         if len(members) < settings.min_accounts or family not in bursts:
             continue
         start, end = bursts[family]
-        senders = np.unique(accounts[members])
-        near = np.flatnonzero(
-            claimable & np.isin(accounts, senders) & (timestamps >= start - 3600) & (timestamps <= end + 3600)
-        )
-        for pos in near.tolist():
-            claims.setdefault(pos, family)
-    if not claims:
+        near = sent_by.prompts_of(np.unique(accounts[members]))
+        near = near[claimable[near] & (timestamps[near] >= start - 3600) & (timestamps[near] <= end + 3600)]
+        claimed.append(near)
+        claimer.append(np.full(len(near), order, np.int64))
+    if not claimed or not sum(len(c) for c in claimed):
         return 0
-    positions = np.asarray(sorted(claims), np.int64)
+    positions, first = _first_claims(np.concatenate(claimed), np.concatenate(claimer))
+    families = list(cores)
+    table = CoreTable(cores)
     moved = 0
-    for pos, own in zip(positions.tolist(), shingles_of(positions)):
-        family = claims[pos]
-        held = max(len(np.intersect1d(np.unique(own), core, assume_unique=True)) / len(core) for core in cores[family])
-        if held >= settings.containment:
-            labels[pos] = family
-            moved += 1
+    for lo in range(0, len(positions), _BATCH):
+        part = positions[lo : lo + _BATCH]
+        claimers = np.asarray([families[k] for k in first[lo : lo + _BATCH].tolist()], np.int64)
+        _, held = table.best(shingles_of(part), [claimers[i : i + 1] for i in range(len(part))])
+        moves = held >= settings.containment
+        labels[part[moves]] = claimers[moves]
+        moved += int(moves.sum())
     return moved
+
+
+def _members_by_family(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(family, its member positions ascending) for every family, grouped by one stable sort."""
+    return [(int(labels[g[0]]), g) for g in Families._by_label(labels)]
+
+
+class _Senders:
+    """Each account's prompts (positions ascending), grouped once by a stable sort of the accounts."""
+
+    def __init__(self, accounts: np.ndarray):
+        codes = np.asarray(accounts, np.int64)
+        self.order = np.argsort(codes, kind="stable")
+        self.count = np.bincount(codes) if len(codes) else np.zeros(0, np.int64)
+        self.start = np.concatenate(([0], np.cumsum(self.count)[:-1])).astype(np.int64)
+
+    def prompts_of(self, senders: np.ndarray) -> np.ndarray:
+        """The positions of every prompt the senders sent (each sender's ascending, senders in the order given)."""
+        senders = np.asarray(senders, np.int64)
+        return self.order[concat_ranges(self.start[senders], self.count[senders])]
+
+
+def _first_claims(positions: np.ndarray, claimer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct positions (ascending) and the first claimer of each (the smallest claimer number)."""
+    order = np.lexsort((claimer, positions))
+    positions, claimer = positions[order], claimer[order]
+    first = np.concatenate(([True], positions[1:] != positions[:-1]))
+    return positions[first], claimer[first]
 
 
 def family_index(families: Families, clusters: list[dict[str, Any]]) -> FamilyIndex | None:

@@ -71,9 +71,16 @@ def band_pairs(signatures: np.ndarray, bands: int, rows: int, queries: np.ndarra
         pairs.append(np.stack((order[ok], partner[ok]), axis=1))
     if not pairs:
         return np.zeros((0, 2), np.int64)
-    both = np.concatenate(pairs)
-    both = np.sort(both, axis=1)
-    return np.unique(both[both[:, 0] != both[:, 1]], axis=0)
+    both = np.sort(np.concatenate(pairs), axis=1)
+    return _distinct_pairs(both[both[:, 0] != both[:, 1]], n)
+
+
+def _distinct_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
+    """np.unique(pairs, axis=0) for pairs of nodes < n: one int64 key a row (a * n + b sorts as
+    (a, b) does). unique(axis=0) sorts rows as structured records, ~10x slower: 16 of the 50 s of
+    the lexical form join at 200k prompts."""
+    key = np.unique(pairs[:, 0].astype(np.int64) * n + pairs[:, 1])
+    return np.stack((key // n, key % n), axis=1)
 
 
 class GuardedUnionFind:

@@ -78,3 +78,18 @@ def test_components_match_scipy_and_label_each_by_its_smallest_node():
     assert (same == (reference[:, None] == reference[None, :])).all()
     assert all(labels[i] == np.flatnonzero(labels == labels[i]).min() for i in range(n))
     assert components(3, np.zeros((0, 2), np.int64)).tolist() == [0, 1, 2]
+
+
+def test_band_pairs_are_the_distinct_sorted_pairs_of_unique_axis_0():
+    from indexer.graph import _distinct_pairs, band_pairs
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 50, 3000):
+        pairs = rng.integers(0, n, (int(rng.integers(0, 5000)), 2))
+        want = np.unique(pairs, axis=0)
+        got = _distinct_pairs(pairs, n)
+        assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
+    signatures = rng.integers(0, 3, (500, 8)).astype(np.uint32)  # many shared bands
+    pairs = band_pairs(signatures, 4, 2)
+    assert len(pairs) and np.array_equal(pairs, np.unique(pairs, axis=0))
+    assert (pairs[:, 0] < pairs[:, 1]).all()
