@@ -60,12 +60,12 @@ class FamilySettings:
     shared_accounts_cosine: float = 0.5  # forms whose accounts overlap far beyond chance: related meaning
     same_accounts_cosine: float = 0.3  # ... with overwhelming account evidence (see _together)
     same_accounts_overlap: float = 0.5
-    same_accounts_chance: float = 1e-3  # chance of sharing that many accounts (hypergeometric tail) at most
+    same_accounts_chance: float = 1e-3  # chance of sharing that many accounts (sharing_chance) at most
     burst_accounts_chance: float = 0.05  # some shared accounts inside one burst: weaker evidence of both kinds
     burst_accounts_cosine: float = 0.5
     same_period: float = 0.25  # account evidence counts only for forms active over the same period (IoU)
     burst_cosine: float = 0.7  # forms sent in the same burst by other accounts: close meaning needed
-    min_shared_accounts: int = 2
+    min_shared_accounts: int = 2  # for account evidence alone (within one burst, one shared account can do)
     time_overlap: float = 0.5  # of the longer burst: the two bursts coincide
     burst_share: float = 0.5  # a form spanning at most this share of the window is a burst
     containment: float = 0.6
@@ -155,7 +155,7 @@ def find_families(
         return Families(np.full(n, -1, np.int64))
     embeddings = encoder.encode([f.text for f in forms])
     clock.lap("form embeddings")
-    parent = link_forms(forms, embeddings, len(np.unique(accounts)), timestamps, settings)
+    parent = link_forms(forms, embeddings, traffic_shares(accounts), timestamps, settings)
     clock.lap("link")
     labels = np.full(n, -1, np.int64)
     family_forms: dict[int, list[int]] = {}
@@ -329,7 +329,7 @@ def _form_of(
 def link_forms(
     forms: list[Form],
     embeddings: np.ndarray,
-    total_accounts: int,
+    traffic: np.ndarray,
     timestamps: np.ndarray,
     settings: FamilySettings,
 ) -> list[int]:
@@ -343,25 +343,26 @@ def link_forms(
     instruction to another's in the same hours. Accounts are counted against every account the
     family holds so far, and a second pass joins whole families the same way: a campaign whose
     accounts send a prompt or two each shares few accounts with any one of its wordings, many
-    with the sum of them. Candidates are each form's nearest forms in meaning (top NEIGHBOURS)."""
+    with the sum of them. Candidates are each form's nearest forms in meaning (top NEIGHBOURS).
+
+    traffic: each account's share of the window's prompts (traffic_shares), the null model of
+    how many accounts two unrelated forms share (sharing_chance)."""
     unit = _unit(embeddings)
     spans = [_burst_span(timestamps[f.members]) for f in forms]
     window = max(float(timestamps.max() - timestamps.min()), 1.0) if len(timestamps) else 1.0
     near = nearest_forms(unit, NEIGHBOURS, settings.same_accounts_cosine - 0.1)
     _add_account_neighbours(near, forms, unit, settings.same_accounts_cosine)
     family = list(range(len(forms)))  # each form's family, named by its leader
-    accounts = {i: forms[i].accounts for i in range(len(forms))}
+    senders = {i: Senders.of(forms[i], traffic) for i in range(len(forms))}
     members = {i: [i] for i in range(len(forms))}
 
     def join(i: int, lead: int, cosine: float, leader_cosine: float) -> bool:
-        if not _together(
-            cosine, leader_cosine, accounts[lead], accounts[i], spans[lead], spans[i], total_accounts, window, settings
-        ):
+        if not _together(cosine, leader_cosine, senders[lead], senders[i], spans[lead], spans[i], window, settings):
             return False
         for member in members[i]:
             family[member] = lead
         members[lead] += members.pop(i)
-        accounts[lead] = np.union1d(accounts[lead], accounts.pop(i))
+        senders[lead] = senders[lead].merged(senders.pop(i), traffic)
         return True
 
     order = sorted(range(len(forms)), key=lambda i: (-len(forms[i].members), i))
@@ -426,25 +427,48 @@ def nearest_forms(unit: np.ndarray, k: int, floor: float) -> list[list[tuple[int
     return out
 
 
+@dataclass(frozen=True)
+class Senders:
+    """Who sent a form (or a family of forms): its distinct accounts, how many prompts it holds,
+    and those accounts' share of all the window's traffic."""
+
+    accounts: np.ndarray  # sorted distinct account codes
+    prompts: int
+    traffic: float
+
+    @classmethod
+    def of(cls, form: Form, traffic: np.ndarray) -> Senders:
+        return cls(form.accounts, len(form.members), float(traffic[form.accounts].sum()))
+
+    def merged(self, other: Senders, traffic: np.ndarray) -> Senders:
+        accounts = np.union1d(self.accounts, other.accounts)
+        return Senders(accounts, self.prompts + other.prompts, float(traffic[accounts].sum()))
+
+
+def traffic_shares(accounts: np.ndarray) -> np.ndarray:
+    """Each account code's share of the window's prompts."""
+    counts = np.bincount(accounts.astype(np.int64)) if len(accounts) else np.zeros(0)
+    return counts / max(len(accounts), 1)
+
+
 def _together(
     cosine: float,
     leader_cosine: float,
-    a: np.ndarray,
-    b: np.ndarray,
+    a: Senders,
+    b: Senders,
     span_a: tuple[float, float],
     span_b: tuple[float, float],
-    total_accounts: int,
     window: float,
     settings: FamilySettings,
 ) -> bool:
     """Sent together, with the meaning that evidence asks for.
 
     Account evidence: the two share accounts over the same period (interval IoU >= same_period),
-    unlikely by chance (hypergeometric tail <= same_accounts_chance); the stronger it is, the
+    unlikely by chance (sharing_chance <= same_accounts_chance); the stronger it is, the
     weaker the meaning it needs (closest-form cosine from shared_accounts_cosine at a tail of
     1e-6 down to same_accounts_cosine at 1e-10 and beyond; mostly the same accounts, overlap >=
     same_accounts_overlap, count as 1e-4 stronger). Burst evidence: one burst and the leader's
-    cosine >= burst_cosine, or one burst, a few shared accounts (<= burst_accounts_chance) and
+    cosine >= burst_cosine, or one burst, one shared account or more (<= burst_accounts_chance) and
     >= burst_accounts_cosine."""
     chance = 1.0
     # the same accounts count only when they send both forms over the same period: a hydra
@@ -452,12 +476,12 @@ def _together(
     # (The period is checked first: most candidate pairs fail it, and counting shared accounts
     # against a grown family's thousands was most of link_forms at 200k prompts.)
     same_period = _period_overlap(span_a, span_b) >= settings.same_period
-    shared = _shared_count(a, b) if same_period else 0
-    if same_period and shared >= settings.min_shared_accounts:
-        chance = sharing_chance(shared, len(a), len(b), total_accounts)
-        if chance <= settings.same_accounts_chance:
+    shared = _shared_count(a.accounts, b.accounts) if same_period else 0
+    if same_period and shared:
+        chance = sharing_chance(shared, a, b)
+        if shared >= settings.min_shared_accounts and chance <= settings.same_accounts_chance:
             strength = -np.log10(max(chance, 1e-300))
-            if shared / min(len(a), len(b)) >= settings.same_accounts_overlap:
+            if shared / min(len(a.accounts), len(b.accounts)) >= settings.same_accounts_overlap:
                 strength += 4.0
             needed = np.interp(strength, (6.0, 10.0), (settings.shared_accounts_cosine, settings.same_accounts_cosine))
             if cosine >= needed:
@@ -477,14 +501,25 @@ def _shared_count(a: np.ndarray, b: np.ndarray) -> int:
     return int(among(small, large).sum())
 
 
-def sharing_chance(shared: int, a: int, b: int, total: int) -> float:
-    """P(two random sets of a and b of total accounts share at least `shared`): the hypergeometric tail.
+def sharing_chance(shared: int, a: Senders, b: Senders) -> float:
+    """P(two unrelated forms share at least `shared` accounts), when every account sends each
+    prompt with the probability of its share of the window's traffic: a Poisson tail around the
+    number of a's accounts that b's prompts would reach by chance (prompts x their traffic
+    share), and the other way round, whichever is larger.
 
-    Scales with the window, unlike a fixed lift: in an hour of traffic three shared accounts can be
-    telling, in two weeks of millions of accounts they must be many more to mean anything."""
-    from scipy.stats import hypergeom
+    Accounts are not alike: a heavy user sends a little of everything, so two popular phrasings
+    share dozens of heavy users by chance; counting accounts as interchangeable (a
+    hypergeometric tail) joined "what's the best way to" with "you are an expert in" in one
+    family of 5,000 ordinary prompts. Fresh accounts that send two prompts each sharing one
+    account is still telling. It scales with the window too: the same overlap means less in
+    two weeks of traffic than in an hour."""
+    from scipy.stats import poisson
 
-    return float(hypergeom.sf(shared - 1, max(total, a, b), a, b))
+    expected = max(
+        min(len(a.accounts), b.prompts * a.traffic),
+        min(len(b.accounts), a.prompts * b.traffic),
+    )
+    return float(poisson.sf(shared - 1, max(expected, 1e-12)))
 
 
 def _period_overlap(span_a: tuple[float, float], span_b: tuple[float, float]) -> float:

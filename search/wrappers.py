@@ -25,7 +25,7 @@ class WrapperSettings:
 
     min_support: int = 5
     min_accounts: int = 5
-    contrast: float = 3.0
+    contrast: float = 1.5
     keep_ratio: float = 3.0
     head_tokens: int = 256  # a long prompt is mined in its first and last tokens only
     tail_tokens: int = 128

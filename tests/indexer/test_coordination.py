@@ -46,3 +46,33 @@ def test_a_few_prompts_that_happen_to_fall_together_are_no_burst():
 def test_densest_interval():
     start, end, count = densest_interval(np.array([0.0, 10, 11, 12, 50]), 5.0)
     assert (start, end, count) == (10.0, 15.0, 3)
+
+
+def test_heavy_users_shared_by_two_popular_phrasings_are_no_evidence_of_one_operator():
+    from indexer.families import Senders, sharing_chance, traffic_shares
+
+    rng = np.random.default_rng(1)
+    # 10,000 ordinary accounts; the first 40 are heavy users who send half of all traffic
+    accounts = np.concatenate((rng.integers(0, 40, 20_000), rng.integers(40, 10_000, 20_000)))
+    traffic = traffic_shares(accounts)
+    heavy = np.arange(40)
+    a = Senders(np.union1d(heavy, rng.choice(np.arange(40, 10_000), 160, replace=False)), 250, 0.0)
+    b = Senders(np.union1d(heavy, rng.choice(np.arange(40, 10_000), 160, replace=False)), 250, 0.0)
+    a, b = (Senders(s.accounts, s.prompts, float(traffic[s.accounts].sum())) for s in (a, b))
+    shared = len(np.intersect1d(a.accounts, b.accounts))
+    assert shared >= 40
+    assert sharing_chance(shared, a, b) > 0.05  # heavy users send a little of everything
+
+
+def test_fresh_accounts_shared_by_two_rewordings_are():
+    from indexer.families import Senders, sharing_chance, traffic_shares
+
+    rng = np.random.default_rng(2)
+    fresh = np.arange(10_000, 10_065)  # 65 fresh accounts, two prompts each, rewordings at random
+    accounts = np.concatenate((rng.integers(0, 10_000, 45_000), np.repeat(fresh, 2)))
+    traffic = traffic_shares(accounts)
+    a = Senders(fresh[:10], 10, float(traffic[fresh[:10]].sum()))
+    b = Senders(fresh[9:19], 10, float(traffic[fresh[9:19]].sum()))
+    assert sharing_chance(1, a, b) <= 0.05  # one account in common: burst evidence
+    c = Senders(fresh[7:17], 10, float(traffic[fresh[7:17]].sum()))
+    assert sharing_chance(3, a, c) <= 1e-6  # three: account evidence on its own

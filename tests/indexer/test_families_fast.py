@@ -17,6 +17,7 @@ from indexer.containment import CoreTable, concat_ranges
 from indexer.families import (
     FamilySettings,
     Form,
+    Senders,
     _burst_span,
     _period_overlap,
     _same_burst,
@@ -268,14 +269,15 @@ def test_leaders_of_nothing():
     assert leaders(np.zeros((0, 512), np.float32), 0.75).tolist() == []
 
 
-def reference_together(cosine, leader_cosine, a, b, span_a, span_b, total_accounts, window, settings) -> bool:  # type: ignore[no-untyped-def]
-    shared = len(np.intersect1d(a, b, assume_unique=True))
+def reference_together(cosine, leader_cosine, a, b, span_a, span_b, window, settings) -> bool:  # type: ignore[no-untyped-def]
+    shared = len(np.intersect1d(a.accounts, b.accounts, assume_unique=True))
     chance = 1.0
+    if shared and _period_overlap(span_a, span_b) >= settings.same_period:
+        chance = sharing_chance(shared, a, b)
     if shared >= settings.min_shared_accounts and _period_overlap(span_a, span_b) >= settings.same_period:
-        chance = sharing_chance(shared, len(a), len(b), total_accounts)
         if chance <= settings.same_accounts_chance:
             strength = -np.log10(max(chance, 1e-300))
-            if shared / min(len(a), len(b)) >= settings.same_accounts_overlap:
+            if shared / min(len(a.accounts), len(b.accounts)) >= settings.same_accounts_overlap:
                 strength += 4.0
             needed = np.interp(strength, (6.0, 10.0), (settings.shared_accounts_cosine, settings.same_accounts_cosine))
             if cosine >= needed:
@@ -294,17 +296,24 @@ def test_together_matches_counting_first(min_shared):
     rng = np.random.default_rng(min_shared)
     settings = FamilySettings(min_shared_accounts=min_shared)
     window, total = 14 * 86_400.0, 400
+    traffic = rng.pareto(1.5, total) + 0.1  # a few heavy accounts, many light ones
+    traffic /= traffic.sum()
     agree = 0
     for _ in range(3000):
-        a = np.unique(rng.integers(0, total, int(rng.choice((0, 1, 3, 30, 300)))))
-        b = np.unique(np.concatenate((a[: int(rng.integers(0, len(a) + 1))], rng.integers(0, total, 20))))
+        a_accounts = np.unique(rng.integers(0, total, int(rng.choice((0, 1, 3, 30, 300)))))
+        b_accounts = np.unique(
+            np.concatenate((a_accounts[: int(rng.integers(0, len(a_accounts) + 1))], rng.integers(0, total, 20)))
+        )
+        a, b = (
+            Senders(x, len(x) * int(rng.choice((1, 2, 10))), float(traffic[x].sum())) for x in (a_accounts, b_accounts)
+        )
         start = rng.uniform(0, window)
         span_a = (start, start + rng.choice((0.0, 3600.0, 86_400.0, window)))
         shift = rng.choice((0.0, 1800.0, 40_000.0, window / 2))
         span_b = (span_a[0] + shift, span_a[1] + shift * rng.random())
         cosine, leader = float(rng.uniform(0.1, 1.0)), float(rng.uniform(0.1, 1.0))
-        want = reference_together(cosine, leader, a, b, span_a, span_b, total, window, settings)
-        assert _together(cosine, leader, a, b, span_a, span_b, total, window, settings) == want
+        want = reference_together(cosine, leader, a, b, span_a, span_b, window, settings)
+        assert _together(cosine, leader, a, b, span_a, span_b, window, settings) == want
         agree += want
     assert 100 < agree < 2900  # both outcomes well exercised
 

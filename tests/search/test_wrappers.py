@@ -74,3 +74,26 @@ def test_a_long_prompt_is_mined_in_its_head_and_tail_and_both_wrapper_parts_are_
     for i in range(30):
         assert "walk through the problem" in found.text[i] and "most likely to be wrong" in found.text[i], i
         assert found.anchored[i]
+
+
+FRENCH = "Résous le problème ci-dessous. Avant la réponse finale, écris tout ton raisonnement étape par étape."
+SPANISH = "Resuelve el siguiente problema. Antes de la respuesta final, escribe todo tu razonamiento paso a paso."
+
+
+def test_an_instruction_around_reused_popular_slots_is_the_wrapper_not_the_slots_common_phrase():
+    # A translated campaign draws its slots from popular prompts ("I want you to act as a ..."),
+    # each slot under several of its languages, so the slot's own support is several prompts and
+    # one language's instruction only a few times that; the slot's opening phrase is sent by many
+    # ordinary users. The instruction must still be the wrapper (it was the opening phrase, and
+    # the prompt joined the ordinary users' "act as" family).
+    rest = background_texts(140)
+    roles = ("historian", "poet", "chef", "coach", "critic", "tutor")
+    popular = [f"I want you to act as a {role}. {rest[i]}" for i, role in enumerate(roles)]
+    ordinary = [f"I want you to act as a guide. {t}" for t in rest[10:80]]
+    campaign = [f"{wrapper}\n\n{slot}" for slot in popular for wrapper in (FRENCH, SPANISH) for _ in range(4)]
+    texts = campaign + popular + ordinary
+    accounts = [100 + i % 24 for i in range(len(campaign))] + list(range(len(popular) + len(ordinary)))
+    found = _window(texts, accounts)
+    instructions = ("résous le problème ci dessous", "resuelve el siguiente problema")
+    assert all(found.text[i].startswith(instructions) for i in range(len(campaign))), found.text[: len(campaign)]
+    assert sum(found.text[i].startswith("i want you to act as") for i in range(len(campaign), len(texts))) >= 60
