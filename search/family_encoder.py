@@ -23,7 +23,9 @@ Its cosines run lower than MiniLM's (same instruction: median ~0.77, other instr
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import sys
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -34,6 +36,7 @@ from .embedding import Encoder, SentenceTransformerEncoder
 
 DEFAULT_FAMILY_MODEL = "use-multilingual-v3"
 USE_DIM = 512
+PARALLEL_MIN_TEXTS = 8_192  # below this a fork costs more than the second core saves
 
 
 class UniversalSentenceEncoder:
@@ -42,8 +45,12 @@ class UniversalSentenceEncoder:
     name = DEFAULT_FAMILY_MODEL
     dim = USE_DIM
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, processes: int | None = None, parallel_min: int = PARALLEL_MIN_TEXTS):
         self._threads = threads  # one thread was fastest on two shared cores (measured)
+        # ... so the cores are used by processes instead, for the large calls (a million-prompt
+        # dedup embeds ~200k wrapper wordings, which took ~8 minutes on one core)
+        self._processes = processes if processes is not None else min(2, os.cpu_count() or 1)
+        self._parallel_min = parallel_min
 
     @cached_property
     def _model(self):  # type: ignore[no-untyped-def]
@@ -65,16 +72,43 @@ class UniversalSentenceEncoder:
         return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
-        """(len(texts), 512) float32, rows L2-normalised."""
+        """(len(texts), 512) float32, rows L2-normalised.
+
+        Large calls are split among forked worker processes, batch for batch as one process
+        splits them, so the vectors are the same bit for bit."""
         if not texts:
             return np.zeros((0, USE_DIM), np.float32)
-        parts = [
-            np.asarray(self._model.encode([t or " " for t in texts[lo : lo + batch_size]]), np.float32).reshape(
-                -1, USE_DIM
-            )
-            for lo in range(0, len(texts), batch_size)
-        ]
+        batches = [[t or " " for t in texts[lo : lo + batch_size]] for lo in range(0, len(texts), batch_size)]
+        if self._processes > 1 and len(texts) >= self._parallel_min and len(batches) > 1 and _can_fork():
+            parts = self._encode_forked(batches)
+        else:
+            parts = [self._encode_batch(batch) for batch in batches]
         return np.concatenate(parts)
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        return np.asarray(self._model.encode(batch), np.float32).reshape(-1, USE_DIM)
+
+    def _encode_forked(self, batches: list[list[str]]) -> list[np.ndarray]:
+        self._model  # noqa: B018 -- loaded before the fork, so the workers share it copy-on-write
+        _FORKED["encoder"] = self
+        try:
+            with multiprocessing.get_context("fork").Pool(self._processes) as pool:
+                return pool.map(_encode_in_worker, batches, chunksize=4)
+        finally:
+            _FORKED.clear()
+
+
+_FORKED: dict[str, UniversalSentenceEncoder] = {}  # what forked workers encode with (set before the fork)
+
+
+def _encode_in_worker(batch: list[str]) -> np.ndarray:
+    return _FORKED["encoder"]._encode_batch(batch)
+
+
+def _can_fork() -> bool:
+    """fork where the platform has it and Python is older than 3.12 (which warns about forking a
+    process that runs threads), as the ingest workers decide (indexer/ingest.py)."""
+    return "fork" in multiprocessing.get_all_start_methods() and sys.version_info < (3, 12)
 
 
 def load_family_encoder(name: str | None = None) -> Encoder:
