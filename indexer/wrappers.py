@@ -25,15 +25,21 @@ Only the first `head_tokens` and last `tail_tokens` tokens of a long prompt are 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from multiprocessing.pool import Pool
 
 import numpy as np
 
 from search.arrays import among
 from search.segments import Tokenizer, Tokens
-from search.wrappers import Region, Vocabulary, WrapperSettings, described, mined, spans_of_many
+from search.wrappers import Region, Span, Vocabulary, WrapperSettings, described, mined, spans_of_many
 
 TextsOf = Callable[[np.ndarray], list[str]]  # window positions -> raw texts
 
@@ -53,27 +59,45 @@ class Wrappers:
         return np.asarray([bool(t) for t in self.text])
 
 
+PARALLEL_MIN_PROMPTS = 20_000  # below this a fork costs more than the second core saves
+
+
 def mine_wrappers(
     texts_of: TextsOf,
     n: int,
     accounts: np.ndarray,
     groups: np.ndarray,
     settings: WrapperSettings = WrapperSettings(),
+    *,
+    workers: int | None = None,
+    parallel_min: int = PARALLEL_MIN_PROMPTS,
 ) -> Wrappers:
     """Wrappers of the n window prompts; accounts and near-copy groups are aligned with positions.
 
     Two passes over the texts: the first tokenizes and keeps each prompt's mined shingles (in
     order) while counting support; the second finds spans from those shingles alone and
-    tokenizes again (for the words) only the prompts that have a wrapper."""
-    tokenizer = Tokenizer()
+    tokenizes again (for the words) only the prompts that have a wrapper. Tokenizing is most of
+    the time (390 s of a million prompts on one core), so from PARALLEL_MIN_PROMPTS prompts both
+    passes tokenize on `workers` forked processes (default: up to two), in order: the result is
+    the same as in one process."""
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    with _tokenizing_pool(workers if n >= parallel_min else 1) as pool:
+        return _mine(texts_of, n, accounts, groups, settings, pool)
+
+
+def _mine(
+    texts_of: TextsOf, n: int, accounts: np.ndarray, groups: np.ndarray, settings: WrapperSettings, pool: Pool | None
+) -> Wrappers:
     regions: list[list[Region]] = []
     sizes = np.zeros(n, np.int64)
     for lo in range(0, n, settings.chunk):
         positions = np.arange(lo, min(n, lo + settings.chunk))
-        for pos, raw in zip(positions.tolist(), texts_of(positions)):
-            ids = tokenizer(raw).ids
-            sizes[pos] = len(ids)
-            regions.append(mined(ids, settings))
+        texts = texts_of(positions)
+        batches = [texts[i : i + _BATCH] for i in range(0, len(texts), _BATCH)]
+        for packed in _map(pool, partial(_packed_regions, settings), batches):
+            for size, mined_regions in _unpacked(packed):
+                sizes[len(regions)] = size
+                regions.append(mined_regions)
     vocabulary, habit = count_support(regions, accounts, groups, settings)
     text, found, coverage = [""] * n, [np.zeros(0, np.uint64)] * n, np.zeros(n)
     support, anchored = np.zeros(n), np.zeros(n, bool)
@@ -90,10 +114,77 @@ def mine_wrappers(
             regions[pos] = []  # done with it: free as we go
     positions = np.asarray(sorted(chosen), np.int64)
     for lo in range(0, len(positions), settings.chunk):
-        part = positions[lo : lo + settings.chunk]
-        for pos, raw in zip(part.tolist(), texts_of(part)):
-            text[pos], found[pos], coverage[pos], support[pos], anchored[pos] = described(tokenizer(raw), chosen[pos])
+        part = positions[lo : lo + settings.chunk].tolist()
+        work = list(zip(texts_of(np.asarray(part, np.int64)), (chosen[pos] for pos in part)))
+        for pos, described_one in zip(part, _map(pool, _described_of, work)):
+            text[pos], found[pos], coverage[pos], support[pos], anchored[pos] = described_one
     return Wrappers(text, found, coverage, support, anchored, vocabulary)
+
+
+_TOKENIZER: list[Tokenizer] = []  # one per process
+
+
+def _tokens(raw: str) -> Tokens:
+    if not _TOKENIZER:
+        _TOKENIZER.append(Tokenizer())
+    return _TOKENIZER[0](raw)
+
+
+_BATCH = 500  # prompts a worker tokenizes per task
+
+
+def _packed_regions(settings: WrapperSettings, texts: list[str]) -> tuple[np.ndarray, ...]:
+    """Each text's token count and mined regions, packed into a few arrays: pickling one small
+    array per region back from a worker cost as much as the tokenizing it saved."""
+    sizes, counts, starts, lengths, hashes = [], [], [], [], []
+    for raw in texts:
+        ids = _tokens(raw).ids
+        found = mined(ids, settings)
+        sizes.append(len(ids))
+        counts.append(len(found))
+        for start, h in found:
+            starts.append(start)
+            lengths.append(len(h))
+            hashes.append(h)
+    flat = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    return tuple(np.asarray(x, np.int64) for x in (sizes, counts, starts, lengths)) + (flat,)
+
+
+def _unpacked(packed: tuple[np.ndarray, ...]) -> Iterator[tuple[int, list[Region]]]:
+    sizes, counts, starts, lengths, flat = packed
+    pieces = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+    at = 0
+    for size, count in zip(sizes.tolist(), counts.tolist()):
+        yield size, [(int(starts[at + k]), pieces[at + k]) for k in range(count)]
+        at += count
+
+
+def _described_of(work: tuple[str, list[Span]]) -> tuple[str, np.ndarray, float, float, bool]:
+    raw, spans = work
+    return described(_tokens(raw), spans)
+
+
+def _map(pool: Pool | None, function: Callable, items: list) -> list:  # type: ignore[type-arg]
+    """function over items, in order: on the pool's workers when there is one."""
+    if pool is None:
+        return [function(item) for item in items]
+    return pool.map(function, items, chunksize=max(1, min(500, len(items) // 8)))  # ordered
+
+
+@contextmanager
+def _tokenizing_pool(workers: int) -> Iterator[Pool | None]:
+    """Forked workers that share the parent's heap copy-on-write (frozen first, so their garbage
+    collections do not copy it page by page), or None for one process or where fork is not safe
+    (no fork, or Python 3.12+, which warns about forking a process that runs threads)."""
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods() or sys.version_info >= (3, 12):
+        yield None
+        return
+    gc.freeze()
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield pool
+    finally:
+        gc.unfreeze()
 
 
 def _of_part(

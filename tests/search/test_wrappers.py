@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,28 @@ def test_an_instruction_around_reused_popular_slots_is_the_wrapper_not_the_slots
     instructions = ("résous le problème ci dessous", "resuelve el siguiente problema")
     assert all(found.text[i].startswith(instructions) for i in range(len(campaign))), found.text[: len(campaign)]
     assert sum(found.text[i].startswith("i want you to act as") for i in range(len(campaign), len(texts))) >= 60
+
+
+def test_mining_on_two_worker_processes_finds_the_same_wrappers_as_one():
+    slots = background_texts(300)
+    texts = [f"{PREFIX}\n\n{s}" for s in slots[:100]] + [f"{s}\n\n{SUFFIX}" for s in slots[100:200]] + slots[200:]
+    texts += [json.dumps({"task": "grade the answer", "rubric": "1-10", "answer": s[:40]}) for s in slots[:30]]
+    accounts = np.asarray([i % 40 for i in range(len(texts))])
+
+    def mine(workers: int):
+        return mine_wrappers(
+            lambda pos: [texts[i] for i in pos.tolist()],
+            len(texts),
+            accounts,
+            np.arange(len(texts)),
+            WrapperSettings(chunk=97),  # several chunks, each split among the workers
+            workers=workers,
+            parallel_min=0,
+        )
+
+    one, two = mine(1), mine(2)
+    assert one.text == two.text and sum(bool(t) for t in one.text) >= 200
+    assert all(np.array_equal(a, b) for a, b in zip(one.shingles, two.shingles))
+    for field in ("coverage", "support", "anchored"):
+        assert np.array_equal(getattr(one, field), getattr(two, field))
+    assert np.array_equal(one.vocabulary.hashes, two.vocabulary.hashes)
