@@ -17,8 +17,14 @@ Every cluster is scored by spread, variety, coordination, intent, repetition and
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -469,7 +475,9 @@ def run_dedup(
     raw = settings.in_raw_cosines(source.cosine_scale)  # thresholds are MiniLM cosines
     edges = find_edges(window, raw, bands, queries) if len(window) else {}
     found = time.perf_counter()
-    context, families = _families(source, window, edges, settings, encoder, full=queries is None)
+    spill = queries is None and settings.families and encoder is not None and len(window) >= SPILL_MIN_PROMPTS
+    with _signals_on_disk(window, source.store.path.parent, enabled=spill):
+        context, families = _families(source, window, edges, settings, encoder, full=queries is None)
     mined = time.perf_counter()
     empty = np.zeros(0, np.int64)
     labels, parts, counts = build_clusters(window, edges, raw, seeds, families) if len(window) else (empty, empty, {})
@@ -498,6 +506,34 @@ def run_dedup(
         ", ".join(f"{stage} {s} s" for stage, s in stats["seconds"].items()),
     )
     return DedupResult(clusters, stats, families)
+
+
+SPILL_MIN_PROMPTS = 200_000  # ~0.8 GB of signals: below that, memory is not what limits a run
+SPILL_PREFIX = ".dedup-signals-"
+
+
+@contextmanager
+def _signals_on_disk(window: Window, directory: Path, *, enabled: bool) -> Iterator[None]:
+    """The window's signals (~4 KB a prompt: vectors, signatures, windows) written to a private
+    directory beside the store and dropped while families are mined, then read back: nothing in
+    wrapper and family mining reads them, and at a million prompts they were 4 of the run's
+    13.6 GiB peak. A directory a killed run left behind is removed by the next one."""
+    if not enabled or window.signals is None:
+        yield
+        return
+    for stale in directory.glob(f"{SPILL_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    spill = Path(tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=directory))  # mode 0700
+    try:
+        names = ("vectors", "signatures", "windows")
+        for name in names:
+            with open(os.open(spill / f"{name}.npy", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+                np.save(handle, getattr(window.signals, name), allow_pickle=False)
+        window.signals = None
+        yield
+        window.signals = Signals(*(np.load(spill / f"{name}.npy", allow_pickle=False) for name in names))
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _families(

@@ -323,3 +323,35 @@ def test_report_renders_campaigns_and_keeps_prompt_text_inert(tmp_path, encoder)
     assert flagged["cluster_id"] in page and "<svg" in page and "Why: flagged" in page
     assert "<script>" not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_signals_wait_on_disk_while_families_are_mined_and_come_back_the_same(tmp_path, encoder, monkeypatch):
+    import indexer.dedup as dedup
+    from search.family_encoder import load_family_encoder
+
+    corpus = Corpus(3)
+    corpus.background(30, 2)
+    corpus.campaign(10, 3, lambda slot: f"{WRAPPER}\n\n{slot}")
+    with build(tmp_path, corpus, encoder) as index:
+        source = Source.of(index)
+        stale = index.path / f"{dedup.SPILL_PREFIX}killed"  # what a run killed mid-way leaves
+        stale.mkdir()
+        window = load_window(source, None, None)
+        before = window.loaded_signals
+        with dedup._signals_on_disk(window, index.path, enabled=True):
+            assert window.signals is None and not stale.exists()
+            (spill,) = index.path.glob(f"{dedup.SPILL_PREFIX}*")
+            assert spill.stat().st_mode & 0o777 == 0o700
+            assert sorted(f.name for f in spill.iterdir()) == ["signatures.npy", "vectors.npy", "windows.npy"]
+            assert all(f.stat().st_mode & 0o777 == 0o600 for f in spill.iterdir())
+        after = window.loaded_signals
+        for name in ("vectors", "signatures", "windows"):
+            assert np.array_equal(getattr(before, name), getattr(after, name))
+        assert not list(index.path.glob(f"{dedup.SPILL_PREFIX}*"))
+
+        family_encoder = load_family_encoder()
+        kept = dedup.run_dedup(source, encoder=family_encoder).clusters
+        monkeypatch.setattr(dedup, "SPILL_MIN_PROMPTS", 0)
+        spilled = dedup.run_dedup(source, encoder=family_encoder).clusters
+    assert kept and [c["rows"].tolist() for c in kept] == [c["rows"].tolist() for c in spilled]
+    assert [c["campaign_score"] for c in kept] == [c["campaign_score"] for c in spilled]
