@@ -76,10 +76,10 @@ def mine_wrappers(
 
     Two passes over the texts: the first tokenizes and keeps each prompt's mined shingles (in
     order) while counting support; the second finds spans from those shingles alone and
-    tokenizes again (for the words) only the prompts that have a wrapper. Tokenizing is most of
-    the time (390 s of a million prompts on one core), so from PARALLEL_MIN_PROMPTS prompts both
-    passes tokenize on `workers` forked processes (default: up to two), in order: the result is
-    the same as in one process."""
+    tokenizes again (for the words) only the prompts that have a wrapper. From
+    PARALLEL_MIN_PROMPTS prompts both passes tokenize on `workers` forked processes (default: up
+    to two), in order, so the result is the same as in one process: 1.4x faster at 45k prompts,
+    where tokenizing is most of the time, 9% at a million, where counting support here is."""
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     with _tokenizing_pool(workers if n >= parallel_min else 1) as pool:
         return _mine(texts_of, n, accounts, groups, settings, pool)
