@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from search.embedding import Encoder
+from search.forking import can_fork
 from search.index import PromptIndex
 from search.minhash import MinHasher
 from search.normalize import normalize
@@ -222,10 +222,8 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     """
     # Children must not inherit tokenizers' thread pool (it would warn and turn itself off).
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # From 3.12 CPython warns about forking a process that runs threads (torch's pool does);
-    # there, pay the spawn instead.
-    can_fork = "fork" in multiprocessing.get_all_start_methods() and sys.version_info < (3, 12)
-    return multiprocessing.get_context("fork" if can_fork else "spawn")
+    # Where fork is not used (search/forking.py: torch's pool runs threads), pay the spawn instead.
+    return multiprocessing.get_context("fork" if can_fork() else "spawn")
 
 
 def _start_worker(encoder: Encoder, hasher: MinHasher) -> None:

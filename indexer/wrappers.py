@@ -25,12 +25,8 @@ Only the first `head_tokens` and last `tail_tokens` tokens of a long prompt are 
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 import os
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.pool import Pool
@@ -38,6 +34,7 @@ from multiprocessing.pool import Pool
 import numpy as np
 
 from search.arrays import among
+from search.forking import forked_pool
 from search.segments import Tokenizer, Tokens
 from search.wrappers import Region, Span, Vocabulary, WrapperSettings, described, mined, spans_of_many
 
@@ -81,7 +78,7 @@ def mine_wrappers(
     to two), in order, so the result is the same as in one process: 1.4x faster at 45k prompts,
     where tokenizing is most of the time, 9% at a million, where counting support here is."""
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
-    with _tokenizing_pool(workers if n >= parallel_min else 1) as pool:
+    with forked_pool(workers if n >= parallel_min else 1) as pool:
         return _mine(texts_of, n, accounts, groups, settings, pool)
 
 
@@ -169,22 +166,6 @@ def _map(pool: Pool | None, function: Callable, items: list) -> list:  # type: i
     if pool is None:
         return [function(item) for item in items]
     return pool.map(function, items, chunksize=max(1, min(500, len(items) // 8)))  # ordered
-
-
-@contextmanager
-def _tokenizing_pool(workers: int) -> Iterator[Pool | None]:
-    """Forked workers that share the parent's heap copy-on-write (frozen first, so their garbage
-    collections do not copy it page by page), or None for one process or where fork is not safe
-    (no fork, or Python 3.12+, which warns about forking a process that runs threads)."""
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods() or sys.version_info >= (3, 12):
-        yield None
-        return
-    gc.freeze()
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            yield pool
-    finally:
-        gc.unfreeze()
 
 
 def _of_part(

@@ -23,9 +23,7 @@ Its cosines run lower than MiniLM's (same instruction: median ~0.77, other instr
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-import sys
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -33,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .embedding import Encoder, SentenceTransformerEncoder
+from .forking import can_fork, forked_pool
 
 DEFAULT_FAMILY_MODEL = "use-multilingual-v3"
 USE_DIM = 512
@@ -79,7 +78,7 @@ class UniversalSentenceEncoder:
         if not texts:
             return np.zeros((0, USE_DIM), np.float32)
         batches = [[t or " " for t in texts[lo : lo + batch_size]] for lo in range(0, len(texts), batch_size)]
-        if self._processes > 1 and len(texts) >= self._parallel_min and len(batches) > 1 and _can_fork():
+        if self._processes > 1 and len(texts) >= self._parallel_min and len(batches) > 1 and can_fork():
             parts = self._encode_forked(batches)
         else:
             parts = [self._encode_batch(batch) for batch in batches]
@@ -92,7 +91,8 @@ class UniversalSentenceEncoder:
         self._model  # noqa: B018 -- loaded before the fork, so the workers share it copy-on-write
         _FORKED["encoder"] = self
         try:
-            with multiprocessing.get_context("fork").Pool(self._processes) as pool:
+            with forked_pool(self._processes) as pool:
+                assert pool is not None  # can_fork() was checked
                 return pool.map(_encode_in_worker, batches, chunksize=4)
         finally:
             _FORKED.clear()
@@ -103,12 +103,6 @@ _FORKED: dict[str, UniversalSentenceEncoder] = {}  # what forked workers encode 
 
 def _encode_in_worker(batch: list[str]) -> np.ndarray:
     return _FORKED["encoder"]._encode_batch(batch)
-
-
-def _can_fork() -> bool:
-    """fork where the platform has it and Python is older than 3.12 (which warns about forking a
-    process that runs threads), as the ingest workers decide (indexer/ingest.py)."""
-    return "fork" in multiprocessing.get_all_start_methods() and sys.version_info < (3, 12)
 
 
 def load_family_encoder(name: str | None = None) -> Encoder:
