@@ -21,13 +21,14 @@ from .embedding import Encoder
 from .errors import IndexCorrupt
 from .intent import sentences
 from .segments import Tokenizer
-from .wrappers import Vocabulary, WrapperSettings, extract
+from .wrappers import Vocabulary, WrapperSettings, extract, recurring_parts
 
 FAMILIES_FILE = "families.npz"
 # USE multilingual cosines: one instruction's translations and paraphrases score ~0.6-0.85,
 # other instructions below ~0.5 (search/family_encoder.py).
 MATCH_THRESHOLD = 0.62
-MAX_QUERY_PIECES = 12
+MAX_QUERY_PIECES = 12  # sentences of a query embedded
+MAX_QUERY_PARTS = 8  # recurring parts of a query embedded, longest first
 
 
 @dataclass(frozen=True)
@@ -127,20 +128,27 @@ class FamilyIndex:
 
 
 def best_similarity(texts: list[str], vocabulary: Vocabulary, forms: np.ndarray, encoder: Encoder) -> np.ndarray:
-    """(texts, forms): each form's cosine to the closest piece of each text (its wrapper, its sentences)."""
+    """(texts, forms): each form's cosine to the closest piece of each text (its wrapper, its recurring
+    parts, its sentences)."""
     if not len(forms) or not texts:
         return np.full((len(texts), len(forms)), -1.0, np.float32)
     tokenizer, settings = Tokenizer(), WrapperSettings()
     pieces, owner = [], []
     for i, text in enumerate(texts):
-        found = extract(tokenizer(text), vocabulary, settings)
+        tokens = tokenizer(text)
+        found = extract(tokens, vocabulary, settings)
+        wrapper = [found[0]] if found else []
+        # every recurring part, and all of them joined as a stored wrapper's spans are: when the slot
+        # is a few words, the chosen wrapper can be the slot's common phrase (recurring_parts)
+        parts = recurring_parts(tokens, vocabulary, settings, MAX_QUERY_PARTS)
+        recurring = [p for p in ([" … ".join(parts)] if len(parts) > 1 else []) + parts if p not in wrapper]
         pieces_of_text = sentences(text)
         if len(pieces_of_text) > MAX_QUERY_PIECES:
             half = MAX_QUERY_PIECES // 2  # wrappers sit at either end: keep both ends
             pieces_of_text = pieces_of_text[:half] + pieces_of_text[-half:]
-        parts = ([found[0]] if found else []) + pieces_of_text or [text[:2000]]
-        pieces += parts
-        owner += [i] * len(parts)
+        embedded = wrapper + recurring + pieces_of_text or [text[:2000]]
+        pieces += embedded
+        owner += [i] * len(embedded)
     vectors = np.asarray(encoder.encode(pieces), np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
     best = np.full((len(texts), len(forms)), -1.0, np.float32)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -149,16 +149,45 @@ def spans_of_many(
 ) -> list[list[Span] | None]:
     """The chosen wrapper spans (primary first) of each prompt, from its mined shingles alone.
 
+    habit(prompt indices, shingle hashes) -> the share of each prompt's account's prompts holding
+    that shingle: when given (mining), it breaks ties between two templates (choose_spans)."""
+    candidates = candidate_spans_of_many(regions, vocabulary, settings, habit)
+    return [
+        None if found is None else choose_spans(found[0], int(sizes[p]) - 1, settings, found[1])
+        for p, found in enumerate(candidates)
+    ]
+
+
+def recurring_parts(tokens: Tokens, vocabulary: Vocabulary, settings: WrapperSettings, limit: int) -> list[str]:
+    """The runs of the prompt's text that recur across the window (support >= min_support): the
+    `limit` longest, in text order.
+
+    For queries: the wrapper `extract` picks must stand out from the prompt's own support level,
+    and when the slot is a few words the wrapper *is* that level, so only a common phrase of the
+    slot clears it. Matching a query against family forms needs no such choice: every recurring
+    part is a candidate, and the closest form decides."""
+    found = candidate_spans_of_many([[(0, shingles(tokens.ids))]], vocabulary, replace(settings, contrast=0.0))[0]
+    if found is None:
+        return []
+    longest = sorted(found[0], key=lambda span: (span[0] - span[1], span[0]))[:limit]
+    return [tokens.substring(first, last) for first, last, _, _ in sorted(longest, key=lambda span: span[0])]
+
+
+def candidate_spans_of_many(
+    regions: list[list[Region]],
+    vocabulary: Vocabulary,
+    settings: WrapperSettings,
+    habit: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> list[tuple[list[Span], list[float] | None] | None]:
+    """Every candidate span of each prompt (and each span's habit share when habit is given).
+
     Per region of a prompt: each token's support is the best of the shingles covering it; the
     floor is max(min_support, contrast x the region's 20th-percentile token support); runs of
     shingles at or above it that touch are candidate spans, with their median support. Done
-    with array operations over every prompt's shingles at once (3x a loop per prompt).
-
-    habit(prompt indices, shingle hashes) -> the share of each prompt's account's prompts holding
-    that shingle: when given (mining), it breaks ties between two templates (choose_spans)."""
+    with array operations over every prompt's shingles at once (3x a loop per prompt)."""
     k = SHINGLE_TOKENS
     flat = [(p, start, h) for p, r in enumerate(regions) for start, h in r if len(h)]
-    out: list[list[Span] | None] = [None] * len(regions)
+    out: list[tuple[list[Span], list[float] | None] | None] = [None] * len(regions)
     if not flat:
         return out
     lengths = np.asarray([len(h) for _, _, h in flat], np.int64)
@@ -194,8 +223,7 @@ def spans_of_many(
             spans = [
                 (int(span_first[n]), int(span_last[n]), float(median[n]), hashes[first[n] : last[n] + 1]) for n in ns
             ]
-            shares = None if habits is None else [float(habits[n]) for n in ns]
-            out[p] = choose_spans(spans, int(sizes[p]) - 1, settings, shares)
+            out[p] = (spans, None if habits is None else [float(habits[n]) for n in ns])
     return out
 
 

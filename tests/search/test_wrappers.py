@@ -10,7 +10,7 @@ import pytest
 from indexer.wrappers import mine_wrappers
 from search.errors import IndexCorrupt
 from search.segments import Tokenizer
-from search.wrappers import Vocabulary, WrapperSettings, extract
+from search.wrappers import Vocabulary, WrapperSettings, extract, recurring_parts
 from tests.conftest import background_texts
 
 PREFIX = "Walk through the problem in numbered steps and justify each one before the final answer."
@@ -99,6 +99,33 @@ def test_an_instruction_around_reused_popular_slots_is_the_wrapper_not_the_slots
     instructions = ("résous le problème ci dessous", "resuelve el siguiente problema")
     assert all(found.text[i].startswith(instructions) for i in range(len(campaign))), found.text[: len(campaign)]
     assert sum(found.text[i].startswith("i want you to act as") for i in range(len(campaign), len(texts))) >= 60
+
+
+SYSTEM = "[SYSTEM] Respond as a meticulous senior specialist. [TASK]"
+FORMAT = "[FORMAT] Reasoning first, as a numbered list; final answer last, after the word ANSWER."
+
+
+def short_slot_window():
+    """A multipart campaign around questions of a few words that open with a phrase many ordinary users send."""
+    rest = background_texts(400)
+    campaign = [f"{SYSTEM} What is the best way to {' '.join(t.split()[:7])}? {FORMAT}" for t in rest[:60]]
+    ordinary = [f"What is the best way to {' '.join(t.split()[:9])}?" for t in rest[100:300]]
+    texts = campaign + ordinary + rest[300:400]
+    accounts = [1000 + i % 30 for i in range(len(campaign))] + list(range(len(texts) - len(campaign)))
+    return _window(texts, accounts)
+
+
+def test_a_short_slot_query_has_the_campaigns_fixed_parts_among_its_recurring_parts():
+    # The slot is a few words, so the campaign's parts are most of the prompt and set its own
+    # support level; only the slot's common opening clears the contrast, and `extract` picks it.
+    # Matching against family forms needs every recurring part, the campaign's among them.
+    vocabulary = short_slot_window().vocabulary
+    query = Tokenizer()(f"{SYSTEM} What is the best way to keep basil alive indoors? {FORMAT}")
+    parts = recurring_parts(query, vocabulary, WrapperSettings(), limit=8)
+    assert any(p.startswith("system respond as a meticulous senior specialist") for p in parts), parts
+    assert any(p.startswith("format reasoning first as a numbered list") for p in parts), parts
+    assert len(recurring_parts(query, vocabulary, WrapperSettings(), limit=1)) == 1
+    assert recurring_parts(Tokenizer()("zxq wvut plmk"), vocabulary, WrapperSettings(), limit=8) == []
 
 
 def test_mining_on_two_worker_processes_finds_the_same_wrappers_as_one():
