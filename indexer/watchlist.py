@@ -101,9 +101,9 @@ class Watchlist:
         """The family encoder this worker uses (its model loads on first use)."""
         with self._lock:
             if self._encoder is None:
-                from search.family_encoder import load_family_encoder
+                from search.family_encoder import shared_family_encoder
 
-                self._encoder = load_family_encoder()
+                self._encoder = shared_family_encoder()
             return self._encoder
 
     def match(self, texts: Sequence[str]) -> list[WatchRef | None]:
@@ -113,9 +113,9 @@ class Watchlist:
             if not len(self._forms) or not texts:
                 return [None] * len(texts)
             if self._encoder is None:
-                from search.family_encoder import load_family_encoder
+                from search.family_encoder import shared_family_encoder
 
-                self._encoder = load_family_encoder(self._entries[0].baseline.model)
+                self._encoder = shared_family_encoder(self._entries[0].baseline.model)
             best = best_similarity(list(texts), self._vocabulary, self._forms, self._encoder)
             entries, owner = self._entries, self._owner
         per_entry = np.full((len(texts), len(entries)), -1.0, np.float32)

@@ -157,9 +157,9 @@ class SearchEngine:
             families = FamilyIndex.load(self.index.path)
             encoder = None
             if families is not None:
-                from .family_encoder import load_family_encoder
+                from .family_encoder import shared_family_encoder
 
-                encoder = load_family_encoder(families.model)
+                encoder = shared_family_encoder(families.model)
             self._families = (families, encoder)
         families, encoder = self._families
         if families is None or encoder is None:  # both or neither: no dedup run has saved families yet

@@ -22,8 +22,11 @@ Its cosines run lower than MiniLM's (same instruction: median ~0.77, other instr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -105,6 +108,47 @@ def _encode_in_worker(batch: list[str]) -> np.ndarray:
     return _FORKED["encoder"]._encode_batch(batch)
 
 
+class RememberingEncoder:
+    """An encoder that keeps the vectors of the last `capacity` texts it encoded (least recently used out).
+
+    Family matching embeds a query's wrapper, recurring parts and sentences on every search, and
+    those recur by nature: a campaign's wrapper arrives thousands of times, its slots are popular
+    prompts. Only the texts not remembered are encoded, in one batch. A vector can differ from a
+    fresh one in the last float bits (USE pads a batch to its longest text), as it already does
+    between two batches. Safe across the server's threads."""
+
+    def __init__(self, encoder: Encoder, capacity: int = 16_384):
+        self._encoder, self._capacity = encoder, capacity
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.name = encoder.name
+
+    @property
+    def dim(self) -> int:
+        return self._encoder.dim
+
+    @property
+    def checksum(self) -> str:
+        return self._encoder.checksum
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+        with self._lock:
+            known = {t: self._vectors[t] for t in dict.fromkeys(texts) if t in self._vectors}
+            for text in known:
+                self._vectors.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = np.asarray(self._encoder.encode(missing, batch_size=batch_size), np.float32)
+            with self._lock:
+                for text, vector in zip(missing, fresh):
+                    known[text] = self._vectors[text] = vector
+                while len(self._vectors) > self._capacity:
+                    self._vectors.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([known[t] for t in texts])
+
+
 def load_family_encoder(name: str | None = None) -> Encoder:
     """The family encoder by name ($PROMPTSIM_FAMILY_MODEL, else USE multilingual); runs offline.
 
@@ -114,3 +158,14 @@ def load_family_encoder(name: str | None = None) -> Encoder:
     if chosen == DEFAULT_FAMILY_MODEL:
         return UniversalSentenceEncoder()
     return SentenceTransformerEncoder(chosen)
+
+
+def shared_family_encoder(name: str | None = None) -> RememberingEncoder:
+    """One remembering family encoder per model in this process: search's family matching and the
+    watchlist embed the same query pieces, so they share the model (~160 MB) and what it remembers."""
+    return _shared(name or os.environ.get("PROMPTSIM_FAMILY_MODEL") or DEFAULT_FAMILY_MODEL)
+
+
+@functools.lru_cache(maxsize=4)
+def _shared(name: str) -> RememberingEncoder:
+    return RememberingEncoder(load_family_encoder(name))
