@@ -10,7 +10,9 @@ What it runs, in one process tree on this machine:
 The HTTP clients are `wrk` (C, one thread per core: little CPU of its own) when it is
 installed (`apt-get install wrk`), else httpx (its Python client costs server CPU; the report
 says which). Client and server share the machine's cores. Queries are texts drawn from the
-index itself, so every search has siblings to rank, mask and return.
+index itself (10,000 distinct by default, so none repeats within a run), so every search has
+siblings to rank, mask and return. Run it after `promptsim dedup`: a search then also matches
+the query against the campaign families (the real path of a served index).
 
 Example:
     python bench/load.py --build 100000                     # corpus + `promptsim ingest --model static-minilm`
@@ -296,27 +298,35 @@ def measure_http(
     index: Path, bodies: list[dict[str, Any]], workers: int, clients: int, seconds: float, every: float
 ) -> dict[str, Any]:
     use_wrk = _has_wrk()
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
-        handle.writelines(json.dumps(b) + "\n" for b in bodies)
-    bodies_file = Path(handle.name)
+    # each phase its own slice of the queries: none repeats a text an earlier phase sent
+    warm, search, ingest = (
+        bodies[: len(bodies) // 8],
+        bodies[len(bodies) // 8 : len(bodies) // 2],
+        bodies[len(bodies) // 2 :],
+    )
+    files = []
+    for part in (warm, search, ingest):
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+            handle.writelines(json.dumps(b) + "\n" for b in part)
+        files.append(Path(handle.name))
 
-    def drive(server: Server, duration: float) -> dict[str, Any]:
+    def drive(server: Server, duration: float, phase: int) -> dict[str, Any]:
         cpu = server.cpu_seconds()
         if use_wrk:
-            found = drive_wrk(server, bodies_file, clients, duration)
+            found = drive_wrk(server, files[phase], clients, duration)
         else:
-            found = drive_httpx(server, bodies, clients, duration)
+            found = drive_httpx(server, (warm, search, ingest)[phase], clients, duration)
         # Server CPU per request: steadier than requests/s when other work shares the cores.
         found["server_cpu_ms_per_request"] = round(1000 * (server.cpu_seconds() - cpu) / max(1, found["requests"]), 2)
         return found
 
     try:
         with Server(index, workers) as server:
-            drive(server, min(5.0, seconds))  # warm every worker: models, caches
-            search_only = drive(server, seconds)
+            drive(server, min(5.0, seconds), 0)  # warm every worker: models, caches
+            search_only = drive(server, seconds, 1)
             writer = Writer(server, [b["text"] for b in bodies], every)
             writer.start()
-            with_ingest = drive(server, seconds)
+            with_ingest = drive(server, seconds, 2)
             writer.stop.set()
             writer.join()
             with_ingest["prompts_ingested"] = writer.acknowledged
@@ -324,7 +334,8 @@ def measure_http(
             with_ingest["ingest_p99_ms"] = round(float(np.percentile(np.asarray(writer.latencies) * 1000, 99)), 1)
             peak = server.peak_rss_mib()
     finally:
-        bodies_file.unlink()
+        for file in files:
+            file.unlink()
     return {
         "workers": workers,
         "client": "wrk" if use_wrk else "httpx",
@@ -369,10 +380,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP clients [32]")
     parser.add_argument("--seconds", type=float, default=30, help="length of each measurement [30]")
     parser.add_argument("--ingest-every", type=float, default=0.5, help="seconds between ingest POSTs [0.5]")
+    parser.add_argument(
+        "--queries",
+        type=int,
+        default=10_000,
+        help="distinct query texts, cycled [10000: more than one run sends, so no text repeats and "
+        "what the server remembers (family matching's piece vectors) helps only as far as "
+        "different prompts share pieces]",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "load.json")
     args = parser.parse_args()
     index = args.index or build_index(args.build, REPO / "bench" / "out")
-    bodies = query_bodies(index)
+    bodies = query_bodies(index, args.queries)
     report: dict[str, Any] = {"index": str(index), "clients": args.clients, "k": K, "cpus": os.cpu_count()}
     report["in_process"] = in_process(index, bodies, args.seconds)
     report["http"] = [

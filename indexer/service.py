@@ -26,6 +26,7 @@ from search.engine import SearchEngine, SearchFilters
 from search.index import PromptIndex, write_lock
 from search.records import Prompt
 from search.store import PromptStore
+from search.vectors import faiss_threads
 
 from . import answers, verdicts
 from .answers import IndexStats, IngestOutcome, PromptRecord, SearchAnswer
@@ -77,7 +78,7 @@ class IndexService:
         full: bool = False,
     ) -> list[SearchAnswer]:
         """One answer per query (text or stored prompt id), with the clusters of the hits and the verdict."""
-        with self._reading():
+        with self._reading(), faiss_threads(1):  # the server's parallelism is its request threads
             results = answers.similar_all(self.engine, texts, ids, k, min_score, filters)
         plain = [t for t in texts if t is not None]
         watched = iter(self.watchlist.match(plain))

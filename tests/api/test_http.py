@@ -258,6 +258,26 @@ def test_a_worker_runs_as_many_requests_at_once_as_its_threads_setting(env, monk
         assert c.get("/threads-now").json() == 3
 
 
+def test_a_served_worker_runs_one_blas_thread(env, monkeypatch):
+    """Request threads are a worker's parallelism; a BLAS thread per core only spun beside them."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import api.app
+
+    def blas_threads() -> set[int]:  # numpy's OpenBLAS (FAISS's own follows OpenMP, set per request thread)
+        return {pool["num_threads"] for pool in threadpool_info() if "numpy" in pool["filepath"]}
+
+    path, keys = env
+    for name, value in Settings(path).to_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("os.umask", lambda mask: mask)  # the worker's umask, not this test process's
+    monkeypatch.setattr(api.app, "create_app", lambda settings: create_app(settings, encoder=FakeEncoder()))
+    with threadpool_limits(limits=2, user_api="blas"):  # as on a two-core machine; restored on leaving
+        with TestClient(api.app.app_from_env()) as c:
+            assert c.get("/v1/stats", headers=auth(keys["all"])).status_code == 200
+            assert blas_threads() == {1}
+
+
 def test_no_key_configured_refuses_to_start(tmp_path):
     with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True, create=True):
         pass
