@@ -155,7 +155,7 @@ class SearchEngine:
         """The campaign family of each text (None: no family close enough, or no dedup run yet)."""
         if self._families is None:
             families = FamilyIndex.load(self.index.path)
-            encoder = None
+            encoder: Encoder | None = None
             if families is not None:
                 from .family_encoder import shared_family_encoder
 

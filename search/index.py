@@ -286,7 +286,7 @@ class PromptIndex:
             header: dict[str, Any] = {"watermark": mark, "count": len(target)}
             if isinstance(target, VectorIndex):
                 header.update(kind=target.kind, trained_on=self._trained_on)
-            write_snapshot(self.path / name, header, target.to_bytes())
+            write_snapshot(self.path / name, header, target.write_to)  # streamed: no second copy in memory
         self.manifest.counts = self.counts()
         write_manifest(self.path, self.manifest)
 

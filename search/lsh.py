@@ -22,6 +22,7 @@ from .band_table import BandTable
 from .errors import IndexCorrupt
 from .minhash import MinHasher
 from .signals import Signals
+from .snapshot import Sink
 
 
 class PromptLSH:
@@ -78,9 +79,13 @@ class PromptLSH:
     def to_bytes(self) -> bytes:
         """The band table as flat arrays (an uncompressed .npz): params, hashes, keys."""
         buffer = io.BytesIO()
-        # numpy's stub reads any keyword as allow_pickle; ours are params, hashes, keys
-        np.savez(buffer, **self._table.to_arrays(self._hasher.num_perm))  # type: ignore[arg-type]
+        self.write_to(buffer)
         return buffer.getvalue()
+
+    def write_to(self, sink: Sink) -> None:
+        """Write what to_bytes returns (the same arrays; as a stream) without holding it in memory."""
+        # numpy's stub reads any keyword as allow_pickle; ours are params, hashes, keys
+        np.savez(sink, **self._table.to_arrays(self._hasher.num_perm))  # type: ignore[arg-type]
 
     @classmethod
     def from_bytes(cls, payload: bytes, hasher: MinHasher, threshold: float, *, last_row: int) -> Self:

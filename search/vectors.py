@@ -12,6 +12,7 @@ import faiss
 import numpy as np
 
 from .signals import Signals
+from .snapshot import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class VectorIndex:
 
     def to_bytes(self) -> memoryview:
         return faiss.serialize_index(self._index).data
+
+    def write_to(self, sink: Sink) -> None:
+        """Write what to_bytes returns, a megabyte at a time, without a copy of the index in memory."""
+        faiss.write_index(self._index, faiss.PyCallbackIOWriter(sink.write))  # type: ignore[attr-defined]  # not in faiss's stubs
 
     @classmethod
     def from_bytes(cls, payload: bytes, kind: str) -> VectorIndex:
