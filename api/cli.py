@@ -382,7 +382,7 @@ def dedup(
         click.echo(
             f"retention: purged {purged['removed']} prompts older than {purged['older_than_days']:g} days", err=True
         )
-    with open_index(index_dir, with_encoder=False) as index:
+    with open_index(index_dir, with_encoder=False, structures=False) as index:  # dedup reads the store alone
         if engine == "ray":
             from indexer.distributed import ray_cluster
             from indexer.distributed.dedup import ray_nightly

@@ -23,9 +23,11 @@ def index_option(func: Any) -> Any:
     )(func)
 
 
-def open_index(index_dir: Path, *, with_encoder: bool = True, writable: bool = False) -> PromptIndex:
+def open_index(
+    index_dir: Path, *, with_encoder: bool = True, writable: bool = False, structures: bool = True
+) -> PromptIndex:
     """Open an existing index with the model recorded in its manifest (the library's open_index)."""
-    return promptsim.open_index(index_dir, writable=writable, with_model=with_encoder)
+    return promptsim.open_index(index_dir, writable=writable, with_model=with_encoder, structures=structures)
 
 
 def to_epoch(value: str | None) -> float | None:

@@ -98,7 +98,7 @@ class Source:
     @classmethod
     def of(cls, index: PromptIndex) -> Source:
         manifest = index.manifest
-        return cls(index.store, manifest.dim, manifest.settings.num_perm, index.lsh.bands, index.cosine_scale)
+        return cls(index.store, manifest.dim, manifest.settings.num_perm, index.lsh_bands, index.cosine_scale)
 
 
 @dataclass

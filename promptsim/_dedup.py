@@ -49,7 +49,7 @@ def dedup(
     if flag_threshold is not None:
         settings = DedupSettings(families=families, flag_threshold=flag_threshold)
     purged = None
-    with opened(index, with_model=False) as found:
+    with opened(index, with_model=False, structures=False) as found:  # dedup reads the store alone
         if found.manifest.settings.retention_days is not None:
             purged = _purge(found)
             found.refresh()

@@ -26,16 +26,20 @@ from search.manifest import (
 IndexLike = PromptIndex | str | os.PathLike[str]
 
 
-def open_index(path: str | os.PathLike[str], *, writable: bool = False, with_model: bool = True) -> PromptIndex:
+def open_index(
+    path: str | os.PathLike[str], *, writable: bool = False, with_model: bool = True, structures: bool = True
+) -> PromptIndex:
     """Open the index at path, with the embedding model its manifest records (offline, bundled).
 
     writable takes the directory's write lock (ingest, delete); with_model=False skips loading
-    the model, for work that embeds nothing (stats, dedup, delete). Close it, or use `with`.
+    the model, for work that embeds nothing (stats, dedup, delete); structures=False skips
+    loading FAISS, the LSHs and the in-memory tables, for read-only work on the store alone
+    (dedup: ~4 GB less at a million prompts). Close it, or use `with`.
     No index there raises IndexNotFound, saying how to make one.
     """
     manifest = read_manifest(Path(path))
     encoder = SentenceTransformerEncoder(manifest.settings.model) if with_model else None
-    return PromptIndex.open(Path(path), encoder, writable=writable)
+    return PromptIndex.open(Path(path), encoder, writable=writable, structures=structures)
 
 
 @contextmanager
@@ -77,12 +81,14 @@ def _remove_created(path: Path, before: set[str], existed: bool) -> None:
 
 
 @contextmanager
-def opened(target: IndexLike, *, writable: bool = False, with_model: bool = True) -> Iterator[PromptIndex]:
+def opened(
+    target: IndexLike, *, writable: bool = False, with_model: bool = True, structures: bool = True
+) -> Iterator[PromptIndex]:
     """target itself if already open, else the index at that path, closed afterwards."""
     if isinstance(target, PromptIndex):
         yield target
         return
-    index = open_index(target, writable=writable, with_model=with_model)
+    index = open_index(target, writable=writable, with_model=with_model, structures=structures)
     try:
         yield index
     finally:

@@ -52,13 +52,16 @@ logger = logging.getLogger(__name__)
 # An IVF index is retrained once it holds this many times the vectors it was trained on.
 _RETRAIN_GROWTH = 4
 Snapshotted = VectorIndex | PromptLSH  # saved to a file of their own at each checkpoint
+_STRUCTURES = ("vectors", "lsh", "window_lsh", "signatures", "facts")  # what structures=False leaves out
 Derived = Snapshotted | SignatureTable | RowFacts
 
 
 class PromptIndex:
     """An opened index directory. Readers may open many; one writer holds the lock."""
 
-    def __init__(self, path: Path, manifest: Manifest, encoder: Encoder | None, *, writable: bool):
+    def __init__(
+        self, path: Path, manifest: Manifest, encoder: Encoder | None, *, writable: bool, structures: bool = True
+    ):
         self.path = path
         self.manifest = manifest
         self.encoder = encoder
@@ -73,9 +76,19 @@ class PromptIndex:
         self.facts: RowFacts  # likewise: each row's account and time, for sibling summaries
         self._trained_on = 0
         self._lock: int | None = None
-        with frozen_when_built():  # millions of LSH buckets, alive as long as the index: no GC rescans
-            self._load_structures()
+        self.structures = structures
+        if structures:
+            with frozen_when_built():  # millions of LSH buckets, alive as long as the index: no GC rescans
+                self._load_structures()
         self._seen = self.store.watermark()  # the store state the in-memory structures reflect
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached when an attribute is missing: say why, for an index opened without its structures
+        if name in _STRUCTURES and not self.__dict__.get("structures", True):
+            raise AttributeError(
+                f"this index was opened without its search structures (structures=False), so it has no {name}"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- opening ------------------------------------------------------------------------
 
@@ -88,12 +101,18 @@ class PromptIndex:
         settings: IndexSettings | None = None,
         writable: bool = False,
         create: bool = False,
+        structures: bool = True,
     ) -> PromptIndex:
         """Open (or, with create=True, make) the index at path, checking it fits encoder and settings.
 
         encoder may be None for work that needs no new embeddings (stats, delete, rebuild).
+        structures=False opens the store alone, read-only, without FAISS, the LSHs, the signature
+        table and the row facts: for work that reads only the store (dedup), at a million prompts
+        ~4 GB less memory and no time spent loading them.
         """
         path = Path(path)
+        if writable and not structures:
+            raise ValueError("a writable index keeps its structures in step with its store: open it with them")
         lock = acquire_lock(path, create) if writable else None
         try:
             if create and not (path / "manifest.json").exists():
@@ -102,7 +121,7 @@ class PromptIndex:
                 _create(path, encoder, settings or IndexSettings(model=encoder.name))
             finish_pending_restore(path, locked=lock is not None)
             manifest = _checked_manifest(path, encoder, settings)
-            index = cls(path, manifest, encoder, writable=writable)
+            index = cls(path, manifest, encoder, writable=writable, structures=structures)
         except BaseException:
             if lock is not None:
                 os.close(lock)
@@ -122,7 +141,8 @@ class PromptIndex:
         mark = self.store.watermark()
         if mark == self._seen:
             return False
-        self._replay(self._seen, *self._in_memory())  # one read of the changes for every structure
+        if self.structures:
+            self._replay(self._seen, *self._in_memory())  # one read of the changes for every structure
         self._seen = mark
         freeze_survivors()  # what the replay added lives as long as the index
         return True
@@ -152,8 +172,9 @@ class PromptIndex:
         self.hasher = MinHasher(self.manifest.settings.num_perm, self.manifest.settings.seed)
         self.store = PromptStore(self.path / STORE)
         self._store_file = _file_identity(self.path / STORE)
-        with frozen_when_built():
-            self._load_structures()
+        if self.structures:
+            with frozen_when_built():
+                self._load_structures()
         self._seen = self.store.watermark()
 
     def close(self) -> None:
@@ -189,13 +210,19 @@ class PromptIndex:
         if not all(f.exists() for f in files):
             self._rebuild_structures()
             return
-        (vec_head, vec_body), (lsh_head, lsh_body), (win_head, win_body) = (read_snapshot(f) for f in files)
         threshold = self.manifest.settings.lsh_threshold
-        self.vectors = VectorIndex.from_bytes(vec_body, vec_head["kind"])
-        self._trained_on = int(vec_head.get("trained_on", 0))
         last_row = self.store.watermark().row  # rows are never reused: no snapshot names a later one
-        self.lsh = PromptLSH.from_bytes(lsh_body, self.hasher, threshold, last_row=last_row)
-        self.window_lsh = WindowLSH.from_bytes(win_body, self.hasher, threshold, last_row=last_row)
+        # one file's bytes in memory at a time (at a million prompts all three were ~2 GB at once)
+        vec_head, payload = read_snapshot(files[0])
+        self.vectors = VectorIndex.from_bytes(payload, vec_head["kind"])
+        self._trained_on = int(vec_head.get("trained_on", 0))
+        del payload
+        lsh_head, payload = read_snapshot(files[1])
+        self.lsh = PromptLSH.from_bytes(payload, self.hasher, threshold, last_row=last_row)
+        del payload
+        win_head, payload = read_snapshot(files[2])
+        self.window_lsh = WindowLSH.from_bytes(payload, self.hasher, threshold, last_row=last_row)
+        del payload
         for (name, target), header in zip(self._derived().items(), (vec_head, lsh_head, win_head)):
             if header.get("count") != len(target):
                 raise IndexCorrupt(
@@ -227,6 +254,11 @@ class PromptIndex:
             self.window_lsh.insert_signals(batch_rows, signals)
 
     # -- writing ------------------------------------------------------------------------
+
+    @property
+    def lsh_bands(self) -> tuple[int, int]:
+        """(bands, rows per band) of the index's LSHs, from the manifest: also without the structures."""
+        return PromptLSH(self.hasher, self.manifest.settings.lsh_threshold).bands
 
     @property
     def cosine_scale(self) -> CosineScale:

@@ -207,3 +207,17 @@ def test_facts_are_read_through_the_covering_index_which_a_writable_open_adds(in
         db.execute("DROP INDEX prompts_facts")
     PromptStore(index_dir / STORE).close()  # what rebuild of an older index does to its store
     assert "COVERING INDEX prompts_facts" in plan()
+
+
+def test_an_index_opened_without_structures_reads_the_store_alone(index_dir):
+    with PromptIndex.open(index_dir, FakeEncoder()) as full:
+        bands, counts = full.lsh.bands, full.store.stats()["prompts"]
+    with PromptIndex.open(index_dir, None, structures=False) as bare:
+        assert bare.lsh_bands == bands and bare.store.stats()["prompts"] == counts
+        with pytest.raises(AttributeError, match="opened without its search structures"):
+            bare.vectors  # noqa: B018
+        with PromptIndex.open(index_dir, FakeEncoder(), writable=True) as writer:
+            add(writer, prompts(background_texts(230)[200:], prefix="late"))
+        assert bare.behind() and bare.refresh() and bare.store.stats()["prompts"] == counts + 30 and not bare.behind()
+    with pytest.raises(ValueError, match="writable"):
+        PromptIndex.open(index_dir, None, writable=True, structures=False)
