@@ -135,10 +135,11 @@ def app_from_env() -> FastAPI:
     os.umask(0o077)  # every file a worker creates is its owner's alone
     # One BLAS thread for a served worker: its parallelism is its request threads and the other
     # workers. With a thread per core, each small matrix product of a search woke a thread that
-    # only spun: a search cost 6.5 CPU ms instead of 5.5, with family matching 25 instead of 16
-    # (bench/load.py). Set here, in the worker's main thread: numpy's OpenBLAS takes a limit set
-    # from another thread for that thread alone. (FAISS follows OpenMP, whose setting is per
-    # thread: IndexService.search sets it in each request's thread.)
+    # only spun: a request cost 6.5 server CPU ms instead of 5.5 (bench/load.py, with this and the
+    # one FAISS thread), family matching 26 CPU ms a query instead of 11. Set here, in the
+    # worker's main thread: numpy's OpenBLAS takes a limit set from another thread for that
+    # thread alone. (FAISS follows OpenMP, whose setting is per thread: IndexService.search sets
+    # it in each request's thread.)
     threadpool_limits(limits=1, user_api="blas")
     return create_app(Settings.from_env())
 
