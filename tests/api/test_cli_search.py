@@ -45,11 +45,14 @@ def test_the_table_shows_the_verdict_clusters_family_and_the_slot(deduped):
     assert lines[0].startswith("40 siblings (score >= 0.8) from 8 accounts")
     flagged = [c for c in map(json.loads, (idx.parent / "clusters.jsonl").read_text().splitlines()) if c["flagged"]]
     cid, score = flagged[0]["cluster_id"], flagged[0]["campaign_score"]
-    assert lines[1:3] == [
-        f"verdict: campaign (siblings in flagged cluster {cid})",
-        f"clusters of the hits: {cid} flagged score {score:.2f} (3 hits)",
-    ]
-    table = "\n".join(lines[3:])
+    # the slot is four words: the query's family is found through its recurring parts (a chosen
+    # wrapper alone was the slot's level, and the family line was missing)
+    assert lines[1] == (
+        f"verdict: campaign (siblings in flagged cluster {cid}; its wrapper matches flagged family {cid})"
+    )
+    assert lines[2].startswith(f"family: {cid} (wrapper similarity ") and lines[2].endswith(", flagged)")
+    assert lines[3] == f"clusters of the hits: {cid} flagged score {score:.2f} (3 hits)"
+    table = "\n".join(lines[4:])
     top = json.loads(invoke("search", "--index", str(idx), "-k", "3", "--json", query).stdout)["results"]
     slot = top[0]["text"][len(WRAPPER) + 1 :].split()[:3]
     assert len(WRAPPER) > 90 and "«" + " ".join(slot) in table  # the differing words, marked (no colours here)
