@@ -20,8 +20,10 @@ short wrapper before a question nothing else resembles, still finds its campaign
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ import numpy as np
 from .arrays import among, union_of_sorted
 from .embedding import Encoder
 from .errors import PromptNotFound
-from .family_index import FamilyIndex, FamilyMatch
+from .family_index import FAMILIES_FILE, FamilyIndex, FamilyMatch
 from .index import PromptIndex
 from .normalize import prepare as prepare_normalization
 from .records import to_iso
@@ -113,6 +115,7 @@ class SearchEngine:
         self.fetch = fetch
         self._scale = index.cosine_scale  # scores and thresholds are on MiniLM's cosine scale
         self._families: tuple[FamilyIndex | None, Encoder | None] | None = None  # loaded on first text query
+        self._families_file: tuple[int, int, int] | None = None  # the families.npz they were loaded from
         prepare_normalization()
 
     def similar(
@@ -152,8 +155,13 @@ class SearchEngine:
         return self._search_signals(self.index.signals(texts), k, min_score, filters, exclude_row, matches)
 
     def family_matches(self, texts: list[str]) -> list[FamilyMatch | None]:
-        """The campaign family of each text (None: no family close enough, or no dedup run yet)."""
-        if self._families is None:
+        """The campaign family of each text (None: no family close enough, or no dedup run yet).
+
+        The families are those of the last dedup run: a run that wrote families.npz again (a
+        nightly job beside a long-lived server) is picked up by the next query."""
+        current = _file_version(self.index.path / FAMILIES_FILE)
+        if self._families is None or current != self._families_file:
+            self._families_file = current
             families = FamilyIndex.load(self.index.path)
             encoder: Encoder | None = None
             if families is not None:
@@ -348,6 +356,15 @@ _SCORED_FIELDS = ("rows", "cosine", "jaccard", "template", "family")
 
 def _or_none(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
+
+
+def _file_version(path: Path) -> tuple[int, int, int] | None:
+    """(inode, modification time, size) of a file, None if there is none: a replaced file differs."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
 
 
 def _filter_args(filters: SearchFilters) -> dict[str, Any]:
