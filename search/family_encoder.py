@@ -141,7 +141,8 @@ class RememberingEncoder:
             fresh = np.asarray(self._encoder.encode(missing, batch_size=batch_size), np.float32)
             with self._lock:
                 for text, vector in zip(missing, fresh):
-                    known[text] = self._vectors[text] = vector
+                    # a copy: a row view would keep its whole batch's array alive while remembered
+                    known[text] = self._vectors[text] = vector.copy()
                 while len(self._vectors) > self._capacity:
                     self._vectors.popitem(last=False)
         if not texts:
