@@ -299,13 +299,10 @@ def measure_http(
 ) -> dict[str, Any]:
     use_wrk = _has_wrk()
     # each phase its own slice of the queries: none repeats a text an earlier phase sent
-    warm, search, ingest = (
-        bodies[: len(bodies) // 8],
-        bodies[len(bodies) // 8 : len(bodies) // 2],
-        bodies[len(bodies) // 2 :],
-    )
+    n = len(bodies)
+    phases = (bodies[: n // 8], bodies[n // 8 : n // 2], bodies[n // 2 :])  # warm-up, search, search + ingest
     files = []
-    for part in (warm, search, ingest):
+    for part in phases:
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
             handle.writelines(json.dumps(b) + "\n" for b in part)
         files.append(Path(handle.name))
@@ -315,7 +312,7 @@ def measure_http(
         if use_wrk:
             found = drive_wrk(server, files[phase], clients, duration)
         else:
-            found = drive_httpx(server, (warm, search, ingest)[phase], clients, duration)
+            found = drive_httpx(server, phases[phase], clients, duration)
         # Server CPU per request: steadier than requests/s when other work shares the cores.
         found["server_cpu_ms_per_request"] = round(1000 * (server.cpu_seconds() - cpu) / max(1, found["requests"]), 2)
         return found
