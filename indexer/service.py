@@ -57,6 +57,7 @@ class IndexService:
     ):
         """Open the index at index_dir with encoder, or serve an index already open (the library, the CLI)."""
         self.index = index_dir if isinstance(index_dir, PromptIndex) else PromptIndex.open(index_dir, encoder)
+        self.index.signatures  # noqa: B018  # read now, while the server is not yet ready, not in the first search
         self.engine = SearchEngine(self.index)
         self.watchlist = Watchlist(self.index.path)
         self.watch_alerts = watch_alerts  # queue watchlist hits for the alert worker (api/webhook.py)

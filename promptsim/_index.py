@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from search.embedding import SentenceTransformerEncoder
@@ -22,6 +23,7 @@ from search.manifest import (
     read_manifest,
     write_manifest,
 )
+from search.vectors import choose_kind
 
 IndexLike = PromptIndex | str | os.PathLike[str]
 
@@ -95,22 +97,29 @@ def opened(
         index.close()
 
 
-def rebuild(path: str | os.PathLike[str]) -> dict[str, int]:
+def rebuild(path: str | os.PathLike[str], *, vector_index: str | None = None) -> dict[str, int]:
     """Write FAISS and the LSHs of the index at path again from its store; returns what each holds.
 
     Whatever state their files are in (damaged, missing, or laid out by an older index format),
     they are removed first under the write lock, so opening the index cannot fail on them; an
     older format's manifest is then stamped with the current one (the store needs no change:
-    opening it for writing adds what an older store lacks).
+    opening it for writing adds what an older store lacks). vector_index, when given, becomes
+    the index's FAISS kind (search.vectors.KINDS) from now on.
     """
     directory = Path(path)
     read_manifest(directory, older_format=True)
+    if vector_index is not None:
+        choose_kind(vector_index, 0)  # refused before anything is removed
     with write_lock(directory):
         for name in (VECTORS, LSH, WINDOW_LSH, *FORMER_NAMES):
             (directory / name).unlink(missing_ok=True)
         _bring_format_up_to_date(directory)
-    with opened(directory, writable=True, with_model=False) as index:
-        index.rebuild()
+        if vector_index is not None:
+            manifest = read_manifest(directory)
+            manifest.settings = replace(manifest.settings, vector_index=vector_index)
+            write_manifest(directory, manifest)
+    with opened(directory, writable=True, with_model=False) as index:  # no files: opening rebuilds them
+        index.checkpoint()
         return index.counts()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,7 +46,7 @@ from .signals import Signals, compute_signals
 from .signature_table import SignatureTable
 from .snapshot import read_snapshot, write_snapshot
 from .store import PromptStore, Watermark
-from .vectors import IVF_THRESHOLD, VectorIndex, choose_kind
+from .vectors import IVF_KINDS, IVF_THRESHOLD, VectorIndex, choose_kind
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ class PromptIndex:
         self.vectors: VectorIndex
         self.lsh: PromptLSH
         self.window_lsh: WindowLSH
-        self.signatures: SignatureTable  # in memory only: rebuilt from the store on open
+        self._signatures: SignatureTable | None = None  # read from the store when a search first needs it
+        self._signatures_loading = threading.Lock()
         self.facts: RowFacts  # likewise: each row's account and time, for sibling summaries
         self._trained_on = 0
         self._lock: int | None = None
@@ -85,10 +87,26 @@ class PromptIndex:
     def __getattr__(self, name: str) -> Any:
         # only reached when an attribute is missing: say why, for an index opened without its structures
         if name in _STRUCTURES and not self.__dict__.get("structures", True):
-            raise AttributeError(
-                f"this index was opened without its search structures (structures=False), so it has no {name}"
-            )
+            raise _without_structures(name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def signatures(self) -> SignatureTable:
+        """Every row's MinHash signatures, for verifying LSH candidates (search/signature_table.py).
+
+        Only searches read it, so it is read from the store the first time one needs it: a
+        writer that never searches (bulk ingest, rebuild, delete) never holds it, 1.5 KB a
+        prompt (6 GB at 4M prompts). A server loads it before it reports ready (IndexService).
+        """
+        if not self.structures:
+            raise _without_structures("signatures")
+        table = self._signatures
+        if table is None:
+            with self._signatures_loading:  # concurrent first searches read the store once
+                if self._signatures is None:
+                    self._signatures = self._read_signature_table()
+                table = self._signatures
+        return table
 
     # -- opening ------------------------------------------------------------------------
 
@@ -195,16 +213,19 @@ class PromptIndex:
         return {VECTORS: self.vectors, LSH: self.lsh, WINDOW_LSH: self.window_lsh}
 
     def _in_memory(self) -> list[Derived]:
-        """Every structure that follows the store: the snapshotted ones, the signature table, the facts."""
-        return [*self._derived().values(), self.signatures, self.facts]
+        """Every structure that follows the store: the snapshotted ones, the facts, and the signature
+        table once loaded (until then it has nothing to keep in step: it will read the store)."""
+        table = [] if self._signatures is None else [self._signatures]
+        return [*self._derived().values(), *table, self.facts]
 
-    def _load_signature_table(self) -> None:
-        self.signatures = SignatureTable(self.manifest.settings.num_perm)
+    def _read_signature_table(self) -> SignatureTable:
+        table = SignatureTable(self.manifest.settings.num_perm)
         for rows, signals in self.store.iter_signals(0, self.manifest.settings.num_perm, with_vectors=False):
-            self.signatures.insert_signals(rows, signals)
+            table.insert_signals(rows, signals)
+        return table
 
     def _load_structures(self) -> None:
-        self._load_signature_table()
+        self._signatures = None  # read again when next needed
         self.facts = RowFacts.load(self.store)
         files = [self.path / name for name in (VECTORS, LSH, WINDOW_LSH)]
         if not all(f.exists() for f in files):
@@ -243,13 +264,12 @@ class PromptIndex:
             target.insert_signals(rows, signals)
 
     def _rebuild_structures(self) -> None:
-        """Regenerate FAISS and the LSHs from the signals in the store."""
-        settings, dim = self.manifest.settings, self.manifest.dim
-        batches = list(self.store.iter_signals(dim, settings.num_perm))
-        self._rebuild_vectors(batches)
+        """Regenerate FAISS and the LSHs from the signals in the store, a batch at a time."""
+        settings = self.manifest.settings
+        self._rebuild_vectors()
         self.lsh = PromptLSH(self.hasher, settings.lsh_threshold)
         self.window_lsh = WindowLSH(self.hasher, settings.lsh_threshold)
-        for batch_rows, signals in batches:
+        for batch_rows, signals in self.store.iter_signals(0, settings.num_perm, with_vectors=False):
             self.lsh.insert_signals(batch_rows, signals)
             self.window_lsh.insert_signals(batch_rows, signals)
 
@@ -329,21 +349,28 @@ class PromptIndex:
         self._seen = self.store.watermark()
         self.checkpoint()
 
-    def _rebuild_vectors(self, batches: list[tuple[np.ndarray, Signals]]) -> None:
-        settings, dim = self.manifest.settings, self.manifest.dim
-        rows = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
-        vectors = np.concatenate([b[1].vectors for b in batches]) if batches else np.zeros((0, dim), np.float32)
-        self.vectors = VectorIndex.build(vectors, rows, settings.vector_index) if len(rows) else VectorIndex.empty(dim)
-        self._trained_on = len(rows) if self.vectors.kind == "ivf" else 0
+    def _rebuild_vectors(self) -> None:
+        """FAISS again from the store's vectors: trained on a sample read alone, then filled a batch
+        at a time, so that at 4M prompts no second copy of every vector is ever in memory."""
+        dim, kind = self.manifest.dim, self.manifest.settings.vector_index
+        self.vectors = VectorIndex.empty(dim)  # the old index goes first: the store is the truth
+        rows = np.sort(self.store.rows_matching())
+
+        def sample_of(positions: np.ndarray) -> np.ndarray:
+            return self.store.vectors(rows[positions], dim)
+
+        self.vectors = VectorIndex.trained(kind, dim, len(rows), sample_of)
+        for batch_rows, vectors in self.store.iter_vectors(dim):
+            self.vectors.add(vectors, batch_rows)
+        self._trained_on = len(rows) if self.vectors.kind in IVF_KINDS else 0
 
     def _maybe_reindex(self) -> None:
         """Switch flat -> IVF past the threshold, and retrain IVF after large growth (the LSHs stay)."""
         wanted = choose_kind(self.manifest.settings.vector_index, len(self.vectors))
-        grown = self.vectors.kind == "ivf" and len(self.vectors) >= _RETRAIN_GROWTH * max(self._trained_on, 1)
+        grown = self.vectors.kind in IVF_KINDS and len(self.vectors) >= _RETRAIN_GROWTH * max(self._trained_on, 1)
         if wanted != self.vectors.kind or grown:
             logger.info("re-indexing %d vectors as %s (threshold %d)", len(self.vectors), wanted, IVF_THRESHOLD)
-            settings = self.manifest.settings
-            self._rebuild_vectors(list(self.store.iter_signals(self.manifest.dim, settings.num_perm)))
+            self._rebuild_vectors()
 
     def _require_writable(self) -> None:
         if not self.writable:
@@ -384,6 +411,12 @@ class PromptIndex:
             "windows": len(window_rows),
             "duplicate_ids": self.store.duplicate_ids(),
         }
+
+
+def _without_structures(name: str) -> AttributeError:
+    return AttributeError(
+        f"this index was opened without its search structures (structures=False), so it has no {name}"
+    )
 
 
 def _checked_manifest(path: Path, encoder: Encoder | None, settings: IndexSettings | None) -> Manifest:

@@ -257,6 +257,22 @@ class PromptStore:
         for chunk in self._pages(f"SELECT row, {vector}, signature, windows FROM signals", batch):
             yield _decode_signals(chunk, dim if with_vectors else 0, num_perm)
 
+    def vectors(self, rows: np.ndarray, dim: int) -> np.ndarray:
+        """The stored vectors of rows (each must exist), in the order given."""
+        out = np.zeros((len(rows), dim), dtype=np.float32)
+        at = {int(r): i for i, r in enumerate(rows.tolist())}
+        for part in _chunks(sorted(at)):
+            marks = ",".join("?" * len(part))
+            for row, blob in self._db.execute(f"SELECT row, vector FROM signals WHERE row IN ({marks})", part):
+                out[at[row]] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def iter_vectors(self, dim: int, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored (rows, vectors), in row order, a batch at a time (a quarter of the signals' bytes)."""
+        for chunk in self._pages("SELECT row, vector FROM signals", batch):
+            rows = np.asarray([r[0] for r in chunk], dtype=np.int64)
+            yield rows, np.frombuffer(b"".join(r[1] for r in chunk), dtype=np.float32).reshape(len(chunk), dim)
+
     def fetch(self, rows: Iterable[int]) -> dict[int, StoredPrompt]:
         """Stored prompts by row."""
         out: dict[int, StoredPrompt] = {}

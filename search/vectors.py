@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,8 +23,10 @@ logger = logging.getLogger(__name__)
 #     50k: 0.990 in 0.35 ms (flat 5.4 ms); nprobe 16 gave 0.980, too close to the 0.98 target
 #    100k: 0.998 in 0.5 ms (flat 12.6 ms); build 11 s
 #      1M: 0.9996 in 2 ms (flat 151 ms); build 90 s
-# Not used: HNSW (FAISS cannot remove from it; recall 0.95-0.98 at 1M), IVF-SQ8 (4x smaller but
-# recall@10 stops at ~0.985: quantization error, not probing).
+# Not used by "auto": HNSW (FAISS cannot remove from it; recall 0.95-0.98 at 1M). IVF-SQ8 ("ivf-sq8":
+# the same lists, each vector kept as 8-bit codes, 4x smaller) stops at recall@10 ~0.985 on MiniLM
+# (quantization error, not probing): an index chooses it where memory matters more than the last
+# points of recall (4M prompts and up: docs/scale-out.md measures it there).
 IVF_THRESHOLD = 50_000
 NPROBE = 32
 # k-means on 64 points per list for 10 iterations gives the recall of 256 points and 25 iterations
@@ -32,7 +34,8 @@ NPROBE = 32
 # 2 iterations of the old settings, on two busy cores.
 TRAIN_POINTS_PER_LIST = 64
 KMEANS_ITERATIONS = 10
-KINDS = ("auto", "flat", "ivf")
+KINDS = ("auto", "flat", "ivf", "ivf-sq8")
+IVF_KINDS = ("ivf", "ivf-sq8")
 
 
 @dataclass(frozen=True)
@@ -85,15 +88,26 @@ def ivf_lists(count: int) -> int:
     return max(1, min(int(4 * math.sqrt(max(count, 1))), max(count // 39, 1)))
 
 
-def _trained_ivf(vectors: np.ndarray, nprobe: int) -> faiss.IndexIVFFlat:
-    """An empty IVF-Flat whose lists are k-means centroids of a sample of vectors."""
-    dim, nlist = vectors.shape[1], ivf_lists(len(vectors))
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+def training_positions(count: int) -> np.ndarray:
+    """Which of count vectors (in row order) train an IVF's k-means: a seeded sample, in order."""
+    nlist = ivf_lists(count)
+    return np.sort(np.random.default_rng(0).permutation(count)[: nlist * TRAIN_POINTS_PER_LIST])
+
+
+def _trained_ivf(kind: str, sample: np.ndarray, count: int, nprobe: int) -> faiss.IndexIVF:
+    """An empty IVF (Flat or SQ8) for count vectors whose lists are k-means centroids of sample."""
+    dim, nlist = sample.shape[1], ivf_lists(count)
+    quantizer = faiss.IndexFlatIP(dim)
+    if kind == "ivf-sq8":
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+    else:
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # not in faiss's stubs; vectors_of()
     ivf.cp.niter = KMEANS_ITERATIONS
-    sample = vectors[np.sort(np.random.default_rng(0).permutation(len(vectors))[: nlist * TRAIN_POINTS_PER_LIST])]
-    logger.info("training IVF: %d lists on %d vectors", nlist, len(sample))
-    ivf.train(sample)
+    logger.info("training %s: %d lists on %d vectors", kind, nlist, len(sample))
+    ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
     ivf.nprobe = min(nprobe, nlist)
     return ivf
 
@@ -113,11 +127,20 @@ class VectorIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, ids: np.ndarray, kind: str = "auto", *, nprobe: int = NPROBE) -> VectorIndex:
         """Build the right index for this many vectors (training IVF on them if needed)."""
-        dim = vectors.shape[1]
-        concrete = choose_kind(kind, len(vectors))
-        index = cls.empty(dim) if concrete == "flat" else cls(_trained_ivf(vectors, nprobe), "ivf")
+        index = cls.trained(kind, vectors.shape[1], len(vectors), lambda positions: vectors[positions], nprobe=nprobe)
         index.add(vectors, ids)
         return index
+
+    @classmethod
+    def trained(
+        cls, kind: str, dim: int, count: int, sample_of: Callable[[np.ndarray], np.ndarray], *, nprobe: int = NPROBE
+    ) -> VectorIndex:
+        """An empty index ready for count vectors; IVF kinds train on sample_of(positions), the
+        vectors at those positions of the row-ordered whole (so that a caller can read just them)."""
+        concrete = choose_kind(kind, count)
+        if concrete == "flat":
+            return cls.empty(dim)
+        return cls(_trained_ivf(concrete, sample_of(training_positions(count)), count, nprobe), concrete)
 
     @property
     def dim(self) -> int:
@@ -140,7 +163,7 @@ class VectorIndex:
         if not len(ids):
             return 0
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if self.kind == "ivf":  # IVF's hashtable direct map removes only by an explicit id array
+        if self.kind in IVF_KINDS:  # IVF's hashtable direct map removes only by an explicit id array
             return int(self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))))
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
 
@@ -158,7 +181,7 @@ class VectorIndex:
         if allowed is not None:
             selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
             # faiss's stubs know neither the SWIG keyword arguments nor IVF's nprobe
-            if self.kind == "ivf":
+            if self.kind in IVF_KINDS:
                 params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nprobe)  # type: ignore[call-arg, attr-defined]
             else:
                 params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
