@@ -74,7 +74,6 @@ class Settings:
             worker_threads=int(os.environ.get("PROMPTSIM_WORKER_THREADS", 4)),
         )
 
-
     def webhook(self) -> Webhook | None:
         """The alert webhook, checked (URL, secret file mode), or None when alerts are off."""
         from .webhook import Webhook

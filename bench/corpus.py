@@ -752,7 +752,8 @@ def add_team(d: Draft, rng: random.Random, mix: Mix, bg: Stream) -> None:
         for day in range(WINDOW_DAYS):
             for _ in range(max(0, round(rng.gauss(rate, rate / 3)))):
                 text = families.TEAM_TEMPLATE.format(
-                    number=rng.randint(10_000, 99_999), channel=rng.choice(families._CHANNELS),
+                    number=rng.randint(10_000, 99_999),
+                    channel=rng.choice(families._CHANNELS),
                     ticket=families.support_ticket(rng),
                 )
                 when = WINDOW_START + timedelta(days=day, seconds=int(rng.uniform(7, 19) * 3600))

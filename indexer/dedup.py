@@ -240,7 +240,7 @@ def build_clusters(
     outside = ~(in_family[every.left] | in_family[every.right])
     for i in np.flatnonzero(outside)[np.argsort(-every.weight[outside], kind="stable")]:
         uf.union(int(every.left[i]), int(every.right[i]))
-    for label, members in (families.member_groups() if families is not None else []):
+    for label, members in families.member_groups() if families is not None else []:
         for other in members:
             if other != label:
                 uf.union(label, int(other), trusted=True)

@@ -56,9 +56,7 @@ class FamilyIndex:
     def members(self, family: int) -> np.ndarray:
         return self.member_rows[self.member_offsets[family] : self.member_offsets[family + 1]]
 
-    def match(
-        self, texts: list[str], encoder: Encoder, threshold: float = MATCH_THRESHOLD
-    ) -> list[FamilyMatch | None]:
+    def match(self, texts: list[str], encoder: Encoder, threshold: float = MATCH_THRESHOLD) -> list[FamilyMatch | None]:
         """The family of each query text, or None when no form is close enough."""
         if not len(self.form_vectors) or not texts:
             return [None] * len(texts)
