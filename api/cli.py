@@ -330,6 +330,12 @@ def stats(index_dir: Path, as_json: bool) -> None:
 @click.option("--until", help="Window end (ISO-8601 or epoch), exclusive.")
 @click.option("--incremental", is_flag=True, help="Reuse the last run: only look for edges of newer prompts.")
 @click.option(
+    "--history",
+    is_flag=True,
+    help="With --since/--until: cluster the window's prompts together with their nearest siblings from the "
+    "whole index (a day against months of history, without deduplicating the months).",
+)
+@click.option(
     "--flag-threshold", type=float, help="campaign_score at which a cluster is flagged [default: calibrated]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
@@ -348,6 +354,7 @@ def dedup(
     since: str | None,
     until: str | None,
     incremental: bool,
+    history: bool,
     flag_threshold: float | None,
     as_json: bool,
     families: bool,
@@ -364,12 +371,15 @@ def dedup(
     Example:
         promptsim dedup --index idx --out clusters.jsonl --since 2026-11-20 --until 2026-11-21
         promptsim dedup --index idx --out clusters.jsonl --incremental     # hourly
+        promptsim dedup --index idx --out day.jsonl --since 2026-11-20 --until 2026-11-21 --history
         promptsim dedup --index idx --out clusters.jsonl --engine ray --no-families   # on a Ray cluster
         promptsim dedup --index idx --out clusters.jsonl --alert-webhook https://hooks.example/x \\
             --alert-secret-file alert.secret   # a signed alert per new, grown or regrown campaign
     """
-    if engine == "ray" and incremental:
-        raise click.UsageError("--incremental runs on one machine; drop --engine ray")
+    if engine == "ray" and (incremental or history):
+        raise click.UsageError("--incremental and --history run on one machine; drop --engine ray")
+    if history and incremental:
+        raise click.UsageError("--history clusters a window with its siblings afresh; drop --incremental")
     if engine == "ray" and families:
         raise click.UsageError(
             "wrapper families run on one machine only for now; add --no-families to dedup on Ray, or drop --engine ray"
@@ -388,7 +398,8 @@ def dedup(
         click.echo(
             f"retention: purged {purged['removed']} prompts older than {purged['older_than_days']:g} days", err=True
         )
-    with open_index(index_dir, with_encoder=False, structures=False) as index:  # dedup reads the store alone
+    # dedup reads the store alone; --history also looks the window up in the LSHs and FAISS
+    with open_index(index_dir, with_encoder=False, structures=history) as index:
         if engine == "ray":
             from indexer.distributed import ray_cluster
             from indexer.distributed.dedup import ray_nightly
@@ -405,6 +416,7 @@ def dedup(
                 settings=settings,
                 incremental=incremental,
                 triage=triage,
+                history=history,
             )
         clusters.sort(key=lambda c: (-c["campaign_score"], c["cluster_id"]))  # best first, as every listing
         lines = reveal(index_dir, "cli dedup --out", {"out": str(out)}, cluster_lines(index, clusters))

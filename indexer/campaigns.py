@@ -32,6 +32,7 @@ def nightly(
     incremental: bool = False,
     family_encoder: Encoder | None = None,
     triage: TriageSettings = TriageSettings(),
+    history: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Cluster the window, keep ids stable against the last run, save it; returns (clusters, stats).
 
@@ -40,6 +41,8 @@ def nightly(
     family_encoder: compares wrappers by meaning (search/family_encoder.py); loaded when None
     and families are on.
     triage: how analysts' verdicts follow families into this run, and where its alerts go.
+    history: cluster the window's prompts with their nearest siblings from the whole index
+    (indexer/history.py; the index must be open with its structures).
     """
     if family_encoder is None and settings.families:
         from search.family_encoder import load_family_encoder
@@ -52,6 +55,12 @@ def nightly(
         if incremental and last is not None:
             previous = list(store.previous_members().values())
             new_rows = index.store.rows_after(int(last["last_row"]))
+        rows = None
+        if history:
+            from .history import with_history
+
+            cosine = settings.in_raw_cosines(index.cosine_scale).cosine
+            rows, own = with_history(index, since, until, cosine=cosine, progress=True)
         result = run_dedup(
             Source.of(index),
             since=since,
@@ -60,7 +69,10 @@ def nightly(
             previous=previous,
             new_rows=new_rows,
             encoder=family_encoder,
+            rows=rows,
         )
+        if rows is not None:
+            result.stats["history_siblings"] = len(rows) - own  # the rest of "prompts" is the window's own
         return save_run(index, store, result, since=since, until=until, triage=triage)
     finally:
         store.close()

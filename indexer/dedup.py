@@ -150,11 +150,27 @@ class DedupResult:
     families: Families | None = None
 
 
-def load_window(source: Source, since: float | None, until: float | None, *, with_signals: bool = True) -> Window:
-    """Every stored prompt with since <= timestamp < until, with its signals unless told otherwise."""
-    rows, codes, names, timestamps = source.store.window(since, until)
+def load_window(
+    source: Source,
+    since: float | None,
+    until: float | None,
+    *,
+    with_signals: bool = True,
+    rows: np.ndarray | None = None,
+) -> Window:
+    """Every stored prompt with since <= timestamp < until (or, given rows, those rows), with its
+    signals unless told otherwise."""
+    if rows is None:
+        rows, codes, names, timestamps = source.store.window(since, until)
+        signals = signals_of(source, rows) if with_signals else None
+        return Window(rows, codes, names, timestamps, signals)
+    rows, codes, names, timestamps = source.store.window_of(rows)
     signals = signals_of(source, rows) if with_signals else None
-    return Window(rows, codes, names, timestamps, signals)
+    # An account's share of traffic counts all it sent over the span, not just the rows chosen:
+    # a long-lived user with one sibling in the history is not a one-prompt account.
+    span = (float(timestamps.min()), np.nextafter(float(timestamps.max()), np.inf)) if len(rows) else (0.0, 0.0)
+    totals = source.store.account_counts(names, *span)
+    return Window(rows, codes, names, timestamps, signals, account_totals=totals)
 
 
 def signals_of(source: Source, rows: np.ndarray) -> Signals:
@@ -457,13 +473,15 @@ def run_dedup(
     previous: list[np.ndarray] | None = None,
     new_rows: np.ndarray | None = None,
     encoder: Encoder | None = None,
+    rows: np.ndarray | None = None,
 ) -> DedupResult:
     """Cluster the window [since, until). With previous clusters (rows) and new_rows, only new edges are sought.
 
     encoder: the family encoder (wrapper meaning and intent); families and intent are off without one.
+    rows: cluster these rows instead of the time range (a day with its history: indexer/history.py).
     """
     start = time.perf_counter()
-    window = load_window(source, since, until)
+    window = load_window(source, since, until, rows=rows)
     loaded = time.perf_counter()
     position = {int(r): i for i, r in enumerate(window.rows.tolist())}
     queries = None if new_rows is None else np.asarray([position[r] for r in new_rows.tolist() if r in position])

@@ -38,23 +38,33 @@ def dedup(
     incremental: bool = False,
     families: bool = True,
     flag_threshold: float | None = None,
+    history: bool = False,
 ) -> DedupRun:
     """Cluster the prompts of [since, until) into near-duplicate and template clusters; flag campaigns.
 
     What `promptsim dedup` does, on this machine: an index with a retention period is purged
     first; families (wrapper mining across rewordings and languages, a bundled multilingual
-    model) are on by default; incremental reuses the last run and looks at newer prompts only.
+    model) are on by default; incremental reuses the last run and looks at newer prompts only;
+    history clusters the window's prompts with their nearest siblings from the whole index.
     """
+    if history and incremental:
+        raise ValueError("history clusters a window with its siblings afresh; it does not combine with incremental")
     settings = DedupSettings(families=families)
     if flag_threshold is not None:
         settings = DedupSettings(families=families, flag_threshold=flag_threshold)
     purged = None
-    with opened(index, with_model=False, structures=False) as found:  # dedup reads the store alone
+    # dedup reads the store alone; history also looks the window up in the LSHs and FAISS
+    with opened(index, with_model=False, structures=history) as found:
         if found.manifest.settings.retention_days is not None:
             purged = _purge(found)
             found.refresh()
         clusters, stats = nightly(
-            found, since=_epoch(since), until=_epoch(until), settings=settings, incremental=incremental
+            found,
+            since=_epoch(since),
+            until=_epoch(until),
+            settings=settings,
+            incremental=incremental,
+            history=history,
         )
         lines = cluster_lines(found, clusters)
     return DedupRun(sorted(lines, key=lambda c: (-c["campaign_score"], c["cluster_id"])), stats, purged)

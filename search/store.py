@@ -333,22 +333,33 @@ class PromptStore:
         hi = np.inf if until is None else until
         query = "SELECT row, account_id, ts FROM prompts WHERE ts >= ? AND ts < ? ORDER BY row"
         cursor = self._db.execute(query, (lo, hi))
-        code_of: dict[str, int] = {}
-        rows, codes, stamps = [], [], []
-        while chunk := cursor.fetchmany(100_000):
-            rows.append(np.fromiter((c[0] for c in chunk), np.int64, len(chunk)))
-            codes.append(np.fromiter((code_of.setdefault(c[1], len(code_of)) for c in chunk), np.int64, len(chunk)))
-            stamps.append(np.fromiter((c[2] for c in chunk), np.float64, len(chunk)))
-        names = sorted(code_of)
-        sorted_code = np.zeros(len(names), np.int64)
-        sorted_code[[code_of[n] for n in names]] = np.arange(len(names))
-        first_seen = np.concatenate(codes) if codes else np.zeros(0, np.int64)
-        return (
-            np.concatenate(rows) if rows else np.zeros(0, np.int64),
-            sorted_code[first_seen],
-            names,
-            np.concatenate(stamps) if stamps else np.zeros(0, np.float64),
-        )
+        return _coded(iter(lambda: cursor.fetchmany(100_000), []))
+
+    def account_counts(self, accounts: Sequence[str], since: float, until: float) -> np.ndarray:
+        """How many prompts each account sent with since <= ts < until (aligned with accounts)."""
+        count_of: dict[str, int] = {}
+        for part in _chunks(list(accounts)):
+            marks = ",".join("?" * len(part))
+            count_of.update(
+                self._db.execute(
+                    f"SELECT account_id, COUNT(*) FROM prompts WHERE account_id IN ({marks}) AND ts >= ? AND ts < ? "
+                    "GROUP BY account_id",
+                    [*part, since, until],
+                ).fetchall()
+            )
+        return np.asarray([count_of.get(a, 0) for a in accounts], dtype=np.int64)
+
+    def window_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+        """What window() gives, for the given rows (those that still exist) instead of a time range."""
+
+        def chunks() -> Iterator[list[tuple[Any, ...]]]:
+            for part in _chunks(sorted({int(r) for r in rows})):
+                marks = ",".join("?" * len(part))
+                yield self._db.execute(
+                    f"SELECT row, account_id, ts FROM prompts WHERE row IN ({marks}) ORDER BY row", part
+                ).fetchall()
+
+        return _coded(chunks())
 
     def rows_after(self, row: int) -> np.ndarray:
         """Rows inserted after the given row that still exist."""
@@ -418,6 +429,27 @@ def _decode_facts(records: list[tuple[int, str, float]]) -> tuple[np.ndarray, li
     rows = np.fromiter((r[0] for r in records), dtype=np.int64, count=len(records))
     times = np.fromiter((r[2] for r in records), dtype=np.float64, count=len(records))
     return rows, [r[1] for r in records], times
+
+
+def _coded(chunks: Iterable[list[tuple[Any, ...]]]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(rows, account codes, account names, timestamps) of (row, account, ts) chunks in row order;
+    codes index the sorted names. Coded as it goes: 24 bytes a prompt, not a string per prompt."""
+    code_of: dict[str, int] = {}
+    rows, codes, stamps = [], [], []
+    for chunk in chunks:
+        rows.append(np.fromiter((c[0] for c in chunk), np.int64, len(chunk)))
+        codes.append(np.fromiter((code_of.setdefault(c[1], len(code_of)) for c in chunk), np.int64, len(chunk)))
+        stamps.append(np.fromiter((c[2] for c in chunk), np.float64, len(chunk)))
+    names = sorted(code_of)
+    sorted_code = np.zeros(len(names), np.int64)
+    sorted_code[[code_of[n] for n in names]] = np.arange(len(names))
+    first_seen = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    return (
+        np.concatenate(rows) if rows else np.zeros(0, np.int64),
+        sorted_code[first_seen],
+        names,
+        np.concatenate(stamps) if stamps else np.zeros(0, np.float64),
+    )
 
 
 def _decode_signals(records: list[tuple[Any, ...]], dim: int, num_perm: int) -> tuple[np.ndarray, Signals]:

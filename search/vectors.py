@@ -98,6 +98,7 @@ def _trained_ivf(kind: str, sample: np.ndarray, count: int, nprobe: int) -> fais
     """An empty IVF (Flat or SQ8) for count vectors whose lists are k-means centroids of sample."""
     dim, nlist = sample.shape[1], ivf_lists(count)
     quantizer = faiss.IndexFlatIP(dim)
+    ivf: faiss.IndexIVF
     if kind == "ivf-sq8":
         ivf = faiss.IndexIVFScalarQuantizer(
             quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT

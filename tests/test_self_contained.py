@@ -33,8 +33,11 @@ def tracked_files() -> list[Path]:
         ["git", "ls-files", "-z", "--", *CHECKED], cwd=REPO, capture_output=True, check=True
     ).stdout.decode()
     keep = (".py", ".sh", ".toml", ".cfg", ".ini", ".txt", ".yml", ".yaml", ".json", ".html")
-    return [REPO / name for name in listed.split("\0") if name and (name.endswith(keep) or "/" not in name
-            or name.startswith(".ci/"))]
+    return [
+        REPO / name
+        for name in listed.split("\0")
+        if name and (name.endswith(keep) or "/" not in name or name.startswith(".ci/"))
+    ]
 
 
 def outside_references(path: Path, text: str) -> list[str]:

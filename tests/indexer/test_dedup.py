@@ -1,6 +1,7 @@
 """Nightly dedup on small fixtures: chaining, wrappers, benign look-alikes, stable ids, banding."""
 
 import random
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -355,3 +356,30 @@ def test_signals_wait_on_disk_while_families_are_mined_and_come_back_the_same(tm
         spilled = dedup.run_dedup(source, encoder=family_encoder).clusters
     assert kept and [c["rows"].tolist() for c in kept] == [c["rows"].tolist() for c in spilled]
     assert [c["campaign_score"] for c in kept] == [c["campaign_score"] for c in spilled]
+
+
+def test_a_day_against_its_history_holds_the_campaigns_earlier_members_and_nothing_unconnected(tmp_path, encoder):
+    """`dedup --history`: the day's prompts with their siblings from the whole index (indexer/history.py)."""
+    corpus = Corpus(11)
+    corpus.background(40, 2)  # days 0-7
+    earlier = corpus.campaign(10, 3, lambda slot: f"{WRAPPER}\n\n{slot}")  # days 2-3
+    day = T0 + 9 * DAY
+    today = [corpus.add(f"{WRAPPER}\n\n{next(corpus.slots)}", f"late{a}", 9 * DAY + 60 * a) for a in range(6)]
+    today += [corpus.add(next(corpus.slots), f"user{a}", 9 * DAY + 3_600 + a) for a in range(5)]
+    with build(tmp_path, corpus, encoder) as index:
+        alone, _ = nightly(index, since=day, until=day + DAY)
+        with_history, stats = nightly(index, since=day, until=day + DAY, history=True)
+        alone_lines, history_lines = cluster_lines(index, alone), cluster_lines(index, with_history)
+    (campaign_alone,) = [set(c["members"]) for c in alone_lines if set(c["members"]) & set(today)]
+    assert campaign_alone == set(today[:6])  # the day alone: six prompts, six accounts
+    (campaign,) = [c for c in history_lines if set(c["members"]) & set(today)]
+    members = set(campaign["members"])
+    # 36 candidates each, 20 drawn per prompt: the oldest, the newest, and each its own sample
+    assert members <= set(today[:6]) | set(earlier) and members >= set(today[:6])
+    assert len(members & set(earlier)) >= 24 and campaign["flagged"]
+    oldest = min(p.timestamp for p in corpus.prompts if p.id in earlier)
+    assert campaign["first_seen"] == datetime.fromtimestamp(int(oldest), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    clustered = set().union(*(set(c["members"]) for c in history_lines))
+    background = {p.id for p in corpus.prompts} - set(earlier) - set(today)
+    assert not clustered & background  # history that is no sibling of the day stays out
+    assert stats["prompts"] < len(corpus.prompts)

@@ -117,8 +117,12 @@ def build_window() -> Window:
 
 
 def _payload(rng: random.Random, slot: str) -> str:
-    fields = [("instruction", "Answer the input with numbered reasoning steps."), ("input", slot),
-              ("format", {"steps": "numbered", "answer": "final line"}), ("trace_id", f"{rng.getrandbits(40):x}")]
+    fields = [
+        ("instruction", "Answer the input with numbered reasoning steps."),
+        ("input", slot),
+        ("format", {"steps": "numbered", "answer": "final line"}),
+        ("trace_id", f"{rng.getrandbits(40):x}"),
+    ]
     rng.shuffle(fields)
     return json.dumps(dict(fields), indent=rng.choice((None, 2)))
 

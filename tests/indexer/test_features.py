@@ -43,8 +43,11 @@ def test_each_factor_follows_its_formula():
 
 @pytest.mark.parametrize(
     "change",
-    [{"accounts": 1}, {"distinct_pairs": 0.2}, {"burst": 0, "arrival": 0, "intent": 0, "prompts_per_account": 1,
-                                                 "dedication": 0}],
+    [
+        {"accounts": 1},
+        {"distinct_pairs": 0.2},
+        {"burst": 0, "arrival": 0, "intent": 0, "prompts_per_account": 1, "dedication": 0},
+    ],
 )
 def test_a_cluster_without_spread_variety_or_evidence_scores_zero(change):
     assert campaign_score(features(**change)) == 0.0
