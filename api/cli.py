@@ -129,8 +129,8 @@ def engine_options(func: Any) -> Any:
 @click.option(
     "--vector-index",
     type=click.Choice(KINDS),
-    help="FAISS index kind [default: auto: exact below 50,000 prompts, IVF-Flat above; ivf-sq8 keeps "
-    "vectors as 8-bit codes, 4x smaller].",
+    help="FAISS index kind [default: auto: exact below 50,000 prompts, IVF-Flat above; ivf-fp16 keeps "
+    "vectors as half floats, 2x smaller].",
 )
 @click.option("--retention-days", type=float, help="For a new index: purge prompts older than this (nightly).")
 @click.option("--batch-size", default=256, show_default=True, help="Prompts per stored batch (one transaction).")
@@ -479,7 +479,7 @@ def report(index_dir: Path, out: Path, top: int) -> None:
 @click.option(
     "--vector-index",
     type=click.Choice(KINDS),
-    help="Switch the index's FAISS kind from now on (e.g. ivf-sq8: 4x smaller vectors) [default: keep it].",
+    help="Switch the index's FAISS kind from now on (e.g. ivf-fp16: vectors as half floats, 2x smaller) [default: keep it].",
 )
 def rebuild(index_dir: Path, as_json: bool, vector_index: str | None) -> None:
     """Regenerate the FAISS and LSH files from the store: after corruption, a crash, or an older index format.
@@ -492,7 +492,7 @@ def rebuild(index_dir: Path, as_json: bool, vector_index: str | None) -> None:
     \b
     Example:
         promptsim rebuild --index idx
-        promptsim rebuild --index idx --vector-index ivf-sq8   # 8-bit vectors: a quarter of the memory
+        promptsim rebuild --index idx --vector-index ivf-fp16   # half the vectors' memory
     """
     counts = promptsim.rebuild(index_dir, vector_index=vector_index)
     if as_json:

@@ -23,10 +23,11 @@ logger = logging.getLogger(__name__)
 #     50k: 0.990 in 0.35 ms (flat 5.4 ms); nprobe 16 gave 0.980, too close to the 0.98 target
 #    100k: 0.998 in 0.5 ms (flat 12.6 ms); build 11 s
 #      1M: 0.9996 in 2 ms (flat 151 ms); build 90 s
-# Not used by "auto": HNSW (FAISS cannot remove from it; recall 0.95-0.98 at 1M). IVF-SQ8 ("ivf-sq8":
-# the same lists, each vector kept as 8-bit codes, 4x smaller) stops at recall@10 ~0.985 on MiniLM
-# (quantization error, not probing): an index chooses it where memory matters more than the last
-# points of recall (4M prompts and up: docs/scale-out.md measures it there).
+# Not used by "auto": HNSW (FAISS cannot remove from it; recall 0.95-0.98 at 1M). "ivf-fp16" keeps
+# the same lists with each vector as half floats, 2x smaller, for where memory matters (4M prompts
+# and up): on the static backend's 1M index (bench/vector_choice.py) it gives recall@10 within
+# 0.005 of IVF-Flat at every nprobe. Rejected: IVF-SQ8 (8-bit codes, 4x smaller): 0.985 on MiniLM,
+# but 0.75-0.80 on the static backend's vectors, whose near-duplicates differ by less than its step.
 IVF_THRESHOLD = 50_000
 NPROBE = 32
 # k-means on 64 points per list for 10 iterations gives the recall of 256 points and 25 iterations
@@ -34,8 +35,8 @@ NPROBE = 32
 # 2 iterations of the old settings, on two busy cores.
 TRAIN_POINTS_PER_LIST = 64
 KMEANS_ITERATIONS = 10
-KINDS = ("auto", "flat", "ivf", "ivf-sq8")
-IVF_KINDS = ("ivf", "ivf-sq8")
+KINDS = ("auto", "flat", "ivf", "ivf-fp16")
+IVF_KINDS = ("ivf", "ivf-fp16")
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,13 @@ def training_positions(count: int) -> np.ndarray:
 
 
 def _trained_ivf(kind: str, sample: np.ndarray, count: int, nprobe: int) -> faiss.IndexIVF:
-    """An empty IVF (Flat or SQ8) for count vectors whose lists are k-means centroids of sample."""
+    """An empty IVF (Flat or half floats) for count vectors whose lists are k-means centroids of sample."""
     dim, nlist = sample.shape[1], ivf_lists(count)
     quantizer = faiss.IndexFlatIP(dim)
     ivf: faiss.IndexIVF
-    if kind == "ivf-sq8":
+    if kind == "ivf-fp16":
         ivf = faiss.IndexIVFScalarQuantizer(
-            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
         )
     else:
         ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)

@@ -3,6 +3,7 @@
 import json
 import sqlite3
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -120,3 +121,22 @@ def test_a_snapshot_of_another_format_is_refused_even_when_signed(index_dir, tmp
     restore_snapshot(snapshot, tmp_path / "restored", key_file=index_dir / "snapshot.key")  # this release's restores
     with PromptIndex.open(tmp_path / "restored", FakeEncoder()) as index:
         assert index.verify()["consistent"] and index.counts()["prompts"] == 120
+
+
+def test_rebuild_switches_the_vector_kind_from_the_store_and_keeps_it(index_dir):
+    with PromptIndex.open(index_dir, FakeEncoder()) as index:
+        assert index.vectors.kind == "flat"
+        some = np.sort(index.vectors.ids())[:5]
+    result = CliRunner().invoke(main, ["rebuild", "--index", str(index_dir), "--vector-index", "ivf-fp16", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["vectors"] == 120
+    assert json.loads((index_dir / MANIFEST).read_text())["settings"]["vector_index"] == "ivf-fp16"
+    with PromptIndex.open(index_dir, FakeEncoder(), writable=True) as index:
+        assert index.vectors.kind == "ivf-fp16" and index.verify()["consistent"]
+        assert index.vectors.search(index.vectors.vectors_of(some), 1).ids[:, 0].tolist() == some.tolist()
+        texts = background_texts(130)[120:]
+        index.upsert([Prompt(f"q{i}", t, "b", 1_763_100_000.0 + i) for i, t in enumerate(texts)], index.signals(texts))
+        index.checkpoint()  # growth keeps the kind the manifest names
+        assert index.vectors.kind == "ivf-fp16" and len(index.vectors) == 130
+    bad = CliRunner().invoke(main, ["rebuild", "--index", str(index_dir), "--vector-index", "hnsw"])
+    assert bad.exit_code == 2 and "hnsw" in bad.output

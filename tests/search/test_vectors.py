@@ -25,7 +25,7 @@ def brute_force(x, q, k):
     return np.argsort(-scores, axis=1)[:, :k], np.sort(scores, axis=1)[:, ::-1][:, :k]
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-fp16"])
 def test_hits_match_exact_brute_force(kind):
     rng = np.random.default_rng(0)
     x = clustered(rng, 2050)
@@ -124,7 +124,7 @@ def test_round_trip_bytes():
     assert faiss is not None
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivf-fp16"])
 def test_stored_vectors_come_back_by_row_after_removals_and_a_reload(kind):
     rng = np.random.default_rng(3)
     x = clustered(rng, 3000).astype(np.float32)
@@ -132,8 +132,22 @@ def test_stored_vectors_come_back_by_row_after_removals_and_a_reload(kind):
     index = VectorIndex.build(x, rows, kind)
     assert index.remove(rows[:100]) == 100 and len(index) == 2900
     wanted = rows[[100, 2999, 1500]]
-    assert np.array_equal(index.vectors_of(wanted), x[[100, 2999, 1500]])
+    exact = 0 if kind != "ivf-fp16" else 1e-3  # half floats: ~3 significant digits
+    np.testing.assert_allclose(index.vectors_of(wanted), x[[100, 2999, 1500]], rtol=0, atol=exact)
     again = VectorIndex.from_bytes(index.to_bytes(), kind)
-    assert np.array_equal(again.vectors_of(wanted), x[[100, 2999, 1500]])
+    np.testing.assert_allclose(again.vectors_of(wanted), x[[100, 2999, 1500]], rtol=0, atol=exact)
     with pytest.raises(RuntimeError):  # a removed row is not silently answered
         index.vectors_of(rows[:1])
+
+
+def test_half_float_lists_hold_the_same_rows_in_half_the_bytes():
+    rng = np.random.default_rng(6)
+    x = clustered(rng, 4000, d=64)
+    rows = np.arange(4000, dtype=np.int64) * 3
+    flat_lists, half = VectorIndex.build(x, rows, "ivf"), VectorIndex.build(x, rows, "ivf-fp16")
+    assert isinstance(half._index, faiss.IndexIVFScalarQuantizer) and half._index.nprobe == flat_lists._index.nprobe
+    assert np.array_equal(np.sort(half.ids()), rows)
+    assert len(half.to_bytes()) < 0.6 * len(flat_lists.to_bytes())
+    assert half.remove(rows[:10]) == 10 and 0 not in half.search(x[:1], 5).ids[0]
+    found, exact = half.search(x[100:110], 1), flat_lists.search(x[100:110], 1)
+    assert np.array_equal(found.ids[:, 0], rows[100:110]) and np.allclose(found.scores, exact.scores, atol=1e-3)
