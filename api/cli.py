@@ -479,7 +479,8 @@ def report(index_dir: Path, out: Path, top: int) -> None:
 @click.option(
     "--vector-index",
     type=click.Choice(KINDS),
-    help="Switch the index's FAISS kind from now on (e.g. ivf-fp16: vectors as half floats, 2x smaller) [default: keep it].",
+    help="Switch the index's FAISS kind from now on (e.g. ivf-fp16: vectors as half floats, 2x smaller) "
+    "[default: keep it].",
 )
 def rebuild(index_dir: Path, as_json: bool, vector_index: str | None) -> None:
     """Regenerate the FAISS and LSH files from the store: after corruption, a crash, or an older index format.

@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows_out:
         print(
             f"{r['index']:40} recall@10 {r['recall_at_10']:.4f} (stored {r['recall_stored']:.3f}, copies "
-            f"{r['recall_copies']:.3f})  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  {r['bytes_per_vector']} B/vector"
+            f"{r['recall_copies']:.3f})  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
+            f"{r['bytes_per_vector']} B/vector"
         )
     return 0
 
