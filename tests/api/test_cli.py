@@ -147,6 +147,34 @@ def test_dedup_accounts_and_report_commands(built, tmp_path):
     assert result.exit_code == 0 and campaign["cluster_id"] in (tmp_path / "report" / "index.html").read_text()
 
 
+def test_dedup_of_a_window_with_history_draws_in_the_campaigns_earlier_prompts(built, tmp_path):
+    import shutil
+
+    tmp, rows = built
+    idx = tmp_path / "idx"
+    shutil.copytree(tmp / "idx", idx)
+    campaign = rows[150:]
+    since, until = str(campaign[30]["timestamp"]), str(campaign[39]["timestamp"] + 1)  # its last ten prompts
+    window = {r["id"] for r in campaign[30:]}
+    runs = {}
+    for name, extra in (("alone", []), ("history", ["--history"])):
+        out = tmp_path / f"{name}.jsonl"
+        result = invoke(
+            "dedup", "--index", str(idx), "--out", str(out), "--since", since, "--until", until, "--json", *extra
+        )
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        runs[name] = (json.loads(result.stdout), [set(c["members"]) for c in lines if set(c["members"]) & window])
+    assert runs["alone"][1] == [window] and "history_siblings" not in runs["alone"][0]
+    (members,) = runs["history"][1]
+    assert (
+        window < members <= {r["id"] for r in campaign} and runs["history"][0]["history_siblings"] >= len(members) - 10
+    )
+    for refused in (["--incremental"], ["--engine", "ray"]):
+        result = invoke("dedup", "--index", str(idx), "--out", str(tmp_path / "x.jsonl"), "--history", *refused)
+        assert result.exit_code == 2 and "--history" in result.output
+
+
 # -- no silent failure (issue 19) --------------------------------------------------------------
 
 
