@@ -30,6 +30,11 @@ logger = logging.getLogger(__name__)
 # but 0.75-0.80 on the static backend's vectors, whose near-duplicates differ by less than its step.
 IVF_THRESHOLD = 50_000
 NPROBE = 32
+# Lists probed grow with the lists there are: the static backend's vectors lie closer together
+# than MiniLM's, and on its 1M index (2,025 lists) nprobe 32 gave recall@10 0.929, 64 gave 0.972,
+# 128 gave 0.990 (bench/vector_choice.py). A 32nd of the lists keeps recall >= 0.95 as the index
+# grows (4M: docs/scale-out.md), at the cost of scanning a 32nd of the vectors per search.
+PROBED_SHARE = 32
 # k-means on 64 points per list for 10 iterations gives the recall of 256 points and 25 iterations
 # (within 0.001 at 100k) and trains ~10x faster at 1M: ~80 s, against ~13 min extrapolated from
 # 2 iterations of the old settings, on two busy cores.
@@ -89,13 +94,18 @@ def ivf_lists(count: int) -> int:
     return max(1, min(int(4 * math.sqrt(max(count, 1))), max(count // 39, 1)))
 
 
+def ivf_probes(nlist: int) -> int:
+    """How many of nlist lists a search probes: NPROBE, or a PROBED_SHARE-th of them when that is more."""
+    return min(nlist, max(NPROBE, math.ceil(nlist / PROBED_SHARE)))
+
+
 def training_positions(count: int) -> np.ndarray:
     """Which of count vectors (in row order) train an IVF's k-means: a seeded sample, in order."""
     nlist = ivf_lists(count)
     return np.sort(np.random.default_rng(0).permutation(count)[: nlist * TRAIN_POINTS_PER_LIST])
 
 
-def _trained_ivf(kind: str, sample: np.ndarray, count: int, nprobe: int) -> faiss.IndexIVF:
+def _trained_ivf(kind: str, sample: np.ndarray, count: int, nprobe: int | None) -> faiss.IndexIVF:
     """An empty IVF (Flat or half floats) for count vectors whose lists are k-means centroids of sample."""
     dim, nlist = sample.shape[1], ivf_lists(count)
     quantizer = faiss.IndexFlatIP(dim)
@@ -110,7 +120,7 @@ def _trained_ivf(kind: str, sample: np.ndarray, count: int, nprobe: int) -> fais
     ivf.cp.niter = KMEANS_ITERATIONS
     logger.info("training %s: %d lists on %d vectors", kind, nlist, len(sample))
     ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
-    ivf.nprobe = min(nprobe, nlist)
+    ivf.nprobe = ivf_probes(nlist) if nprobe is None else min(nprobe, nlist)
     return ivf
 
 
@@ -127,15 +137,24 @@ class VectorIndex:
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), "flat")
 
     @classmethod
-    def build(cls, vectors: np.ndarray, ids: np.ndarray, kind: str = "auto", *, nprobe: int = NPROBE) -> VectorIndex:
-        """Build the right index for this many vectors (training IVF on them if needed)."""
+    def build(
+        cls, vectors: np.ndarray, ids: np.ndarray, kind: str = "auto", *, nprobe: int | None = None
+    ) -> VectorIndex:
+        """Build the right index for this many vectors (training IVF on them if needed); an IVF
+        probes ivf_probes(nlist) lists unless nprobe says otherwise."""
         index = cls.trained(kind, vectors.shape[1], len(vectors), lambda positions: vectors[positions], nprobe=nprobe)
         index.add(vectors, ids)
         return index
 
     @classmethod
     def trained(
-        cls, kind: str, dim: int, count: int, sample_of: Callable[[np.ndarray], np.ndarray], *, nprobe: int = NPROBE
+        cls,
+        kind: str,
+        dim: int,
+        count: int,
+        sample_of: Callable[[np.ndarray], np.ndarray],
+        *,
+        nprobe: int | None = None,
     ) -> VectorIndex:
         """An empty index ready for count vectors; IVF kinds train on sample_of(positions), the
         vectors at those positions of the row-ordered whole (so that a caller can read just them)."""
@@ -219,5 +238,10 @@ class VectorIndex:
 
     @classmethod
     def from_bytes(cls, payload: bytes, kind: str) -> VectorIndex:
-        # FAISS saves an IVF index's nprobe and direct map with it: it loads as it was built.
-        return cls(faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8)), kind)
+        # FAISS saves an IVF index's nprobe and direct map with it; a file from before the probed
+        # share (every IVF probed 32 lists) is raised to ivf_probes on load.
+        index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
+        if kind in IVF_KINDS:
+            ivf = faiss.extract_index_ivf(index)
+            ivf.nprobe = max(ivf.nprobe, ivf_probes(ivf.nlist))
+        return cls(index, kind)

@@ -4,7 +4,16 @@ import pytest
 
 from search.index import PromptIndex
 from search.records import Prompt
-from search.vectors import IVF_THRESHOLD, NPROBE, VectorIndex, choose_kind, faiss_threads, ivf_lists
+from search.vectors import (
+    IVF_THRESHOLD,
+    NPROBE,
+    PROBED_SHARE,
+    VectorIndex,
+    choose_kind,
+    faiss_threads,
+    ivf_lists,
+    ivf_probes,
+)
 from tests.conftest import FakeEncoder, background_texts
 
 
@@ -103,14 +112,23 @@ def test_index_switches_to_ivf_when_growth_reaches_the_threshold(tmp_path, monke
         assert index.vectors.kind == "ivf" and len(index.vectors) == 150
 
 
-@pytest.mark.parametrize("nprobe", [2, NPROBE])
-def test_a_loaded_ivf_keeps_the_nprobe_and_direct_map_it_was_built_with(nprobe):
+@pytest.mark.parametrize("nprobe", [2, 40, 60])
+def test_a_loaded_ivf_probes_at_least_its_share_of_lists_and_keeps_its_direct_map(nprobe):
     rng = np.random.default_rng(5)
     x = clustered(rng, 3000)
     index = VectorIndex.build(x, np.arange(3000), "ivf", nprobe=nprobe)
+    assert index._index.nprobe == min(nprobe, index._index.nlist)  # an explicit nprobe is taken as given
     loaded = VectorIndex.from_bytes(bytes(index.to_bytes()), "ivf")
-    assert loaded._index.nprobe == index._index.nprobe == nprobe
+    assert loaded._index.nprobe == max(index._index.nprobe, ivf_probes(index._index.nlist))  # older files: raised
     assert loaded._index.direct_map.type == faiss.DirectMap.Hashtable  # vectors_of() needs it
+
+
+def test_lists_probed_grow_with_the_lists():
+    assert (NPROBE, PROBED_SHARE) == (32, 32)
+    assert [ivf_probes(n) for n in (10, 894, 1024, 1025, 2025, 4040, 8000)] == [10, 32, 32, 33, 64, 127, 250]
+    x = clustered(np.random.default_rng(7), 70_000, d=8)
+    built = VectorIndex.build(x, np.arange(70_000))
+    assert (built.kind, built._index.nlist, built._index.nprobe) == ("ivf", 1058, 34)
 
 
 def test_round_trip_bytes():
