@@ -219,7 +219,7 @@ class PromptIndex:
         return [*self._derived().values(), *table, self.facts]
 
     def _read_signature_table(self) -> SignatureTable:
-        table = SignatureTable(self.manifest.settings.num_perm)
+        table = SignatureTable(self.manifest.settings.num_perm, capacity=len(self.store))
         for rows, signals in self.store.iter_signals(0, self.manifest.settings.num_perm, with_vectors=False):
             table.insert_signals(rows, signals)
         return table

@@ -28,11 +28,13 @@ _INITIAL_CAPACITY = 1024
 class SignatureTable:
     """Row -> (whole, head, tail) signatures; rows come and go as the store changes."""
 
-    def __init__(self, num_perm: int):
+    def __init__(self, num_perm: int, capacity: int = _INITIAL_CAPACITY):
+        """capacity: rows to make room for at once (a table read from a store knows its count:
+        growing by doubling would hold the old and the new array together, 3 GB + 6 GB at 4M rows)."""
         self._num_perm = num_perm
         self._slot_by_row = np.full(_INITIAL_CAPACITY, -1, dtype=np.int64)  # -1: row absent
         self._free: list[int] = []
-        self._signatures = np.empty((_INITIAL_CAPACITY, 3, num_perm), dtype=np.uint32)
+        self._signatures = np.empty((max(capacity, _INITIAL_CAPACITY), 3, num_perm), dtype=np.uint32)
         self._used = 0  # slots ever handed out; freed ones are reused first
         self._count = 0
 

@@ -315,6 +315,10 @@ class PromptStore:
         rows = self._db.execute(f"SELECT row FROM prompts WHERE {where}", params).fetchall()
         return np.asarray([r for (r,) in rows], dtype=np.int64)
 
+    def __len__(self) -> int:
+        """How many prompts are stored."""
+        return int(self._db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0])
+
     def stats(self) -> dict[str, Any]:
         """Counts and time range of what is stored."""
         prompts, accounts, first, last = self._db.execute(

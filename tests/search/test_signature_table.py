@@ -48,3 +48,17 @@ def test_a_batch_of_new_rows_and_a_batch_with_repeats_land_alike():
     repeated = np.array([5000, 5000, 100])  # a row twice in one batch, and an existing one
     bulk.insert_signals(repeated, _signals([5000, 5000, 100]))
     assert len(bulk) == 2501 and np.array_equal(bulk.lookup(np.array([5000]))[1], _expected(np.array([5000])))
+
+
+def test_a_table_made_for_its_rows_never_grows(tmp_path):
+    """Read from a store, the table is sized for its count at once: no doubling (3 + 6 GB at 4M rows)."""
+    from search.index import PromptIndex
+    from search.records import Prompt
+    from tests.conftest import FakeEncoder, background_texts
+
+    texts = background_texts(1500)
+    with PromptIndex.open(tmp_path / "idx", FakeEncoder(), writable=True, create=True) as index:
+        index.upsert([Prompt(f"p{i}", t, "a", 1_763_000_000.0 + i) for i, t in enumerate(texts)], index.signals(texts))
+        assert index._signatures is None  # a writer that has not searched holds no table
+        table = index.signatures
+        assert len(table) == 1500 and table._signatures.shape[0] == 1500 and index._signatures is table
