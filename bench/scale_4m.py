@@ -36,8 +36,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-CLI = [sys.executable, "-c", "from api.cli import main; main()"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+from bench.scale_cli import CLI, ENV, reopened  # noqa: E402
+
 STEPS = ("history", "day", "reopen", "dedup-day")
 
 
@@ -88,50 +89,6 @@ def ingest(source: Path, index: Path, workers: int, log: Path) -> dict[str, Any]
     return result
 
 
-def reopen(index: Path, queries: list[str]) -> dict[str, Any]:
-    """Open the index as the library does; what each structure holds; search latency."""
-    import numpy as np
-
-    import promptsim
-
-    me = os.getpid()
-    before, start = rss_mib(me) or 0.0, time.perf_counter()
-    opened = promptsim.open_index(index)
-    open_s, open_rss = time.perf_counter() - start, (rss_mib(me) or 0.0) - before
-    n = int(opened.counts()["prompts"])
-    start = time.perf_counter()
-    table = opened.signatures  # read on first search; timed on its own
-    table_s = time.perf_counter() - start
-    memory = {
-        "lsh": opened.lsh.nbytes(),
-        "window_lsh": opened.window_lsh.nbytes(),
-        "signature_table": table._signatures.nbytes + table._slot_by_row.nbytes,
-        "row_facts": opened.facts._account.nbytes + opened.facts._time.nbytes,
-    }
-    disk = {p.name: p.stat().st_size for p in index.iterdir() if p.is_file() and p.stat().st_size > 1024}
-    promptsim.search(opened, queries[0])  # warm
-    latencies = []
-    for text in queries:
-        t = time.perf_counter()
-        promptsim.search(opened, text, k=20)
-        latencies.append(time.perf_counter() - t)
-    result = {
-        "prompts": n,
-        "vector_index": opened.vectors.kind,
-        "open_s": round(open_s, 1),
-        "open_rss_mib": round(open_rss),
-        "signature_table_s": round(table_s, 1),
-        "rss_after_searches_mib": round(rss_mib(me) or 0.0),
-        "memory_bytes_per_prompt": {k: round(v / n) for k, v in memory.items()},
-        "disk_bytes_per_prompt": {k: round(v / n) for k, v in sorted(disk.items())},
-        "search_p50_ms": round(float(np.percentile(np.asarray(latencies) * 1000, 50)), 1),
-        "search_p99_ms": round(float(np.percentile(np.asarray(latencies) * 1000, 99)), 1),
-        "queries": len(queries),
-    }
-    opened.close()
-    return result
-
-
 def sample_queries(path: Path, count: int) -> list[str]:
     """Every 50th text of the file's first count*50 lines."""
     with path.open(encoding="utf-8") as handle:
@@ -162,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         elif step == "day":
             report[step] = ingest(args.day, args.index, args.workers, logs / "scale_4m-day.log")
         elif step == "reopen":
-            report[step] = reopen(args.index, sample_queries(args.day, args.queries))
+            report[step] = reopened(args.index, sample_queries(args.day, args.queries))
         elif step == "dedup-day":
             until = (day_start + timedelta(days=1)).isoformat()
             clusters = args.out.parent / "scale_4m-day-clusters.jsonl"
