@@ -34,6 +34,10 @@ from search.index import PromptIndex
 logger = logging.getLogger(__name__)
 
 NEIGHBOURS = 20  # per prompt and per structure (whole LSH, window LSH, FAISS)
+# Bucket entries gathered per LSH lookup before the sample of NEIGHBOURS is drawn from them: a
+# templated prompt's buckets hold millions at 4M prompts (BandTable.query keeps each bucket's
+# oldest and newest whatever the limit, so first and last seen stay the history's).
+CANDIDATES = 2_000
 _BATCH = 2_000
 
 
@@ -69,9 +73,11 @@ def with_history(
         found.append(nearest.ids[(nearest.ids >= 0) & (nearest.scores >= np.float32(cosine))])
         for i, row in enumerate(rows.tolist()):
             rng = np.random.default_rng(row)
-            found.append(some_of(index.lsh.candidates(signals.signatures[i]), neighbours, rng))
+            whole = index.lsh.candidates(signals.signatures[i], CANDIDATES)
+            found.append(some_of(whole, neighbours, rng))
             if signals.has_windows[i]:
-                found.append(some_of(index.window_lsh.window_candidates(signals.windows[i]), neighbours, rng))
+                windowed = index.window_lsh.window_candidates(signals.windows[i], CANDIDATES)
+                found.append(some_of(windowed, neighbours, rng))
     rows = np.unique(np.concatenate(found))
     logger.info("history: %d prompts in the window, %d with their siblings", len(day), len(rows))
     return rows, len(day)

@@ -94,13 +94,24 @@ class BandTable:
         self._count -= removed
         return removed
 
-    def query(self, signature: np.ndarray) -> np.ndarray:
-        """Present keys sharing at least one band with signature, sorted."""
+    def query(self, signature: np.ndarray, limit: int | None = None) -> np.ndarray:
+        """Present keys sharing at least one band with signature, sorted.
+
+        limit: when the merged buckets hold more than that many entries, a seeded sample of that
+        many of them instead of all (a key in several matched bands is likelier to be drawn, as
+        it is likelier similar), with each bucket's oldest and newest key. At 4M prompts a
+        templated prompt's buckets held millions of entries, and gathering and de-duplicating
+        them took a search ~0.5 s; the engine scores at most 20,000 candidates anyway.
+        """
         hashes = band_hashes(signature, self.bands, self.rows)[0]
-        starts = np.searchsorted(self._hashes, hashes, "left").tolist()
-        ends = np.searchsorted(self._hashes, hashes, "right").tolist()
-        parts = [self._members[lo:hi] for lo, hi in zip(starts, ends) if hi > lo]
-        found = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        starts = np.searchsorted(self._hashes, hashes, "left")
+        ends = np.searchsorted(self._hashes, hashes, "right")
+        total = int((ends - starts).sum())
+        if limit is not None and total > limit:
+            found = self._members[_positions_in_ranges(starts, ends, limit, total)]
+        else:
+            parts = [self._members[lo:hi] for lo, hi in zip(starts.tolist(), ends.tolist()) if hi > lo]
+            found = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         found = found[self._merged[found]]
         pending = [key for band, h in enumerate(hashes.tolist()) for key in self._pending[band].get(h, ())]
         return np.unique(np.concatenate((found, np.asarray(pending, dtype=np.int64))))
@@ -165,6 +176,18 @@ class BandTable:
     def nbytes(self) -> int:
         """Bytes held by the merged arrays and the key bitmap (pending entries are Python objects)."""
         return self._hashes.nbytes + self._members.nbytes + self._merged.nbytes
+
+
+def _positions_in_ranges(starts: np.ndarray, ends: np.ndarray, count: int, total: int) -> np.ndarray:
+    """count distinct positions drawn (seed 0) from the ranges [starts[i], ends[i]), total long
+    together, and every non-empty range's first and last: a bucket's members are sorted, so
+    those are its oldest and newest rows (a day against its history dates clusters by them)."""
+    drawn = np.sort(np.random.default_rng(0).choice(total, count, replace=False))
+    lengths = ends - starts
+    before = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # where each range starts in the drawing
+    band = np.searchsorted(before, drawn, "right") - 1
+    full = lengths > 0
+    return np.concatenate((starts[band] + (drawn - before[band]), starts[full], ends[full] - 1))
 
 
 def _grown(flags: np.ndarray, top: int) -> np.ndarray:

@@ -228,8 +228,11 @@ class SearchEngine:
         """The FAISS and LSH candidates of one query with their scores (arrays, no per-candidate Python)."""
         valid = ids >= 0
         neighbours = _Scored.cosine_only(ids[valid], np.clip(self._scale.to_common(cosines[valid]), 0.0, 1.0))
-        lexical = self.index.lsh.candidates(query.signatures[0])
-        windowed = self.index.window_lsh.window_candidates(query.windows[0]) if query.has_windows[0] else lexical[:0]
+        limit = MAX_LEXICAL_CANDIDATES if allowed is None else None  # a filter could drop every sampled row
+        lexical = self.index.lsh.candidates(query.signatures[0], limit)
+        windowed = (
+            self.index.window_lsh.window_candidates(query.windows[0], limit) if query.has_windows[0] else lexical[:0]
+        )
         pool = union_of_sorted(lexical, windowed)
         if allowed is not None:
             pool = np.intersect1d(pool, allowed)

@@ -65,9 +65,10 @@ class PromptLSH:
         """The largest key a row up to last_row can have."""
         return last_row
 
-    def candidates(self, signature: np.ndarray) -> np.ndarray:
-        """Rows that share at least one band with signature (likely Jaccard >= threshold), sorted."""
-        return self._table.query(signature)
+    def candidates(self, signature: np.ndarray, limit: int | None = None) -> np.ndarray:
+        """Rows that share at least one band with signature (likely Jaccard >= threshold), sorted;
+        past limit bucket entries, a sample of them (BandTable.query)."""
+        return self._table.query(signature, limit)
 
     def keys(self) -> np.ndarray:
         """Every stored key."""
@@ -122,8 +123,8 @@ class WindowLSH(PromptLSH):
     def rows(self) -> np.ndarray:
         return np.unique(self.keys() // 2)
 
-    def window_candidates(self, windows: np.ndarray) -> np.ndarray:
-        """Rows whose head matches the query's head, or whose tail matches its tail."""
-        heads = self.candidates(windows[0])
-        tails = self.candidates(windows[1])
+    def window_candidates(self, windows: np.ndarray, limit: int | None = None) -> np.ndarray:
+        """Rows whose head matches the query's head, or whose tail matches its tail (sampled past limit)."""
+        heads = self.candidates(windows[0], limit)
+        tails = self.candidates(windows[1], limit)
         return union_of_sorted(heads[heads % 2 == 0] // 2, tails[tails % 2 == 1] // 2)

@@ -125,3 +125,21 @@ def test_merged_entries_take_16_bytes_each():
     ours.merge()
     # 8-byte hash + 8-byte key per band entry, plus one byte a key for the bitmap (rounded up on growth)
     assert ours.nbytes() <= 25 * 16 * n + 2 * n
+
+
+def test_a_limited_query_is_a_sample_of_the_full_answer_with_each_buckets_oldest_and_newest():
+    rng = np.random.default_rng(9)
+    signatures = near_duplicates(rng, 6000, families=3)  # three big buckets per band
+    reference = Reference()
+    table = BandTable(reference.lsh.b, reference.lsh.r)
+    table.insert(np.arange(6000), signatures)
+    table.remove(np.arange(0, 6000, 7))
+    table.merge()  # (before a merge, a bucket's first entry may be a removed key: then it is skipped)
+    for probe in signatures[:5]:
+        full = table.query(probe)
+        limited = table.query(probe, limit=300)
+        assert len(full) > 500 and 0 < len(limited) <= 300 + 2 * table.bands
+        assert np.isin(limited, full).all() and np.array_equal(limited, np.unique(limited))  # sorted, present
+        assert (limited[0], limited[-1]) == (full[0], full[-1])  # the oldest and the newest
+        assert np.array_equal(table.query(probe, limit=len(full) * table.bands), full)  # a limit not reached
+        assert np.array_equal(table.query(probe, limit=300), limited)  # seeded: the same sample each time
