@@ -129,8 +129,8 @@ def engine_options(func: Any) -> Any:
 @click.option(
     "--vector-index",
     type=click.Choice(KINDS),
-    help="FAISS index kind [default: auto: exact below 50,000 prompts, IVF-Flat above; ivf-fp16 keeps "
-    "vectors as half floats, 2x smaller].",
+    help="FAISS index kind [default: auto: exact below 50,000 prompts, IVF-Flat from there, ivf-fp16 "
+    "(vectors as half floats, 2x smaller) from 1M].",
 )
 @click.option("--retention-days", type=float, help="For a new index: purge prompts older than this (nightly).")
 @click.option("--batch-size", default=256, show_default=True, help="Prompts per stored batch (one transaction).")

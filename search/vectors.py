@@ -23,17 +23,21 @@ logger = logging.getLogger(__name__)
 #     50k: 0.990 in 0.35 ms (flat 5.4 ms); nprobe 16 gave 0.980, too close to the 0.98 target
 #    100k: 0.998 in 0.5 ms (flat 12.6 ms); build 11 s
 #      1M: 0.9996 in 2 ms (flat 151 ms); build 90 s
-# Not used by "auto": HNSW (FAISS cannot remove from it; recall 0.95-0.98 at 1M). "ivf-fp16" keeps
-# the same lists with each vector as half floats, 2x smaller, for where memory matters (4M prompts
-# and up): on the static backend's 1M index (bench/vector_choice.py) it gives recall@10 within
-# 0.005 of IVF-Flat at every nprobe. Rejected: IVF-SQ8 (8-bit codes, 4x smaller): 0.985 on MiniLM,
-# but 0.75-0.80 on the static backend's vectors, whose near-duplicates differ by less than its step.
+# From FP16_THRESHOLD on, "auto" keeps the same lists with each vector as half floats
+# ("ivf-fp16"): on the static backend's indexes (bench/vector_choice.py, an index's own vectors)
+# recall@10 stays within 0.005 of IVF-Flat at every nprobe (1M: 0.986 vs 0.990 at nprobe 128;
+# 4M: 0.9961 vs 0.9960 at 127), in half the bytes (521 vs 1,049 a vector) and faster (4M p50 6.9
+# vs 10.1 ms: half the bytes scanned). Rejected: HNSW (FAISS cannot remove from it; recall
+# 0.95-0.98 at 1M); IVF-SQ8 (8-bit codes, 4x smaller): 0.985 on MiniLM, but 0.75-0.80 on the
+# static backend's vectors at 1M and 4M, whose near-duplicates differ by less than its step.
 IVF_THRESHOLD = 50_000
+FP16_THRESHOLD = 1_000_000
 NPROBE = 32
 # Lists probed grow with the lists there are: the static backend's vectors lie closer together
 # than MiniLM's, and on its 1M index (2,025 lists) nprobe 32 gave recall@10 0.929, 64 gave 0.972,
 # 128 gave 0.990 (bench/vector_choice.py). A 32nd of the lists keeps recall >= 0.95 as the index
-# grows (4M: docs/scale-out.md), at the cost of scanning a 32nd of the vectors per search.
+# grows, at the cost of scanning a 32nd of the vectors per search (4M, 4,159 lists: 32 gave 0.963,
+# 64 0.986, 127 0.996 at p50 10 ms on IVF-Flat, 6.9 ms as half floats).
 PROBED_SHARE = 32
 # k-means on 64 points per list for 10 iterations gives the recall of 256 points and 25 iterations
 # (within 0.001 at 100k) and trains ~10x faster at 1M: ~80 s, against ~13 min extrapolated from
@@ -86,6 +90,8 @@ def choose_kind(kind: str, count: int) -> str:
         raise ValueError(f"vector index kind {kind!r} unknown; use one of {', '.join(KINDS)}")
     if kind != "auto":
         return kind
+    if count >= FP16_THRESHOLD:
+        return "ivf-fp16"
     return "ivf" if count >= IVF_THRESHOLD else "flat"
 
 

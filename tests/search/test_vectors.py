@@ -89,7 +89,8 @@ def test_index_kind_switches_at_the_documented_size():
     assert at.kind == "ivf" and isinstance(at._index, faiss.IndexIVFFlat)
     assert (at._index.nlist, at._index.nprobe, len(at)) == (894, NPROBE, IVF_THRESHOLD)
     assert VectorIndex.build(x[:100], np.arange(100), "ivf").kind == "ivf"  # an explicit kind wins
-    assert choose_kind("flat", 10**7) == "flat"
+    assert choose_kind("flat", 10**7) == "flat" and choose_kind("ivf", 10**7) == "ivf"
+    assert [choose_kind("auto", n) for n in (999_999, 1_000_000)] == ["ivf", "ivf-fp16"]  # half floats from 1M
     with pytest.raises(ValueError, match="unknown"):
         choose_kind("hnsw", 10)
 
