@@ -20,6 +20,7 @@ from indexer.dedup import (
 )
 from indexer.distributed.dedup import _account_merges, _clustered
 from indexer.graph import band_keys, band_pairs
+from indexer.history import with_history as with_history_rows
 from search.index import PromptIndex
 from search.minhash import MinHasher
 from search.normalize import normalize
@@ -370,6 +371,11 @@ def test_a_day_against_its_history_holds_the_campaigns_earlier_members_and_nothi
         alone, _ = nightly(index, since=day, until=day + DAY)
         with_history, stats = nightly(index, since=day, until=day + DAY, history=True)
         alone_lines, history_lines = cluster_lines(index, alone), cluster_lines(index, with_history)
+        cosine = DedupSettings().in_raw_cosines(index.cosine_scale).cosine
+        drawn, own = with_history_rows(index, day, day + DAY, cosine=cosine)
+        anchored, _ = with_history_rows(index, day, day + DAY, cosine=cosine, budget=0.0)
+        oldest_row = min(index.store.row_of(pid) for pid in earlier)
+    assert own == 11 and set(anchored) < set(drawn) and oldest_row in anchored  # no budget: the anchors only
     (campaign_alone,) = [set(c["members"]) for c in alone_lines if set(c["members"]) & set(today)]
     assert campaign_alone == set(today[:6])  # the day alone: six prompts, six accounts
     (campaign,) = [c for c in history_lines if set(c["members"]) & set(today)]
