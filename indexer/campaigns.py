@@ -55,12 +55,12 @@ def nightly(
         if incremental and last is not None:
             previous = list(store.previous_members().values())
             new_rows = index.store.rows_after(int(last["last_row"]))
-        rows = None
+        rows = window = None
         if history:
-            from .history import with_history
+            from .history import touching, with_history
 
             cosine = settings.in_raw_cosines(index.cosine_scale).cosine
-            rows, own = with_history(index, since, until, cosine=cosine, progress=True)
+            rows, window = with_history(index, since, until, cosine=cosine, progress=True)
         result = run_dedup(
             Source.of(index),
             since=since,
@@ -71,8 +71,11 @@ def nightly(
             encoder=family_encoder,
             rows=rows,
         )
-        if rows is not None:
-            result.stats["history_siblings"] = len(rows) - own  # the rest of "prompts" is the window's own
+        if rows is not None and window is not None:
+            result.clusters = touching(result.clusters, window)
+            result.stats["clusters"] = len(result.clusters)
+            result.stats["flagged"] = sum(c["flagged"] for c in result.clusters)
+            result.stats["history_siblings"] = len(rows) - len(window)  # the rest of "prompts" is the window's own
         return save_run(index, store, result, since=since, until=until, triage=triage)
     finally:
         store.close()

@@ -26,6 +26,7 @@ account count and spread came out as a few days', not its history's).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -66,9 +67,9 @@ def with_history(
     neighbours: int = NEIGHBOURS,
     budget: float = BUDGET,
     progress: bool = False,
-) -> tuple[np.ndarray, int]:
-    """(rows of [since, until) and siblings of each from the whole index, sorted; how many of
-    them are the window's own).
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of [since, until) and siblings of each from the whole index, sorted; the window's
+    own rows).
 
     Per prompt and structure at most `neighbours` siblings. Each prompt's anchors (its nearest
     FAISS sibling, its LSH candidates' oldest and newest) are always kept; the other siblings
@@ -76,7 +77,7 @@ def with_history(
     cosine: the raw (backend's own) cosine a FAISS neighbour needs: the dedup's paraphrase edge.
     """
     day = index.store.window(since, until)[0]
-    anchors, others = [day], []
+    anchors, others = [day], []  # day: sorted (the store's window is in row order)
     manifest = index.manifest
     batches = range(0, len(day), _BATCH)
     for start in tqdm(batches, desc="history", unit="batch", disable=not progress):
@@ -103,4 +104,10 @@ def with_history(
         rest = np.random.default_rng(0).choice(rest, room, replace=False)
     rows = np.union1d(kept, rest)
     logger.info("history: %d prompts in the window, %d with their siblings", len(day), len(rows))
-    return rows, len(day)
+    return rows, day
+
+
+def touching(clusters: list[dict[str, Any]], window: np.ndarray) -> list[dict[str, Any]]:
+    """The clusters holding at least one of the window's rows (sorted): history rows drawn in can
+    also cluster among themselves, and those clusters are not the day's."""
+    return [c for c in clusters if np.isin(c["rows"], window, assume_unique=False).any()]
