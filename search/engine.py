@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import among, union_of_sorted
+from .arrays import among, union_of_rows, union_of_sorted
 from .embedding import Encoder
 from .errors import PromptNotFound
 from .family_index import FAMILIES_FILE, FamilyIndex, FamilyMatch
@@ -197,7 +197,7 @@ class SearchEngine:
             if exclude_row is not None:
                 found = found.without(exclude_row)
             ranked = found.ranked(min_score, k)
-            siblings = np.union1d(found.rows[found.score >= self.sibling_threshold], radius_hits[i])
+            siblings = union_of_rows(found.rows[found.score >= self.sibling_threshold], radius_hits[i])
             if exclude_row is not None:
                 siblings = siblings[siblings != exclude_row]
             results.append(SearchResult(self._hits(ranked), self._summary(siblings), match))

@@ -77,13 +77,21 @@ class RowFacts:
 
     def aggregate(self, rows: np.ndarray, top: int = 5) -> dict[str, Any]:
         """What `PromptStore.aggregate` returns for these rows (rows not held are left out)."""
-        wanted = self._in_range(np.unique(np.asarray(rows, dtype=np.int64)))
+        rows = np.asarray(rows, dtype=np.int64)
+        if not (rows[1:] > rows[:-1]).all():  # a search's siblings come sorted and unique already
+            rows = np.unique(rows)
+        wanted = self._in_range(rows)
         codes = self._account[wanted]
         held = codes != _ABSENT
         codes, times = codes[held], self._time[wanted[held]]
         if not len(codes):
             return {"prompts": 0, "accounts": 0, "first_seen": None, "last_seen": None, "top_accounts": []}
-        accounts, counts = np.unique(codes, return_counts=True)
+        if len(codes) >= 20_000:  # counted in place: sorting ~500,000 siblings' codes took ~30 ms at 4M
+            per_account = np.bincount(codes, minlength=len(self._names))
+            accounts = np.flatnonzero(per_account)
+            counts = per_account[accounts]
+        else:
+            accounts, counts = np.unique(codes, return_counts=True)
         # only accounts that can reach the top need their names compared (ties go by name)
         floor = np.sort(counts)[-top] if len(counts) > top else 0
         contenders = [(-int(counts[i]), self._names[accounts[i]]) for i in np.flatnonzero(counts >= floor)]
