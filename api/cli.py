@@ -376,8 +376,9 @@ def dedup(
         promptsim dedup --index idx --out clusters.jsonl --alert-webhook https://hooks.example/x \\
             --alert-secret-file alert.secret   # a signed alert per new, grown or regrown campaign
     """
-    if engine == "ray" and (incremental or history):
-        raise click.UsageError("--incremental and --history run on one machine; drop --engine ray")
+    for flag, given in (("--incremental", incremental), ("--history", history)):
+        if engine == "ray" and given:
+            raise click.UsageError(f"{flag} runs on one machine; drop --engine ray")
     if history and incremental:
         raise click.UsageError("--history clusters a window with its siblings afresh; drop --incremental")
     if engine == "ray" and families:
