@@ -165,7 +165,7 @@ class VectorIndex:
         """An empty index ready for count vectors; IVF kinds train on sample_of(positions), the
         vectors at those positions of the row-ordered whole (so that a caller can read just them)."""
         concrete = choose_kind(kind, count)
-        if concrete == "flat":
+        if concrete == "flat" or not count:  # nothing to train on: exact until there is
             return cls.empty(dim)
         return cls(_trained_ivf(concrete, sample_of(training_positions(count)), count, nprobe), concrete)
 

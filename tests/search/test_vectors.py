@@ -170,3 +170,17 @@ def test_half_float_lists_hold_the_same_rows_in_half_the_bytes():
     assert half.remove(rows[:10]) == 10 and 0 not in half.search(x[:1], 5).ids[0]
     found, exact = half.search(x[100:110], 1), flat_lists.search(x[100:110], 1)
     assert np.array_equal(found.ids[:, 0], rows[100:110]) and np.allclose(found.scores, exact.scores, atol=1e-3)
+
+
+def test_an_empty_index_asking_for_ivf_stays_exact_until_it_has_vectors(tmp_path):
+    from search.manifest import IndexSettings
+
+    with PromptIndex.open(
+        tmp_path / "idx", FakeEncoder(), writable=True, create=True, settings=IndexSettings(vector_index="ivf-fp16")
+    ) as index:
+        index.checkpoint()  # nothing stored: no k-means over zero vectors
+        assert index.vectors.kind == "flat" and len(index.vectors) == 0
+        texts = background_texts(60)
+        index.upsert([Prompt(f"p{i}", t, "a", 1_763_000_000.0 + i) for i, t in enumerate(texts)], index.signals(texts))
+        index.checkpoint()
+        assert index.vectors.kind == "ivf-fp16" and len(index.vectors) == 60
