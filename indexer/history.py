@@ -77,7 +77,7 @@ def with_history(
     cosine: the raw (backend's own) cosine a FAISS neighbour needs: the dedup's paraphrase edge.
     """
     day = index.store.window(since, until)[0]
-    anchors, others = [day], []  # day: sorted (the store's window is in row order)
+    anchors, others = [day], [day[:0]]  # day: sorted (the store's window is in row order)
     manifest = index.manifest
     batches = range(0, len(day), _BATCH)
     for start in tqdm(batches, desc="history", unit="batch", disable=not progress):

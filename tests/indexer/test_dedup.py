@@ -375,6 +375,8 @@ def test_a_day_against_its_history_holds_the_campaigns_earlier_members_and_nothi
         drawn, own = with_history_rows(index, day, day + DAY, cosine=cosine)
         own_ids = {index.store.fetch(own.tolist())[r].id for r in own.tolist()}
         anchored, _ = with_history_rows(index, day, day + DAY, cosine=cosine, budget=0.0)
+        nothing, none = with_history_rows(index, day + 30 * DAY, day + 31 * DAY, cosine=cosine)  # an empty window
+        assert len(nothing) == len(none) == 0
         oldest_row = min(index.store.row_of(pid) for pid in earlier)
     assert own_ids == set(today) and set(anchored) < set(drawn) and oldest_row in anchored  # budget 0: anchors only
     (campaign_alone,) = [set(c["members"]) for c in alone_lines if set(c["members"]) & set(today)]
