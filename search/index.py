@@ -220,7 +220,9 @@ class PromptIndex:
 
     def _read_signature_table(self) -> SignatureTable:
         table = SignatureTable(self.manifest.settings.num_perm, capacity=len(self.store))
-        for rows, signals in self.store.iter_signals(0, self.manifest.settings.num_perm, with_vectors=False):
+        # 10,000 rows a read: read after FAISS and the LSHs are in memory, a 50,000-row batch's
+        # bytes and arrays (~200 MB) stacked on them and raised a served worker's peak RSS by that
+        for rows, signals in self.store.iter_signals(0, self.manifest.settings.num_perm, 10_000, with_vectors=False):
             table.insert_signals(rows, signals)
         return table
 
