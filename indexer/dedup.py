@@ -160,16 +160,15 @@ def load_window(
 ) -> Window:
     """Every stored prompt with since <= timestamp < until (or, given rows, those rows), with its
     signals unless told otherwise."""
-    if rows is None:
-        rows, codes, names, timestamps = source.store.window(since, until)
-        signals = signals_of(source, rows) if with_signals else None
-        return Window(rows, codes, names, timestamps, signals)
-    rows, codes, names, timestamps = source.store.window_of(rows)
+    chosen = rows is not None
+    window = source.store.window_of(rows) if rows is not None else source.store.window(since, until)
+    rows, codes, names, timestamps = window
     signals = signals_of(source, rows) if with_signals else None
-    # An account's share of traffic counts all it sent over the span, not just the rows chosen:
-    # a long-lived user with one sibling in the history is not a one-prompt account.
-    span = (float(timestamps.min()), np.nextafter(float(timestamps.max()), np.inf)) if len(rows) else (0.0, 0.0)
-    totals = source.store.account_counts(names, *span)
+    totals = None
+    if chosen and len(rows):
+        # An account's share of traffic counts all it sent over the span, not just the rows chosen:
+        # a long-lived user with one sibling in the history is not a one-prompt account.
+        totals = source.store.account_counts(names, float(timestamps.min()), np.nextafter(timestamps.max(), np.inf))
     return Window(rows, codes, names, timestamps, signals, account_totals=totals)
 
 

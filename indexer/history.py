@@ -98,8 +98,8 @@ def with_history(
                 anchors.append(ends)
                 others.append(between)
     kept = np.unique(np.concatenate(anchors))
-    rest = np.setdiff1d(np.concatenate(others), kept, assume_unique=False)
-    room = max(0, int(budget * len(day)) - (len(kept) - len(np.unique(day))))
+    rest = np.setdiff1d(np.concatenate(others), kept)
+    room = max(0, int(budget * len(day)) - (len(kept) - len(day)))  # day's rows are unique and in kept
     if len(rest) > room:
         rest = np.random.default_rng(0).choice(rest, room, replace=False)
     rows = np.union1d(kept, rest)
@@ -110,4 +110,4 @@ def with_history(
 def touching(clusters: list[dict[str, Any]], window: np.ndarray) -> list[dict[str, Any]]:
     """The clusters holding at least one of the window's rows (sorted): history rows drawn in can
     also cluster among themselves, and those clusters are not the day's."""
-    return [c for c in clusters if np.isin(c["rows"], window, assume_unique=False).any()]
+    return [c for c in clusters if np.isin(c["rows"], window).any()]
