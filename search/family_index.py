@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
 
 import numpy as np
 
 from .embedding import Encoder
 from .errors import IndexCorrupt
-from .family_encoder import USE_DIM
-from .family_gate import TokenTable
 from .intent import sentences
 from .segments import Tokenizer
 from .wrappers import Vocabulary, WrapperSettings, extract, recurring_parts
@@ -55,7 +52,6 @@ class FamilyIndex:
     member_offsets: np.ndarray  # (families + 1,)
     model: str
     flagged: np.ndarray  # (families,) bool: the family's cluster was flagged as a campaign
-    gate: TokenTable | None = None  # which query pieces need encoding (family_gate.py); None: all of them
 
     def members(self, family: int) -> np.ndarray:
         return self.member_rows[self.member_offsets[family] : self.member_offsets[family + 1]]
@@ -64,7 +60,7 @@ class FamilyIndex:
         """The family of each query text, or None when no form is close enough."""
         if not len(self.form_vectors) or not texts:
             return [None] * len(texts)
-        best = best_similarity(texts, self.vocabulary, self.form_vectors, encoder, self.gate)
+        best = best_similarity(texts, self.vocabulary, self.form_vectors, encoder)
         return [self._chosen(similarity, threshold) for similarity in best]
 
     def _chosen(self, similarity: np.ndarray, threshold: float) -> FamilyMatch | None:
@@ -98,7 +94,6 @@ class FamilyIndex:
                 member_offsets=self.member_offsets.astype(np.int64),
                 model=np.asarray(self.model),
                 flagged=self.flagged.astype(bool),
-                **({} if self.gate is None else {"gate_tokens": self.gate.tokens, "gate_rows": self.gate.rows}),
             )
         tmp.chmod(0o600)
         tmp.replace(path)
@@ -121,7 +116,6 @@ class FamilyIndex:
                     data["member_offsets"],
                     str(data["model"]),
                     data["flagged"].astype(bool),
-                    _gate_of(data),
                 )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise IndexCorrupt(f"{path} is damaged ({exc}); run 'promptsim dedup' to write it again") from exc
@@ -131,41 +125,11 @@ class FamilyIndex:
         return index
 
 
-def _gate_of(data: Any) -> TokenTable | None:
-    """The saved token table (families saved before it existed have none)."""
-    if "gate_tokens" not in data.files:
-        return None
-    tokens, rows = data["gate_tokens"].astype(np.int64), data["gate_rows"]
-    if rows.dtype != np.float16 or rows.shape != (len(tokens), USE_DIM):
-        raise ValueError(f"gate rows of shape {rows.shape} and type {rows.dtype}")
-    return TokenTable(tokens, rows)
-
-
-def best_similarity(
-    texts: list[str], vocabulary: Vocabulary, forms: np.ndarray, encoder: Encoder, gate: TokenTable | None = None
-) -> np.ndarray:
+def best_similarity(texts: list[str], vocabulary: Vocabulary, forms: np.ndarray, encoder: Encoder) -> np.ndarray:
     """(texts, forms): each form's cosine to the closest piece of each text (its wrapper, its recurring
-    parts, its sentences). With a gate, pieces it rules out are not encoded: a form only they came
-    close to keeps -1, so a value under the gate's threshold is not exact (matching uses it, a
-    threshold calibration must not)."""
-    best = np.full((len(texts), len(forms)), -1.0, np.float32)
+    parts, its sentences)."""
     if not len(forms) or not texts:
-        return best
-    pieces, owner = query_pieces(texts, vocabulary)
-    model = getattr(encoder, "use_model", None)  # the gate knows USE's insides only
-    if gate is not None and model is not None:
-        keep = gate.could_match(model, pieces, forms)
-        pieces, owner = [p for p, k in zip(pieces, keep) if k], owner[keep]
-    if not pieces:
-        return best
-    vectors = np.asarray(encoder.encode(pieces), np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
-    np.maximum.at(best, owner, vectors @ np.asarray(forms, np.float32).T)
-    return best
-
-
-def query_pieces(texts: list[str], vocabulary: Vocabulary) -> tuple[list[str], np.ndarray]:
-    """The pieces of each text a family form may match, and the text each belongs to."""
+        return np.full((len(texts), len(forms)), -1.0, np.float32)
     tokenizer, settings = Tokenizer(), WrapperSettings()
     pieces, owner = [], []
     for i, text in enumerate(texts):
@@ -183,4 +147,8 @@ def query_pieces(texts: list[str], vocabulary: Vocabulary) -> tuple[list[str], n
         embedded = wrapper + recurring + pieces_of_text or [text[:2000]]
         pieces += embedded
         owner += [i] * len(embedded)
-    return pieces, np.asarray(owner, np.int64)
+    vectors = np.asarray(encoder.encode(pieces), np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    best = np.full((len(texts), len(forms)), -1.0, np.float32)
+    np.maximum.at(best, np.asarray(owner, np.int64), vectors @ np.asarray(forms, np.float32).T)
+    return best
