@@ -77,3 +77,58 @@ def test_the_cpp_tokenizer_gives_the_pure_python_ports_piece_ids():
     differ = [p for p in pieces if cpp.encode(p, **ids) != port.encode(p, **ids)]
     # only ties between equally likely segmentations may differ (6 of 67,441 texts measured)
     assert len(pieces) > 3_000 and len(differ) <= len(pieces) // 1_000, differ[:3]
+
+
+class _Slow(_Counting):
+    """A counting encoder whose calls take a while, so that concurrent callers overlap; fails on "boom"."""
+
+    def encode(self, texts, *, batch_size: int = 256):  # type: ignore[no-untyped-def]
+        import time
+
+        time.sleep(0.05)
+        if "boom" in texts:
+            raise ValueError("boom")
+        return super().encode(texts)
+
+
+def test_concurrent_callers_share_model_calls_and_each_gets_its_own_vectors():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from search.family_encoder import CoalescingEncoder
+
+    inner = _Slow()
+    shared = CoalescingEncoder(inner)
+    asks = [[f"text {i}", "a" * i] for i in range(24)]
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(shared.encode, asks))
+    for texts, vectors in zip(asks, answers):
+        assert np.array_equal(vectors, inner.encode(texts))
+    called = len(inner.asked) - len(asks)  # the checks above called it once each
+    assert 2 <= called < len(asks) // 2  # the first alone, then the ones that queued meanwhile together
+
+
+def test_an_error_reaches_only_the_caller_whose_texts_raise_it():
+    import threading
+
+    from search.family_encoder import CoalescingEncoder
+
+    shared = CoalescingEncoder(_Slow())
+    outcomes: dict[str, object] = {}
+
+    def ask(texts: list[str]) -> None:
+        try:
+            outcomes[texts[0]] = shared.encode(texts)
+        except ValueError as err:
+            outcomes[texts[0]] = err
+
+    first = threading.Thread(target=ask, args=(["first"],))
+    first.start()
+    threading.Event().wait(0.01)  # the first call is running: the next two queue and share one
+    queued = [threading.Thread(target=ask, args=([t],)) for t in ("boom", "innocent")]
+    for thread in queued:
+        thread.start()
+    for thread in [first, *queued]:
+        thread.join()
+    assert isinstance(outcomes["first"], np.ndarray)
+    assert isinstance(outcomes["boom"], ValueError) and isinstance(outcomes["innocent"], np.ndarray)
+    assert isinstance(shared.encode(["after"]), np.ndarray)  # the encoder is not left busy
