@@ -1,5 +1,5 @@
 """BandTable against datasketch's MinHashLSH: the same keys for every query, through inserts,
-replacements, removals and merges; and the memory it promises."""
+replacements, removals and merges of its runs; and the memory it promises."""
 
 import numpy as np
 import pytest
@@ -52,7 +52,7 @@ def assert_same(ours: BandTable, theirs: Reference, probes: np.ndarray) -> None:
 
 @pytest.fixture
 def small_merges(monkeypatch):
-    monkeypatch.setattr(band_table, "_MIN_PENDING", 50)  # merge often, so every path is exercised
+    monkeypatch.setattr(band_table, "_GROWTH", 2)  # runs merge less often: queries meet several runs
 
 
 def test_uses_datasketch_banding():
@@ -66,7 +66,7 @@ def test_same_keys_as_datasketch_for_every_query(small_merges):
     signatures = near_duplicates(rng, 600)
     reference = Reference()
     ours = BandTable(reference.lsh.b, reference.lsh.r)
-    for lo in range(0, 600, 97):  # uneven batches: some merged, some pending at query time
+    for lo in range(0, 600, 97):  # uneven batches: several runs at query time
         keys = np.arange(lo, min(lo + 97, 600))
         ours.insert(keys, signatures[keys])
         reference.insert(keys, signatures[keys])
@@ -101,7 +101,7 @@ def test_a_removed_key_is_never_returned_even_before_a_merge():
     ours = BandTable(25, 5)
     ours.insert(np.arange(20), signatures)
     ours.merge()
-    ours.insert(np.arange(20, 40), signatures)  # pending copies of the same signatures
+    ours.insert(np.arange(20, 40), signatures)  # copies of the same signatures, in a run of their own
     ours.remove(np.array([3, 25]))
     found = ours.query(signatures[3])
     assert 3 not in found.tolist() and 25 not in found.tolist() and 4 in found.tolist() and 24 in found.tolist()
@@ -117,24 +117,36 @@ def test_bad_keys_are_refused():
         ours.insert(np.array([-1, 2]), signature)
 
 
-def test_merged_entries_take_16_bytes_each():
+def test_entries_take_16_bytes_each_from_their_insert_on():
+    import tracemalloc
+
     rng = np.random.default_rng(3)
     n = 20_000
+    signatures = near_duplicates(rng, n, families=500)
     ours = BandTable(25, 5)
-    ours.insert(np.arange(n), near_duplicates(rng, n, families=500))
-    ours.merge()
-    # 8-byte hash + 8-byte key per band entry, plus one byte a key for the bitmap (rounded up on growth)
+    tracemalloc.start()
+    for lo in range(0, n, 256):  # as ingest inserts: batch by batch, never merged by hand
+        ours.insert(np.arange(lo, min(lo + 256, n)), signatures[lo : lo + 256])
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # 8-byte hash + 8-byte key per band entry, plus a byte a key for its run (rounded up on growth)
     assert ours.nbytes() <= 25 * 16 * n + 2 * n
+    assert held <= 1.05 * ours.nbytes()  # nothing else: no Python object per entry
+    assert len(ours._runs) <= 8  # each run at least four times the next
 
 
-def test_a_limited_query_is_a_sample_of_the_full_answer_with_each_buckets_oldest_and_newest():
+@pytest.mark.parametrize("batch", [6000, 700], ids=["one run", "several runs"])
+def test_a_limited_query_is_a_sample_of_the_full_answer_with_each_buckets_oldest_and_newest(batch):
     rng = np.random.default_rng(9)
     signatures = near_duplicates(rng, 6000, families=3)  # three big buckets per band
     reference = Reference()
     table = BandTable(reference.lsh.b, reference.lsh.r)
-    table.insert(np.arange(6000), signatures)
+    for lo in range(0, 6000, batch):
+        table.insert(np.arange(lo, min(lo + batch, 6000)), signatures[lo : lo + batch])
     table.remove(np.arange(0, 6000, 7))
     table.merge()  # (before a merge, a bucket's first entry may be a removed key: then it is skipped)
+    table.insert(np.arange(6000, 6010), signatures[:10])  # and a newest run on top
+    assert len(table._runs) == 2
     for probe in signatures[:5]:
         full = table.query(probe)
         limited = table.query(probe, limit=300)
