@@ -192,12 +192,12 @@ class CoalescingEncoder:
     """Concurrent encode calls share one model call: a group commit, no timer.
 
     A served worker runs a search per request thread, and each embeds a few pieces (~135 tokens).
-    USE's cost per call is mostly streaming its weights once per micro-batch of up to 384 tokens,
-    so one query at a time paid it for a third of a batch: 21.8 CPU ms a query one at a time,
-    14.4 eight at a time (docs/performance.md). Here the first caller encodes what is waiting;
-    callers arriving meanwhile queue, and one of them encodes all of theirs when it is done. An
-    idle worker waits for nothing. When a shared call raises, each caller's texts are encoded alone, so
-    an error reaches only the caller whose texts raise it."""
+    A USE call costs more than its tokens: its weights are streamed once per micro-batch of up to
+    384 tokens, and one query fills a third of one. Family matching took 21.8 CPU ms a query one
+    at a time, 14.4 eight at a time (docs/performance.md). Here the first caller encodes what is
+    waiting; callers arriving meanwhile queue, and one of them encodes all of theirs when it is
+    done. An idle worker waits for nothing. When a shared call raises, each caller's texts are
+    encoded alone, so an error reaches only the caller whose texts raise it."""
 
     def __init__(self, encoder: Encoder):
         self._encoder = encoder
@@ -219,6 +219,9 @@ class CoalescingEncoder:
             self._encode_together(taken, batch_size)
         finally:
             with self._changed:
+                for request in taken:  # an interrupted call (KeyboardInterrupt) leaves no caller waiting
+                    if not request.done:
+                        request.error, request.done = RuntimeError("the family encoder was interrupted"), True
                 self._busy = False
                 self._changed.notify_all()
         return mine.result()
