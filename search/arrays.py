@@ -6,6 +6,8 @@ as the store hands out new rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 
@@ -40,6 +42,66 @@ def among(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     at = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
     return sorted_set[at] == values
+
+
+PREFILTER_MIN = 100_000  # values looked up at once from which a bitmap of the set pays for itself
+_CHUNK = 1 << 22  # values looked up per step: bounds the temporaries at ~100 MB whatever the count
+
+
+def positions_of_hashes(sorted_set: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Where each value sits in sorted_set (sorted, unique uint64 hashes), -1 where it is absent.
+
+    A binary search of a hundred million shingle hashes into a vocabulary of millions misses the
+    cache at every step (56 s for 55M into 5M here). A bitmap of the set's leading bits (16 per
+    member, packed) rules most absent values out first, and only the rest are searched: 8.7 s.
+    Exact whatever the values; fast only when their leading bits are spread, as hashes' are."""
+    out = np.full(len(values), -1, np.int64)
+    for lo, candidates, at in _found(sorted_set, values):
+        out[lo + candidates] = at
+    return out
+
+
+def hashes_in(sorted_set: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which values are in sorted_set (sorted, unique uint64 hashes): positions_of_hashes' test,
+    a byte a value instead of eight."""
+    out = np.zeros(len(values), bool)
+    for lo, candidates, _ in _found(sorted_set, values):
+        out[lo + candidates] = True
+    return out
+
+
+def _found(sorted_set: np.ndarray, values: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(chunk start, positions in the chunk of the values found, their places in the set), chunk by chunk."""
+    if not len(sorted_set) or not len(values):
+        return
+    bitmap = _leading_bits(sorted_set) if len(values) >= PREFILTER_MIN else None
+    for lo in range(0, len(values), _CHUNK):
+        chunk = values[lo : lo + _CHUNK]
+        candidates = np.arange(len(chunk)) if bitmap is None else _maybe_in(bitmap, chunk)
+        at = np.minimum(np.searchsorted(sorted_set, chunk[candidates]), len(sorted_set) - 1)
+        hit = sorted_set[at] == chunk[candidates]
+        yield lo, candidates[hit], at[hit]
+
+
+def _leading_bits(sorted_set: np.ndarray) -> tuple[np.ndarray, np.uint64]:
+    """A packed bitmap of the set's leading bits (16 bits a member, 2^16 to 2^32 bits), and the shift."""
+    bits = max(16, min(32, int(np.ceil(np.log2(len(sorted_set) * 16)))))
+    shift = np.uint64(64 - bits)
+    packed = np.zeros((1 << bits) // 8, np.uint8)
+    top = sorted_set >> shift
+    np.bitwise_or.at(packed, (top >> np.uint64(3)).astype(np.int64), _bit_of(top))
+    return packed, shift
+
+
+def _maybe_in(bitmap: tuple[np.ndarray, np.uint64], values: np.ndarray) -> np.ndarray:
+    """Positions of the values whose leading bits some member of the set has (a superset of the hits)."""
+    packed, shift = bitmap
+    top = values >> shift
+    return np.flatnonzero(packed[(top >> np.uint64(3)).astype(np.int64)] & _bit_of(top))
+
+
+def _bit_of(top: np.ndarray) -> np.ndarray:
+    return np.left_shift(np.uint8(1), (top & np.uint64(7)).astype(np.uint8))
 
 
 def grown_to_fit(column: np.ndarray, index: int, fill: float) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import positions_of_hashes
 from .errors import IndexCorrupt
 from .segments import SHINGLE_TOKENS, Tokens, shingles
 
@@ -43,10 +44,8 @@ class Vocabulary:
 
     def support_of(self, hashes: np.ndarray) -> np.ndarray:
         """Support of each hash (0 for shingles outside the vocabulary)."""
-        if not len(self.hashes) or not len(hashes):
-            return np.zeros(len(hashes), np.int64)
-        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        return np.where(self.hashes[at] == hashes, self.support[at], 0)
+        at = positions_of_hashes(self.hashes, hashes)
+        return np.where(at >= 0, self.support[at], 0) if len(self.support) else np.zeros(len(hashes), np.int64)
 
     def save(self, path: Path) -> None:
         """Write as an uncompressed .npz (numbers only: nothing in it can run code)."""

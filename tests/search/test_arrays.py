@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from search.arrays import union_of_rows
+import search.arrays
+from search.arrays import PREFILTER_MIN, hashes_in, positions_of_hashes, union_of_rows
 from search.row_facts import RowFacts
 
 
@@ -32,3 +33,19 @@ def test_a_large_sibling_set_is_summarized_as_a_small_one_would_be():
     expected = sorted(((-n, a) for a, n in top.items()))[:5]
     assert [(a["account_id"], a["prompts"]) for a in large["top_accounts"]] == [(a, -n) for n, a in expected]
     assert large["accounts"] == len(top) and large["first_seen"] == 1_763_000_000.0 + chosen[0]
+
+
+@pytest.mark.parametrize("spread", [True, False], ids=["hashes", "small integers"])
+@pytest.mark.parametrize("size", [1_000, PREFILTER_MIN + 1_000])  # below and above the bitmap prefilter
+def test_positions_of_hashes_are_a_binary_searchs_whatever_the_values(size, spread, monkeypatch):
+    monkeypatch.setattr(search.arrays, "_CHUNK", 30_000)  # several chunks
+    rng = np.random.default_rng(size)
+    top = 2**64 - 1 if spread else 5 * size
+    members = np.unique(rng.integers(0, top, size // 10, dtype=np.uint64, endpoint=True))
+    values = np.concatenate((rng.integers(0, top, size, dtype=np.uint64), rng.choice(members, size // 3)))
+    at = np.minimum(np.searchsorted(members, values), len(members) - 1)
+    expected = np.where(members[at] == values, at, -1)
+    assert np.array_equal(positions_of_hashes(members, values), expected)
+    assert np.array_equal(hashes_in(members, values), expected >= 0)
+    assert (expected >= 0).sum() >= size // 3  # the members drawn are found
+    assert (positions_of_hashes(members[:0], values) == -1).all() and positions_of_hashes(members, values[:0]).size == 0
