@@ -8,9 +8,8 @@ into --out so a long run can be taken in parts):
 - `reopen`: open the index as the library does: open time and RSS, each structure's bytes a
   prompt in memory and on disk, and search latency p50/p99 (k = 20) through `promptsim.search`;
 - `dedup-day`: `promptsim dedup --since DAY --until DAY+1 --history`: the day's prompts with
-  their siblings from the whole history (search/history.py);
-- `vectors`: recall@10 against exact search and bytes a vector of each FAISS kind at this size,
-  built from the store's own vectors (`bench/faiss_store.py`).
+  their siblings from the whole history (indexer/history.py).
+Recall@10 of each FAISS kind at this size is `bench/vector_choice.py --index I4M`.
 
 Each CLI step reports its wall time, prompts a second, the peak RSS of its largest process
 (wait4) and the main process's RSS sampled every 5 s.
