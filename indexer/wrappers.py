@@ -188,7 +188,10 @@ def count_support(
     distinct, prompts = np.unique(every, return_counts=True)
     keep = hashes_in(distinct[prompts >= settings.min_support], every)
     every, owner = every[keep], owner[keep]
-    support, senders = _distinct_per_hash(every, groups[owner], accounts[owner])
+    # (cae9f99 sorted (rank, owner) keys once instead: 2.3x faster here, but that 1M dedup peaked
+    # 0.9 GiB higher, and this was the likeliest cause; reverted until measured alone)
+    support = _distinct_per_hash(every, groups[owner].astype(np.int64))
+    senders = _distinct_per_hash(every, accounts[owner].astype(np.int64))
     keep = (support[1] >= settings.min_support) & (senders[1] >= settings.min_accounts)
     vocabulary = Vocabulary(support[0][keep], support[1][keep], senders[1][keep], int(len(np.unique(groups))))
     return vocabulary, _habits(every, accounts[owner], accounts)
@@ -230,26 +233,18 @@ def _holds_vocabulary(regions: list[list[Region]], vocabulary: Vocabulary) -> np
     return np.logical_or.reduceat(hit, np.minimum(starts, len(hit) - 1)) & (counts > 0)
 
 
-def _distinct_per_hash(hashes: np.ndarray, *owners: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each owners array: (sorted distinct hashes, number of distinct owners holding each).
-
-    The hashes are sorted once; each hash's rank and its owner then make one 64-bit key, and one
-    sort of those keys finds the distinct pairs (2.3x faster than a two-key lexsort per owner)."""
+def _distinct_per_hash(hashes: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct hashes, number of distinct owners holding each)."""
     if not len(hashes):
-        return [(np.zeros(0, np.uint64), np.zeros(0, np.int64)) for _ in owners]
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
-    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
-    distinct = ordered[starts]
-    rank = (np.cumsum(starts) - 1).astype(np.uint64) << np.uint64(32)
-    del ordered, starts
-    found = []
-    for owner in owners:  # codes below 2**32: accounts and near-copy groups of one window
-        pairs = np.sort(rank | owner[order].astype(np.uint64))
-        first = np.concatenate(([True], pairs[1:] != pairs[:-1]))
-        counts = np.bincount((pairs[first] >> np.uint64(32)).astype(np.int64), minlength=len(distinct))
-        found.append((distinct, counts.astype(np.int64)))
-    return found
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    order = np.lexsort((owners, hashes))
+    h, o = hashes[order], owners[order]
+    new_pair = np.concatenate(([True], (h[1:] != h[:-1]) | (o[1:] != o[:-1])))
+    h = h[new_pair]
+    starts = np.concatenate(([True], h[1:] != h[:-1]))
+    distinct = h[starts]
+    counts = np.diff(np.concatenate((np.flatnonzero(starts), [len(h)])))
+    return distinct, counts
 
 
 def mined_shingles(tokens: Tokens, settings: WrapperSettings) -> np.ndarray:
