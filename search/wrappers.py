@@ -8,6 +8,7 @@ time, so an analyst's pasted prompt is split into wrapper and slot exactly as st
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -86,12 +87,33 @@ def mined(ids: np.ndarray, settings: WrapperSettings) -> list[Region]:
 
 def described(tokens: Tokens, kept: list[Span]) -> tuple[str, np.ndarray, float, float, bool]:
     """(wrapper text, its shingles, coverage, support, anchored) of chosen spans."""
-    last = len(tokens) - 1
+    return (wrapper_text(tokens, kept), *span_facts(len(tokens), kept))
+
+
+def wrapper_text(tokens: Tokens, kept: list[Span]) -> str:
+    """The chosen spans' words, the spans joined by an ellipsis."""
+    return " … ".join(tokens.substring(s, e) for s, e, _, _ in kept)
+
+
+def span_facts(size: int, kept: list[Span]) -> tuple[np.ndarray, float, float, bool]:
+    """(shingles, coverage, support, anchored) of chosen spans in a prompt of `size` tokens: all
+    but the text, which needs the prompt's words."""
+    last = size - 1
     covered = sum(e - s + 1 for s, e, _, _ in kept)
-    text = " … ".join(tokens.substring(s, e) for s, e, _, _ in kept)
     found = np.unique(np.concatenate([h for _, _, _, h in kept]))
     anchored = any(s == 0 or e == last for s, e, _, _ in kept)
-    return text, found, covered / max(len(tokens), 1), float(kept[0][2]), anchored
+    return found, covered / max(size, 1), float(kept[0][2]), anchored
+
+
+def wording_key(kept: list[Span]) -> bytes:
+    """A digest that is equal for two prompts' chosen spans exactly when their wrapper texts are:
+    consecutive shingles overlap by all but one token, so a span's shingle hashes spell its
+    tokens, and the text is the spans' tokens in order (128 bits: collisions are out of reach)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for _, _, _, h in kept:
+        digest.update(len(h).to_bytes(4, "little"))
+        digest.update(np.ascontiguousarray(h, np.uint64).tobytes())
+    return digest.digest()
 
 
 def mined_regions(n: int, settings: WrapperSettings) -> list[tuple[int, int]]:

@@ -151,3 +151,33 @@ def test_mining_on_two_worker_processes_finds_the_same_wrappers_as_one():
     for field in ("coverage", "support", "anchored"):
         assert np.array_equal(getattr(one, field), getattr(two, field))
     assert np.array_equal(one.vocabulary.hashes, two.vocabulary.hashes)
+
+
+def test_each_wrapper_wording_is_tokenized_again_once_and_every_prompt_gets_its_own_spans_words(monkeypatch):
+    import itertools
+
+    import indexer.wrappers as mining
+
+    slots = background_texts(240)
+    texts = (
+        [f"{PREFIX}\n\n{s}\n\n{SUFFIX}" for s in slots[:60]]  # two spans: the same first span as the next
+        + [f"{PREFIX.upper()}\n\n{s}" for s in slots[60:120]]  # case folds: the same tokens, the same text
+        + [f"{s}\n\n{SUFFIX}" for s in slots[120:180]]
+        + slots[180:]
+    )
+    accounts = [i % 30 for i in range(len(texts))]
+    reads = []
+    wording_of = mining._wording_of
+    monkeypatch.setattr(mining, "_wording_of", lambda work: reads.append(work[0]) or wording_of(work))
+    shared = _window(texts, accounts)
+
+    unique = itertools.count()  # every prompt its own wording: each tokenized, as before wording_key
+    monkeypatch.setattr(mining, "wording_key", lambda spans: next(unique).to_bytes(8, "little"))
+    reads_before = len(reads)
+    each = _window(texts, accounts)
+
+    assert shared.text == each.text
+    wrapped = sum(bool(t) for t in shared.text)
+    assert wrapped >= 170 and len(reads) - reads_before == wrapped
+    assert reads_before == len(set(t for t in shared.text if t)) >= 3  # one read per wording
+    assert sum(" … " in t for t in shared.text) >= 55  # the two-span prompts kept both parts
