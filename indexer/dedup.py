@@ -34,7 +34,6 @@ from search.index import PromptIndex
 from search.intent import IntentScorer
 from search.normalize import normalize
 from search.records import to_iso
-from search.segments import Tokenizer
 from search.signals import Signals
 from search.store import PromptStore
 from search.wrappers import WrapperSettings
@@ -45,7 +44,7 @@ from .features import DEFAULT_FLAG_THRESHOLD, campaign_score, cluster_features, 
 from .graph import Edges, GuardedUnionFind, band_pairs, components
 from .knn import mutual_knn_edges
 from .templates import SLOT, extract_template
-from .wrappers import mine_wrappers, mined_shingles
+from .wrappers import mine_wrappers, shingle_reader
 
 logger = logging.getLogger(__name__)
 
@@ -577,16 +576,16 @@ def _families(
     start = time.perf_counter()
     wrappers = mine_wrappers(lambda pos: _texts(source, window, pos), n, window.accounts, copies, settings.wrapper)
     logger.info("wrappers: %d prompts mined in %.1f s", n, time.perf_counter() - start)
-    tokenizer = Tokenizer()
-    families = find_families(
-        wrappers,
-        window.accounts,
-        window.timestamps,
-        encoder,
-        settings.family,
-        Edges.concat(list(edges.values())),
-        lambda pos: [mined_shingles(tokenizer(t), settings.wrapper) for t in _texts(source, window, pos)],
-    )
+    with shingle_reader(lambda pos: _texts(source, window, pos), settings.wrapper) as shingles_of:
+        families = find_families(
+            wrappers,
+            window.accounts,
+            window.timestamps,
+            encoder,
+            settings.family,
+            Edges.concat(list(edges.values())),
+            shingles_of,
+        )
     context = Context(copies, activity, families.labels, families.main_wrappers(), IntentScorer(encoder))
     families.wrappers, families.rows, families.encoder_name = wrappers, window.rows, encoder.name
     return context, families

@@ -242,6 +242,14 @@ def semantic_forms(
         form = _form_of(members, [wrappers.shingles[int(m)] for m in members], wrappers, accounts, settings, 0)
         if form is not None:
             forms.append(form)
+    logger.info(
+        "semantic forms: %d prompts, %d wordings embedded (%d characters), %d leaders, %d forms",
+        len(positions),
+        len(texts),
+        sum(map(len, texts)),
+        len(np.unique(root)),
+        len(forms),
+    )
     return forms
 
 

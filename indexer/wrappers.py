@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.pool import Pool
@@ -67,6 +68,7 @@ class Wrappers:
 
 
 PARALLEL_MIN_PROMPTS = 20_000  # below this a fork costs more than the second core saves
+PARALLEL_BATCH_MIN = 5_000  # prompts in one shingle_reader call worth its workers
 
 
 def mine_wrappers(
@@ -282,4 +284,37 @@ def mined_shingles(tokens: Tokens, settings: WrapperSettings) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
-__all__ = ["Wrappers", "mine_wrappers", "mined_shingles"]
+@contextmanager
+def shingle_reader(
+    texts_of: TextsOf,
+    settings: WrapperSettings,
+    *,
+    workers: int | None = None,
+    parallel_min: int = PARALLEL_BATCH_MIN,
+) -> Iterator[Callable[[np.ndarray], list[np.ndarray]]]:
+    """shingles_of(positions): each prompt's mined shingles (mined_shingles of its text), in order.
+
+    Family adoption asks this of every prompt an edge ties to a family (a third of a million at
+    1M prompts), and tokenizing them in the parent took as long as the rest of adoption: calls
+    of at least parallel_min prompts tokenize on `workers` forked processes (default: up to
+    two), forked at the first such call and kept until the block ends."""
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    with ExitStack() as stack:
+        pools: list[Pool | None] = []
+
+        def shingles_of(positions: np.ndarray) -> list[np.ndarray]:
+            texts = texts_of(positions)
+            if len(texts) >= parallel_min and not pools:
+                pools.append(stack.enter_context(forked_pool(workers)))
+            pool = pools[0] if pools and len(texts) >= parallel_min else None
+            batches = [texts[i : i + _BATCH] for i in range(0, len(texts), _BATCH)]
+            out = []
+            for packed in _map(pool, partial(_packed_regions, settings), batches):
+                for _, regions in _unpacked(packed):
+                    out.append(np.concatenate([h for _, h in regions]) if regions else np.zeros(0, np.uint64))
+            return out
+
+        yield shingles_of
+
+
+__all__ = ["Wrappers", "mine_wrappers", "mined_shingles", "shingle_reader"]

@@ -100,7 +100,9 @@ class IntentScorer:
             parts = [text, *(s for s in sentences(text) if s != text)][:MAX_PIECES]
             pieces += parts
             owner += [i] * len(parts)
-        sims = _unit(self.encoder.encode(pieces)) @ self._prototypes.T
+        distinct = list(dict.fromkeys(pieces))  # clusters of one family, and common sentences, repeat
+        row_of = {piece: row for row, piece in enumerate(distinct)}
+        sims = (_unit(self.encoder.encode(distinct)) @ self._prototypes.T)[[row_of[p] for p in pieces]]
         best_raw = np.full(len(texts), -1.0)
         best_kind = np.zeros(len(texts), np.int64)
         for row, i in enumerate(owner):

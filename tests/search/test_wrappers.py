@@ -181,3 +181,19 @@ def test_each_wrapper_wording_is_tokenized_again_once_and_every_prompt_gets_its_
     assert wrapped >= 170 and len(reads) - reads_before == wrapped
     assert reads_before == len(set(t for t in shared.text if t)) >= 3  # one read per wording
     assert sum(" … " in t for t in shared.text) >= 55  # the two-span prompts kept both parts
+
+
+def test_the_shingle_reader_on_worker_processes_gives_each_prompts_mined_shingles():
+    from indexer.wrappers import mined_shingles, shingle_reader
+
+    texts = background_texts(120) + ["", "短い中国語の文", json.dumps({"a": 1, "b": [2, 3]}), "word " * 600]
+    settings = WrapperSettings()
+    expected = [mined_shingles(Tokenizer()(t), settings) for t in texts]
+    asked = np.asarray([3, 0, 121, 122, 123, 120, *range(4, 120)], np.int64)
+    with shingle_reader(lambda pos: [texts[i] for i in pos.tolist()], settings, workers=2, parallel_min=50) as read:
+        small, large = read(asked[:6]), read(asked)  # one process, then the forked workers
+        again = read(asked[::-1])  # the same workers
+    for got, positions in ((small, asked[:6]), (large, asked), (again, asked[::-1])):
+        assert len(got) == len(positions)
+        assert all(np.array_equal(g, expected[p]) for g, p in zip(got, positions.tolist()))
+    assert sum(len(g) > 0 for g in large) >= 115
