@@ -71,6 +71,10 @@ OLD = 1_580_000_000  # 2020: "old" prompts, which a purge --older-than 1000d rem
 NEW = 1_795_000_000  # Nov 2026: everything else
 PURGE_AGE = "1000d"
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa".split()
+# a third of the traffic shares this wrapper, so every dedup run leaves clusters for verdicts to land on
+# (random words alone never cluster: the verdict path was never drawn)
+TEMPLATE = "Summarize this support ticket for the on-call engineer, then list the next three steps and who owns each:"
+TEMPLATED_SHARE = 1 / 3
 CLI = [sys.executable, "-c", "from api.cli import main; main()"]
 
 
@@ -279,7 +283,7 @@ class KillLoop:
             rows.append(
                 {
                     "id": pid,
-                    "text": f"prompt {pid}: " + " ".join(self.rng.choices(WORDS, k=12)),
+                    "text": self._text(pid),
                     "account_id": f"acct-{self.rng.randrange(6)}",
                     "timestamp": (OLD if old else NEW) + self.n,
                 }
@@ -287,6 +291,10 @@ class KillLoop:
             if old:
                 self.old.add(pid)
         return rows
+
+    def _text(self, pid: str) -> str:
+        words = " ".join(self.rng.choices(WORDS, k=12))
+        return f"{TEMPLATE} ticket {pid}: {words}" if self.rng.random() < TEMPLATED_SHARE else f"prompt {pid}: {words}"
 
     def _jsonl(self, rows: list[dict[str, Any]], name: str) -> Path:
         path = self.work / f"{name}.jsonl"

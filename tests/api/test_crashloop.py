@@ -20,3 +20,16 @@ def test_kills_on_every_write_path_lose_and_invent_nothing(tmp_path):
     assert report["passed"], table(report)
     assert report["prompts"]["acknowledged_missing"] == 0 and report["prompts"]["never_sent_present"] == 0
     assert report["prompts"]["duplicate_ids"] == 0 and report["structures_agree"]
+
+
+@pytest.mark.slow
+def test_verdicts_are_drawn_on_the_clusters_the_loops_own_traffic_leaves_and_survive_kills(tmp_path):
+    # the loop's traffic must cluster: with random words alone no dedup run left a cluster, and the
+    # verdict path was never drawn in any long run
+    loop = KillLoop(
+        tmp_path / "work", seed=2, mix={"dedup": 1, "verdict": 3}, kill_rate=0.3, check_every=3, model="static-minilm"
+    )
+    report = loop.run(25)
+    assert report["paths"]["verdict"]["acknowledged"] > 0, table(report)
+    assert report["verdicts"]["acknowledged"] > 0 and report["verdicts"]["missing"] == 0, table(report)
+    assert report["passed"], table(report)
