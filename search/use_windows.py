@@ -6,13 +6,15 @@ convolution layers, so a token's features depend on the tokens at most 4 places 
 (within its sentence), and a text's vector on the sum of its tokens' features alone.
 
 A million-prompt dedup embeds ~200k wrapper wordings that differ from each other in a few words
-(synonym swaps, a changed name), so most token windows recur many times. The backend computes
-every token of every text; here each layer is computed once per distinct window it depends on
-(the token, then the n-gram under the first convolution, then the 2n-1 tokens under the second,
-9 for the widest), and each text sums its tokens' rows. Same arithmetic per row, so the vectors
-equal the backend's up to float rounding (other summation order): tests/search/test_use_windows.py
-compares them. The windows are told apart exactly (ranks of ranks, no hashing), and a window that
-reaches past its text's start or end is its own window, as the backend pads it with zeros.
+(synonym swaps, a changed name), so their token windows recur: of its tokens, 0.4% are distinct
+tokens, 20% distinct 5-token windows, 73% distinct 9-token windows. The backend computes every
+token of every text; here each layer's product is split by window slot and taken once per
+distinct input row (the token, or the window under the first convolution), then gathered per
+distinct window; each text sums its windows' normalised rows and is projected once. The same
+products summed in another order, so the vectors equal the backend's up to float rounding:
+tests/search/test_use_windows.py compares them. The windows are told apart exactly (ranks of
+ranks, no hashing), and a window that reaches past its text's start or end is its own window,
+as the backend pads it with zeros.
 """
 
 from __future__ import annotations
